@@ -1,0 +1,156 @@
+"""Serialization, export and bad-input handling of zoo.layers."""
+
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+from zoo import layers
+from layer_cases import CELLS
+
+LAYER_CLASSES = [layers.SimpleRNN, layers.LSTM, layers.GRU]
+CELL_CLASSES = [layers.SimpleRNNCell, layers.LSTMCell, layers.GRUCell]
+
+
+@pytest.mark.parametrize("cls", LAYER_CLASSES)
+def test_config_round_trip(cls):
+    layer = cls(7, dropout=0.25, recurrent_dropout=0.1, return_sequences=True,
+                go_backwards=True, kernel_regularizer="l2", seed=5)
+    config = layer.get_config()
+    again = cls.from_config(config)
+    assert again.get_config() == config
+    assert again.units == 7 and again.dropout == 0.25 and again.go_backwards
+
+
+@pytest.mark.parametrize("cls", CELL_CLASSES)
+def test_cell_config_round_trip_and_works_in_keras_rnn(cls, rng):
+    cell = cls(5)
+    again = cls.from_config(cell.get_config())
+    assert again.get_config() == cell.get_config()
+    out = keras.layers.RNN(cell)(rng.normal(size=(2, 4, 3)).astype("float32"))
+    assert out.shape == (2, 5)
+
+
+def test_keras_defaults_are_kept():
+    for ours, theirs in [(layers.LSTM(3), keras.layers.LSTM(3)),
+                         (layers.SimpleRNN(3), keras.layers.SimpleRNN(3))]:
+        mine, keras_config = ours.get_config(), theirs.get_config()
+        for key, value in keras_config.items():
+            if key != "name":
+                assert mine[key] == value, key
+    assert layers.GRU(3).reset_after is False
+
+
+def _tiny_model(name):
+    cls, extra, _ = CELLS[name]
+    inputs = keras.Input((None, 3))
+    hidden = keras.layers.Bidirectional(cls(4, return_sequences=True, **extra))(inputs)
+    outputs = keras.layers.Dense(2)(cls(5, **extra)(hidden))
+    return keras.Model(inputs, outputs)
+
+
+@pytest.mark.parametrize("name", list(CELLS))
+def test_keras_file_round_trip(name, tmp_path, rng):
+    model = _tiny_model(name)
+    x = rng.normal(size=(2, 6, 3)).astype("float32")
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    np.testing.assert_allclose(loaded(x), model(x), atol=1e-6)
+    assert isinstance(loaded.layers[-2], CELLS[name][0])
+
+
+def test_saved_model_runs_in_fresh_process_without_zoo(tmp_path, rng):
+    model = _tiny_model("gru")
+    x = rng.normal(size=(2, 6, 3)).astype("float32")
+    export_dir = tmp_path / "exported"
+    model.export(str(export_dir), verbose=False)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "want.npy", np.asarray(model(x)))
+    script = textwrap.dedent(
+        f"""
+        import sys, numpy as np, tensorflow as tf
+        loaded = tf.saved_model.load({str(export_dir)!r})
+        x = np.load({str(tmp_path / 'x.npy')!r})
+        got = loaded.serve(tf.constant(x)).numpy()
+        assert not any(m == 'zoo' or m.startswith('zoo.') for m in sys.modules), 'zoo was imported'
+        np.testing.assert_allclose(got, np.load({str(tmp_path / 'want.npy')!r}), atol=1e-5)
+        print('ok')
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().endswith("ok")
+
+
+# -- bad input -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cls", LAYER_CLASSES + CELL_CLASSES)
+@pytest.mark.parametrize("units", [0, -3, 2.5, None, True])
+def test_bad_units(cls, units):
+    with pytest.raises(ValueError, match=r"units.*positive integer.*Received"):
+        cls(units)
+
+
+@pytest.mark.parametrize("cls", LAYER_CLASSES)
+@pytest.mark.parametrize("argument", ["dropout", "recurrent_dropout"])
+@pytest.mark.parametrize("value", [-0.1, 1.0, 1.5, "a lot"])
+def test_bad_dropout(cls, argument, value):
+    with pytest.raises(ValueError, match=rf"{argument}.*\[0, 1\).*Received"):
+        cls(4, **{argument: value})
+
+
+@pytest.mark.parametrize("cls", LAYER_CLASSES)
+@pytest.mark.parametrize("shape", [(4, 3), (2, 3, 4, 5)])
+def test_wrong_rank(cls, shape):
+    layer = cls(4, name="my_rnn")
+    with pytest.raises(ValueError, match=r"my_rnn.*rank 3.*Received shape"):
+        layer(np.zeros(shape, "float32"))
+
+
+@pytest.mark.parametrize("cls", LAYER_CLASSES)
+def test_wrong_feature_dim_on_built_layer(cls):
+    layer = cls(4, name="built_rnn")
+    layer(np.zeros((2, 5, 3), "float32"))
+    with pytest.raises(ValueError, match=r"built_rnn.*built for 3 input features, received 7"):
+        layer(np.zeros((2, 5, 7), "float32"))
+
+
+@pytest.mark.parametrize("cls", CELL_CLASSES)
+def test_cell_wrong_feature_dim(cls):
+    cell = cls(4, name="cell")
+    states = [np.zeros((2, 4), "float32")] * (2 if cls is layers.LSTMCell else 1)
+    cell(np.zeros((2, 3), "float32"), states)
+    with pytest.raises(ValueError, match="built for 3 input features, received 5"):
+        cell(np.zeros((2, 5), "float32"), states)
+
+
+@pytest.mark.parametrize("name", list(CELLS))
+def test_initial_state_wrong_count(name):
+    cls, extra, n_states = CELLS[name]
+    layer = cls(4, name="r", **extra)
+    x = np.zeros((2, 5, 3), "float32")
+    states = [np.zeros((2, 4), "float32")] * (n_states + 1)
+    with pytest.raises(ValueError, match=rf"expected {n_states} initial state.*received {n_states + 1}"):
+        layer(x, initial_state=states)
+
+
+@pytest.mark.parametrize("name", list(CELLS))
+@pytest.mark.parametrize("bad_shape", [(2, 5), (3, 4), (2, 4, 1)])
+def test_initial_state_wrong_shape(name, bad_shape):
+    cls, extra, n_states = CELLS[name]
+    layer = cls(4, name="r", **extra)
+    x = np.zeros((2, 5, 3), "float32")
+    states = [np.zeros(bad_shape, "float32")] + [np.zeros((2, 4), "float32")] * (n_states - 1)
+    with pytest.raises(ValueError, match=r"initial state 0 must have shape \(batch, 4\)"):
+        layer(x, initial_state=states)
+
+
+def test_bad_use_cudnn():
+    with pytest.raises(ValueError, match="use_cudnn"):
+        layers.LSTM(3, use_cudnn="sometimes")

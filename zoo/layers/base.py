@@ -1,0 +1,355 @@
+"""Shared machinery for the zoo recurrent cells and sequence layers.
+
+A cell computes one time step; a sequence layer (a `keras.layers.RNN`
+subclass) owns the loop over time, masking, statefulness and the choice of
+implementation. The helpers here hold what the three cell families share:
+argument validation, the common constructor arguments, and the checks that
+turn bad input into a `ValueError` at the API boundary instead of a crash
+deep inside TensorFlow.
+"""
+
+from zoo import _backend  # noqa: F401  (sets the Keras backend before import)
+
+import keras
+from keras import activations, constraints, initializers, ops, regularizers
+
+try:  # The marker Keras's RNN layer uses to prepare per-sequence dropout masks.
+    from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
+except ImportError:  # pragma: no cover - layout of a future Keras
+    DropoutRNNCell = object
+
+
+def validate_units(owner, units):
+    if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
+        raise ValueError(
+            f"{owner}: `units` must be a positive integer. Received: units={units!r}"
+        )
+    return units
+
+
+def validate_rate(owner, name, value):
+    try:
+        rate = float(value)
+    except (TypeError, ValueError):
+        rate = None
+    if rate is None or not 0.0 <= rate < 1.0:
+        raise ValueError(
+            f"{owner}: `{name}` must be a float in [0, 1). Received: {name}={value!r}"
+        )
+    return rate
+
+
+def static_shape(tensor):
+    shape = getattr(tensor, "shape", None)
+    if shape is None:
+        return None
+    return tuple(shape)
+
+
+class RecurrentCell(DropoutRNNCell, keras.layers.Layer):
+    """Base class of the zoo cells: common arguments, dropout, input checks.
+
+    Subclasses set `gate_count` (number of `units`-wide blocks in the kernel)
+    and implement `call(inputs, states, training=False)`.
+    """
+
+    gate_count = 1
+
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        owner = type(self).__name__
+        self.units = validate_units(owner, units)
+        self.activation = activations.get(activation)
+        self.recurrent_activation = activations.get(recurrent_activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.recurrent_initializer = initializers.get(recurrent_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.recurrent_constraint = constraints.get(recurrent_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
+        self.dropout = validate_rate(owner, "dropout", dropout)
+        self.recurrent_dropout = validate_rate(
+            owner, "recurrent_dropout", recurrent_dropout
+        )
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed=seed)
+
+    # -- weights ---------------------------------------------------------
+    def _bias_shape(self):
+        return (self.gate_count * self.units,)
+
+    def _bias_initializer_for_build(self):
+        return self.bias_initializer
+
+    def build(self, input_shape):
+        input_shape = tuple(input_shape)
+        if len(input_shape) != 2 or input_shape[-1] is None:
+            raise ValueError(
+                f"{type(self).__name__} '{self.name}': expected step inputs of "
+                f"shape (batch, features) with a known feature size. "
+                f"Received input_shape={input_shape}"
+            )
+        input_dim = input_shape[-1]
+        width = self.gate_count * self.units
+        self.kernel = self.add_weight(
+            shape=(input_dim, width),
+            name="kernel",
+            initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
+        )
+        self.recurrent_kernel = self.add_weight(
+            shape=(self.units, width),
+            name="recurrent_kernel",
+            initializer=self.recurrent_initializer,
+            regularizer=self.recurrent_regularizer,
+            constraint=self.recurrent_constraint,
+        )
+        if self.use_bias:
+            self.bias = self.add_weight(
+                shape=self._bias_shape(),
+                name="bias",
+                initializer=self._bias_initializer_for_build(),
+                regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
+            )
+        else:
+            self.bias = None
+        self.built = True
+
+    @property
+    def input_dim(self):
+        return None if not self.built else int(self.kernel.shape[0])
+
+    # -- checks and dropout ---------------------------------------------
+    def check_step_input(self, inputs):
+        shape = static_shape(inputs)
+        if shape is not None and len(shape) != 2:
+            raise ValueError(
+                f"{type(self).__name__} '{self.name}': expected a step input of "
+                f"rank 2 (batch, features). Received shape {shape}"
+            )
+        if (
+            shape is not None
+            and self.built
+            and shape[-1] is not None
+            and shape[-1] != self.input_dim
+        ):
+            raise ValueError(
+                f"{type(self).__name__} '{self.name}': was built for "
+                f"{self.input_dim} input features, received {shape[-1]} "
+                f"(input shape {shape})"
+            )
+
+    def dropped_inputs(self, inputs, training):
+        if training and self.dropout > 0:
+            return inputs * self.get_dropout_mask(inputs)
+        return inputs
+
+    def dropped_state(self, h_tm1, training):
+        if training and self.recurrent_dropout > 0:
+            return h_tm1 * self.get_recurrent_dropout_mask(h_tm1)
+        return h_tm1
+
+    def get_initial_state(self, batch_size=None):
+        return [
+            ops.zeros((batch_size, size), dtype=self.compute_dtype)
+            for size in self._state_sizes()
+        ]
+
+    def _state_sizes(self):
+        size = self.state_size
+        return list(size) if isinstance(size, (list, tuple)) else [size]
+
+    def get_config(self):
+        config = {
+            "units": self.units,
+            "activation": activations.serialize(self.activation),
+            "recurrent_activation": activations.serialize(self.recurrent_activation),
+            "use_bias": self.use_bias,
+            "kernel_initializer": initializers.serialize(self.kernel_initializer),
+            "recurrent_initializer": initializers.serialize(
+                self.recurrent_initializer
+            ),
+            "bias_initializer": initializers.serialize(self.bias_initializer),
+            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+            "recurrent_regularizer": regularizers.serialize(
+                self.recurrent_regularizer
+            ),
+            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+            "kernel_constraint": constraints.serialize(self.kernel_constraint),
+            "recurrent_constraint": constraints.serialize(self.recurrent_constraint),
+            "bias_constraint": constraints.serialize(self.bias_constraint),
+            "dropout": self.dropout,
+            "recurrent_dropout": self.recurrent_dropout,
+            "seed": self.seed,
+        }
+        return {**super().get_config(), **config}
+
+
+# Cell arguments a sequence layer forwards to its cell and exposes as
+# read-only properties, like `keras.layers.LSTM` does.
+CELL_PROPERTIES = (
+    "units",
+    "activation",
+    "recurrent_activation",
+    "use_bias",
+    "kernel_initializer",
+    "recurrent_initializer",
+    "bias_initializer",
+    "kernel_regularizer",
+    "recurrent_regularizer",
+    "bias_regularizer",
+    "kernel_constraint",
+    "recurrent_constraint",
+    "bias_constraint",
+    "dropout",
+    "recurrent_dropout",
+)
+
+
+def _cell_property(name):
+    return property(lambda self: getattr(self.cell, name), doc=f"The cell's `{name}`.")
+
+
+class RecurrentSequence(keras.layers.RNN):
+    """Base class of the zoo sequence layers.
+
+    It adds boundary checks (rank, feature size, initial states) to
+    `keras.layers.RNN` and a single place, `inner_loop`, where a faster
+    implementation can take over from the generic step-by-step loop.
+    """
+
+    for _name in CELL_PROPERTIES:
+        locals()[_name] = _cell_property(_name)
+    del _name
+
+    # Arguments of `keras.layers.RNN` that a zoo sequence layer takes itself.
+    _LAYER_ARGUMENTS = (
+        "return_sequences",
+        "return_state",
+        "go_backwards",
+        "stateful",
+        "unroll",
+        "activity_regularizer",
+    )
+
+    def _init_from_arguments(self, cell_class, cell_name, arguments):
+        """Split a sequence layer's constructor arguments into cell and layer.
+
+        `arguments` is the constructor's `locals()`; everything that is not a
+        layer argument (or `**kwargs`, which go to `keras.layers.Layer`) is a
+        cell argument.
+        """
+        arguments = dict(arguments)
+        arguments.pop("self", None)
+        arguments.pop("__class__", None)
+        kwargs = arguments.pop("kwargs", {})
+        layer_arguments = {
+            key: arguments.pop(key) for key in self._LAYER_ARGUMENTS if key in arguments
+        }
+        cell = cell_class(
+            **arguments,
+            dtype=kwargs.get("dtype"),
+            trainable=kwargs.get("trainable", True),
+            name=cell_name,
+        )
+        super().__init__(cell, **layer_arguments, **kwargs)
+
+    def _describe(self):
+        return f"{type(self).__name__} '{self.name}'"
+
+    def _check_sequence_shape(self, shape):
+        shape = tuple(shape)
+        if len(shape) != 3:
+            raise ValueError(
+                f"{self._describe()}: expected inputs of rank 3 "
+                f"(batch, timesteps, features). Received shape {shape}"
+            )
+        if shape[-1] is None:
+            raise ValueError(
+                f"{self._describe()}: the feature dimension of the inputs must "
+                f"be known. Received shape {shape}"
+            )
+        if self.cell.built and shape[-1] != self.cell.input_dim:
+            raise ValueError(
+                f"{self._describe()}: was built for {self.cell.input_dim} input "
+                f"features, received {shape[-1]} (input shape {shape})"
+            )
+
+    def build(self, sequences_shape, initial_state_shape=None):
+        self._check_sequence_shape(sequences_shape)
+        super().build(sequences_shape, initial_state_shape)
+
+    def _check_initial_state(self, sequences, initial_state):
+        states = initial_state if isinstance(initial_state, (list, tuple)) else [
+            initial_state
+        ]
+        expected = list(self.state_size)
+        if len(states) != len(expected):
+            raise ValueError(
+                f"{self._describe()}: expected {len(expected)} initial state "
+                f"tensor(s) of shape (batch, units) = (batch, {self.cell.units}), "
+                f"received {len(states)}"
+            )
+        batch = static_shape(sequences)[0]
+        for index, (state, size) in enumerate(zip(states, expected)):
+            shape = static_shape(state)
+            if shape is None:
+                continue
+            ok = len(shape) == 2 and shape[-1] in (None, size)
+            if ok and batch is not None and shape[0] is not None:
+                ok = shape[0] == batch
+            if not ok:
+                raise ValueError(
+                    f"{self._describe()}: initial state {index} must have shape "
+                    f"(batch, {size}) with batch={batch}. Received shape {shape}"
+                )
+
+    def call(self, sequences, initial_state=None, mask=None, training=False):
+        self._check_sequence_shape(static_shape(sequences))
+        if initial_state is not None:
+            self._check_initial_state(sequences, initial_state)
+        return super().call(
+            sequences, initial_state=initial_state, mask=mask, training=training
+        )
+
+    def get_config(self):
+        config = {
+            key: value
+            for key, value in self.cell.get_config().items()
+            if key not in ("name", "trainable", "dtype")
+        }
+        config["activity_regularizer"] = regularizers.serialize(
+            self.activity_regularizer
+        )
+        base = super().get_config()
+        del base["cell"]
+        return {**base, **config}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

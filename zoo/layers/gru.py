@@ -1,0 +1,184 @@
+"""The gated recurrent unit, written the way our documents write it.
+
+    z  = σ(x_t W_z + h_{t-1} U_z + b_z)              update gate
+    r  = σ(x_t W_r + h_{t-1} U_r + b_r)              reset gate
+    h~ = tanh(x_t W_h + (r * h_{t-1}) U_h + b_h)     candidate
+    h_t = (1 - z) * h_{t-1} + z * h~
+
+`z` is the share of the *new* candidate in the next state, and the reset gate
+acts on `h_{t-1}` before the recurrent matrix product. With
+`reset_after=True` the reset gate acts after it, the placement cuDNN and
+PyTorch use:
+
+    h~ = tanh(x_t W_h + b_h^x + r * (h_{t-1} U_h + b_h^h))
+
+still with the update convention above. Keras and PyTorch use the opposite
+update convention (`h_t = z * h_{t-1} + (1 - z) * h~`); `zoo.convert` turns
+their weights into ours exactly by negating the update-gate block, since
+σ(-a) = 1 - σ(a).
+
+Weights use Keras's layout: blocks z, r, h; `bias` has shape `(3 * units,)`,
+or `(2, 3 * units)` (input bias row, recurrent bias row) when
+`reset_after=True`.
+"""
+
+import keras
+from keras import ops
+
+from zoo.layers.base import RecurrentCell, RecurrentSequence
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class GRUCell(RecurrentCell):
+    """One step of the GRU with the update `h_t = (1-z)*h_{t-1} + z*h~`.
+
+    Args:
+        units: Positive integer, size of the hidden state.
+        activation: Activation of the candidate (default `tanh`).
+        recurrent_activation: Activation of the update and reset gates
+            (default sigmoid).
+        use_bias: Whether to use biases.
+        reset_after: `False` (default, as documented): `r` multiplies
+            `h_{t-1}` before the recurrent product. `True`: `r` multiplies the
+            recurrent product (cuDNN/PyTorch placement), with separate input
+            and recurrent biases.
+        kernel_initializer, recurrent_initializer, bias_initializer,
+        *_regularizer, *_constraint, dropout, recurrent_dropout, seed: As in
+            `keras.layers.GRUCell`.
+
+    Call arguments:
+        inputs: Tensor `(batch, features)`.
+        states: List holding `h_{t-1}`, shape `(batch, units)`.
+        training: Whether dropout is active.
+
+    Example:
+
+    >>> cell = GRUCell(8)
+    >>> h, [h] = cell(keras.ops.ones((2, 3)), [keras.ops.zeros((2, 8))])
+    """
+
+    gate_count = 3
+
+    def __init__(self, units, reset_after=False, **kwargs):
+        super().__init__(units, **kwargs)
+        self.reset_after = bool(reset_after)
+        self.state_size = self.units
+        self.output_size = self.units
+
+    def _bias_shape(self):
+        if self.reset_after:
+            return (2, 3 * self.units)
+        return (3 * self.units,)
+
+    def call(self, inputs, states, training=False):
+        self.check_step_input(inputs)
+        nested = isinstance(states, (list, tuple))
+        h_tm1 = states[0] if nested else states
+        units = self.units
+        x = self.dropped_inputs(inputs, training)
+        h_in = self.dropped_state(h_tm1, training)
+
+        x_proj = ops.matmul(x, self.kernel)
+        if self.use_bias:
+            input_bias = self.bias[0] if self.reset_after else self.bias
+            x_proj = x_proj + input_bias
+        x_z, x_r, x_h = ops.split(x_proj, 3, axis=-1)
+
+        if self.reset_after:
+            h_proj = ops.matmul(h_in, self.recurrent_kernel)
+            if self.use_bias:
+                h_proj = h_proj + self.bias[1]
+            h_z, h_r, h_h = ops.split(h_proj, 3, axis=-1)
+            z = self.recurrent_activation(x_z + h_z)
+            r = self.recurrent_activation(x_r + h_r)
+            candidate = self.activation(x_h + r * h_h)
+        else:
+            h_zr = ops.matmul(h_in, self.recurrent_kernel[:, : 2 * units])
+            h_z, h_r = ops.split(h_zr, 2, axis=-1)
+            z = self.recurrent_activation(x_z + h_z)
+            r = self.recurrent_activation(x_r + h_r)
+            recurrent_h = ops.matmul(r * h_in, self.recurrent_kernel[:, 2 * units :])
+            candidate = self.activation(x_h + recurrent_h)
+
+        h = h_tm1 + z * (candidate - h_tm1)
+        return h, ([h] if nested else h)
+
+    def get_config(self):
+        return {**super().get_config(), "reset_after": self.reset_after}
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class GRU(RecurrentSequence):
+    """GRU over a sequence; a drop-in for `keras.layers.GRU`.
+
+    Same arguments and defaults as `keras.layers.GRU`, except `reset_after`
+    (default `False`, as our documents write the GRU) and the update-gate
+    convention `h_t = (1-z)*h_{t-1} + z*h~` (see the module docstring).
+
+    Args:
+        units: Positive integer, size of the hidden state.
+        activation, recurrent_activation, use_bias, *_initializer,
+            *_regularizer, *_constraint, dropout, recurrent_dropout, seed,
+            reset_after: As in `GRUCell`.
+        activity_regularizer: Regularizer of the layer's output.
+        return_sequences, return_state, go_backwards, stateful, unroll: As in
+            `keras.layers.RNN`.
+        use_cudnn: Accepted for compatibility with `keras.layers.GRU`.
+
+    Call arguments:
+        sequences: Tensor `(batch, timesteps, features)`.
+        initial_state: Optional list with one tensor `(batch, units)`.
+        mask: Optional boolean tensor `(batch, timesteps)`.
+        training: Whether dropout is active.
+
+    Example:
+
+    >>> layer = GRU(16, return_sequences=True)
+    >>> layer(keras.ops.ones((4, 10, 3))).shape
+    (4, 10, 16)
+    """
+
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        seed=None,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        unroll=False,
+        reset_after=False,
+        use_cudnn="auto",
+        **kwargs,
+    ):
+        if use_cudnn not in ("auto", True, False):
+            raise ValueError(
+                f"GRU: `use_cudnn` must be 'auto', True or False. "
+                f"Received: use_cudnn={use_cudnn!r}"
+            )
+        arguments = dict(locals())
+        del arguments["use_cudnn"]
+        self._init_from_arguments(GRUCell, "gru_cell", arguments)
+        self.use_cudnn = use_cudnn
+
+    @property
+    def reset_after(self):
+        return self.cell.reset_after
+
+    def get_config(self):
+        return {**super().get_config(), "use_cudnn": self.use_cudnn}
