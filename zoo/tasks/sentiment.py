@@ -1,0 +1,201 @@
+"""Many-to-one sentiment classification: raw text in, P(positive) out.
+
+The model carries its own text vectorization, so both the Keras model and the
+serving SavedModel take raw strings:
+
+    strings → TextVectorization (word ids) → Embedding(mask_zero) →
+    Bidirectional(zoo LSTM | GRU | SimpleRNN) → Dropout → Dense(1) ─┐
+    strings → TextVectorization (TF-IDF of word uni+bigrams) → Dense(1) ─┴→ + → sigmoid
+
+The second, linear path (on by default, `wide=True`) is a logistic regression
+on n-gram TF-IDF features trained jointly with the recurrent path: on a
+corpus of 8k sentences it supplies the sharp lexical cues ("not bad",
+"waste of"), while the recurrent path reads word order.
+"""
+
+from zoo import _backend  # noqa: F401
+
+import numpy as np
+
+TASK = "sentiment"
+IO_TYPE = "many-to-one"
+
+CELLS = ("lstm", "gru", "rnn")
+
+
+def recurrent_layer(cell, units, **kwargs):
+    from zoo import layers
+
+    classes = {"lstm": layers.LSTM, "gru": layers.GRU, "rnn": layers.SimpleRNN}
+    if cell not in classes:
+        raise ValueError(f"unknown cell {cell!r}; expected one of {', '.join(CELLS)}")
+    return classes[cell](units, **kwargs)
+
+
+def build_model(train_texts, cell="lstm", max_tokens=20000, sequence_length=64,
+                embedding_dim=128, units=64, dropout=0.5, wide=True, wide_l2=1e-4):
+    """The sentiment model, with vocabularies adapted on `train_texts`."""
+    import keras
+
+    texts = keras.Input(shape=(), dtype="string", name="text")
+    word_ids = keras.layers.TextVectorization(
+        max_tokens=max_tokens, output_sequence_length=sequence_length, name="word_ids"
+    )
+    word_ids.adapt(train_texts)
+    embedded = keras.layers.Embedding(
+        word_ids.vocabulary_size(), embedding_dim, mask_zero=True, name="embedding"
+    )(word_ids(texts))
+    embedded = keras.layers.SpatialDropout1D(dropout * 0.6, name="embedding_dropout")(embedded)
+    reader = keras.layers.Bidirectional(recurrent_layer(cell, units), name=f"bi{cell}")
+    summary = keras.layers.Dropout(dropout, name="dropout")(reader(embedded))
+    logit = keras.layers.Dense(1, name="recurrent_logit")(summary)
+    if wide:
+        ngrams = keras.layers.TextVectorization(
+            max_tokens=4 * max_tokens, ngrams=2, output_mode="tf_idf", name="ngram_tfidf"
+        )
+        ngrams.adapt(train_texts)
+        wide_logit = keras.layers.Dense(
+            1, kernel_regularizer=keras.regularizers.l2(wide_l2), name="ngram_logit"
+        )(ngrams(texts))
+        logit = keras.layers.Add(name="logit")([logit, wide_logit])
+    probability = keras.layers.Activation("sigmoid", name="probability")(logit)
+    return keras.Model(texts, probability, name=f"sentiment_bi{cell}")
+
+
+def _register_metric():
+    import keras
+
+    @keras.saving.register_keras_serializable(package="zoo", name="thresholded_accuracy")
+    def thresholded_accuracy(y_true, y_pred):
+        """Accuracy of P(positive) > 0.5 against targets > 0.5 (works for soft targets too)."""
+        y_true = keras.ops.reshape(keras.ops.cast(y_true, "float32"), (-1,)) > 0.5
+        y_pred = keras.ops.reshape(keras.ops.cast(y_pred, "float32"), (-1,)) > 0.5
+        return keras.ops.mean(keras.ops.cast(keras.ops.equal(y_true, y_pred), "float32"))
+
+    return thresholded_accuracy
+
+
+def accuracy_metric():
+    """The training/validation accuracy metric (registered so saved models load anywhere zoo is)."""
+    import keras
+
+    return keras.saving.get_registered_object("zoo>thresholded_accuracy") or _register_metric()
+
+
+register_custom_objects = accuracy_metric
+
+
+def soft_targets(ratings, scale):
+    """Training targets sigmoid(scale * rating) from mean ratings on -4..+4 (label = rating > 0)."""
+    ratings = np.asarray(ratings, np.float64)
+    return (1.0 / (1.0 + np.exp(-scale * ratings))).astype(np.float32)
+
+
+def as_dataset(texts, labels, batch_size, shuffle=False, seed=None):
+    from zoo.data import as_dataset as make
+
+    return make(texts, labels, batch_size=batch_size, shuffle=shuffle, seed=seed)
+
+
+def predict_probabilities(model, texts, batch_size=256):
+    import tensorflow as tf
+
+    texts = list(texts)
+    if not texts:
+        return np.zeros((0,), np.float32)
+    outputs = []
+    for start in range(0, len(texts), batch_size):
+        batch = tf.constant(texts[start : start + batch_size])
+        outputs.append(np.asarray(model(batch, training=False)).reshape(-1))
+    return np.concatenate(outputs)
+
+
+def metrics_from_probabilities(probabilities, labels):
+    """Accuracy, mean log loss and confusion counts (float64, deterministic)."""
+    labels = np.asarray(labels).astype(np.int64)
+    p = np.clip(np.asarray(probabilities, np.float64), 1e-7, 1 - 1e-7)
+    predicted = (p > 0.5).astype(np.int64)
+    return {
+        "accuracy": round(float(np.mean(predicted == labels)), 6),
+        "log_loss": round(float(-np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p))), 6),
+        "examples": int(len(labels)),
+        "true_positive": int(np.sum((predicted == 1) & (labels == 1))),
+        "true_negative": int(np.sum((predicted == 0) & (labels == 0))),
+        "false_positive": int(np.sum((predicted == 1) & (labels == 0))),
+        "false_negative": int(np.sum((predicted == 0) & (labels == 1))),
+    }
+
+
+def evaluate(model, texts, labels):
+    return metrics_from_probabilities(predict_probabilities(model, texts), labels)
+
+
+def tfidf_logistic_baseline(train, test, seed=0):
+    """TF-IDF (word 1-2 grams) + logistic regression on the same split: the bar to beat."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True)
+    features = vectorizer.fit_transform(train[0])
+    classifier = LogisticRegression(C=4.0, max_iter=2000, random_state=seed)
+    classifier.fit(features, train[1])
+    predicted = classifier.predict(vectorizer.transform(test[0]))
+    return {
+        "name": "tfidf-1-2gram-logistic-regression",
+        "accuracy": round(float(np.mean(predicted == np.asarray(test[1]))), 6),
+        "description": "scikit-learn TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True) + "
+                       "LogisticRegression(C=4), fitted on the same train split, scored on test",
+    }
+
+
+def write_serving(model, path):
+    """SavedModel whose `serving_default` takes a batch of raw strings → {"probability": (batch,)}."""
+    import keras
+    import tensorflow as tf
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+
+    def serve(texts):
+        return {"probability": tf.reshape(model(texts, training=False), [-1])}
+
+    archive.add_endpoint(
+        name="serving_default",
+        fn=serve,
+        input_signature=[tf.TensorSpec(shape=(None,), dtype=tf.string, name="texts")],
+    )
+    archive.write_out(str(path), verbose=False)
+
+
+def load_splits(card_dataset):
+    """The splits a card's dataset entry describes."""
+    from zoo import data
+
+    name = card_dataset["name"]
+    if name == "movie-review-snippets":
+        return data.movie_review_splits(seed=card_dataset["split_seed"])
+    if name == "imdb_reviews":
+        return data.load_imdb_splits(seed=card_dataset.get("split_seed"))
+    raise ValueError(f"unknown data set in card: {name!r}")
+
+
+def remeasure(model, card):
+    """Re-measure the card's test metrics from scratch (used by `zoo verify`)."""
+    splits = load_splits(card["dataset"])
+    limit = card["dataset"].get("max_examples_per_split")
+    texts, labels = splits["test"]
+    if limit:
+        texts, labels = texts[:limit], labels[:limit]
+    return {"test": evaluate(model, texts, labels)}
+
+
+def format_prediction(text, probability):
+    label = "positive" if probability > 0.5 else "negative"
+    return f"{label}\t{probability:.4f}\t{text}"
+
+
+def serve_predictions(serving, texts):
+    import tensorflow as tf
+
+    result = serving.signatures["serving_default"](texts=tf.constant(list(texts)))
+    return np.asarray(result["probability"]).reshape(-1)
