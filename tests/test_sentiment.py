@@ -108,14 +108,16 @@ def test_fine_tuning_lowers_loss_and_changes_weights(use_hub):
 
 
 def test_resume_after_a_kill(tmp_path):
-    """SIGKILL the recipe at the end of epoch 1; rerunning the same command continues at epoch 2."""
+    """SIGKILL the recipe after epoch 2 of its recurrent stage; rerunning the same command skips the
+    finished n-gram stage and continues the recurrent stage at epoch 3."""
     command = [sys.executable, str(ROOT / "recipes" / "sentiment.py"), *SMOKE_OPTIONS,
                "--epochs", "3", "--patience", "5", "--name", "resume-test",
                "--output-dir", str(tmp_path / "hub"), "--run-dir", str(tmp_path / "run")]
-    env = {**os.environ, "ZOO_KILL_AFTER_EPOCH": "1"}
+    env = {**os.environ, "ZOO_KILL_AFTER_EPOCH": "recurrent:2"}
     killed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert killed.returncode == -9, killed.stderr[-2000:]
-    assert (tmp_path / "run" / "resume").is_dir()
+    assert (tmp_path / "run" / "recurrent" / "resume").is_dir()
+    ngram_history = (tmp_path / "run" / "ngram" / "history.csv").read_text()
     assert not (tmp_path / "hub" / "resume-test").exists()
 
     env.pop("ZOO_KILL_AFTER_EPOCH")
@@ -125,8 +127,10 @@ def test_resume_after_a_kill(tmp_path):
     card = json.loads((tmp_path / "hub" / "resume-test" / "card.json").read_text())
     assert card["training"]["resumed"] is True
     assert card["training"]["epochs_run"] == 3
-    history = (tmp_path / "run" / "history.csv").read_text().strip().splitlines()
+    history = (tmp_path / "run" / "recurrent" / "history.csv").read_text().strip().splitlines()
     assert [line.split(",")[0] for line in history[1:]] == ["0", "1", "2"]
+    assert (tmp_path / "run" / "ngram" / "history.csv").read_text() == ngram_history
+    assert card["training"]["ngram_stage"]["epochs_run"] >= 1
 
 
 def test_imdb_recipe_path_with_mocked_tfds(tmp_path):

@@ -151,7 +151,8 @@ def export_model(name, model, card, write_serving, extra_files=(), root=None):
         write_serving: Callable `(model, path)` writing the serving
             SavedModel to `path` (task-specific: it sets the raw-input
             signatures).
-        extra_files: Paths copied next to the model (curves, history).
+        extra_files: Paths (or `(path, name_in_model_dir)` pairs) copied next
+            to the model (curves, history).
         root: Hub directory (default `models_dir()`).
 
     Returns:
@@ -167,9 +168,10 @@ def export_model(name, model, card, write_serving, extra_files=(), root=None):
         model.save(staging / KERAS_FILE)
         write_serving(model, staging / SERVING_DIR)
         for extra in extra_files:
-            extra = Path(extra)
-            if extra.exists():
-                shutil.copy2(extra, staging / extra.name)
+            source, target_name = extra if isinstance(extra, (tuple, list)) else (extra, Path(extra).name)
+            source = Path(source)
+            if source.exists():
+                shutil.copy2(source, staging / target_name)
         card = dict(card)
         card["name"] = name
         card.setdefault("versions", software_versions())

@@ -117,11 +117,13 @@ class ResumableEarlyStopping:
                 self.restore_best_weights = restore_best_weights
                 self.state_path = self.run_dir / "early_stopping.json"
                 self.best_path = self.run_dir / "best.weights.h5"
-                self.state = {"best": None, "best_epoch": None, "wait": 0}
+                self.state = {"best": None, "best_epoch": None, "wait": 0, "seconds": 0.0}
 
             def on_train_begin(self, logs=None):
                 if self.state_path.exists():
                     self.state = json.loads(self.state_path.read_text())
+                self._started = time.time()
+                self._seconds_before = self.state.get("seconds", 0.0)
 
             def _improved(self, value):
                 best = self.state["best"]
@@ -148,6 +150,7 @@ class ResumableEarlyStopping:
                         print(f"[zoo] early stop: no {self.monitor} improvement in "
                               f"{self.patience} epochs (best epoch {self.state['best_epoch'] + 1})")
                         self.model.stop_training = True
+                self.state["seconds"] = self._seconds_before + time.time() - self._started
                 atomic_write_text(self.state_path, json.dumps(self.state))
 
             def on_train_end(self, logs=None):
@@ -155,6 +158,11 @@ class ResumableEarlyStopping:
                     self.model.load_weights(self.best_path)
 
         return _Callback(*args, **kwargs)
+
+
+def has_resume_checkpoint(run_dir):
+    """Whether `fit(..., run_dir=run_dir)` would resume an interrupted run."""
+    return (Path(run_dir) / "resume").exists()
 
 
 def fit(model, train_data, validation_data, *, epochs, run_dir, monitor="val_loss",
@@ -175,7 +183,8 @@ def fit(model, train_data, validation_data, *, epochs, run_dir, monitor="val_los
     backup_dir = run_dir / "resume"
     resuming = backup_dir.exists()
     if not resuming:
-        for stale in (history_path, run_dir / "early_stopping.json", run_dir / "best.weights.h5"):
+        for stale in (history_path, run_dir / "early_stopping.json", run_dir / "best.weights.h5",
+                      run_dir / "run.json"):
             if stale.exists():
                 stale.unlink()
     else:
@@ -190,8 +199,11 @@ def fit(model, train_data, validation_data, *, epochs, run_dir, monitor="val_los
     ]
     if tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard")))
-    if os.environ.get("ZOO_KILL_AFTER_EPOCH"):
-        callbacks.append(_KillAfterEpoch(int(os.environ["ZOO_KILL_AFTER_EPOCH"])))
+    kill = os.environ.get("ZOO_KILL_AFTER_EPOCH")  # test hook: "[run-dir name:]epoch"
+    if kill:
+        target, _, epoch_number = kill.rpartition(":")
+        if not target or target == run_dir.name:
+            callbacks.append(_KillAfterEpoch(int(epoch_number)))
     started = time.time()
     model.fit(train_data, validation_data=validation_data, epochs=epochs,
               callbacks=callbacks, verbose=verbose)
@@ -200,14 +212,22 @@ def fit(model, train_data, validation_data, *, epochs, run_dir, monitor="val_los
     shutil.rmtree(backup_dir, ignore_errors=True)
     if history:
         plot_history(history, run_dir / "training_curve.png", monitor=monitor)
-    return {
-        "history": history,
+    summary = {
         "best_epoch": None if early.state["best_epoch"] is None else early.state["best_epoch"] + 1,
         "best_value": early.state["best"],
         "epochs_run": len(history),
-        "seconds": elapsed,
+        # training time across every run of this command, killed ones included
+        "seconds": early.state.get("seconds", elapsed),
         "resumed": resuming,
     }
+    atomic_write_text(run_dir / "run.json", json.dumps(summary))
+    return {"history": history, **summary}
+
+
+def load_run_summary(run_dir):
+    """The summary `fit` wrote at the end of its last run in `run_dir` (None if none)."""
+    path = Path(run_dir) / "run.json"
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 def _KillAfterEpoch(epoch_number):
