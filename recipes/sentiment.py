@@ -69,6 +69,18 @@ def parse_args(argv=None):
     return args
 
 
+def compile_for_training(model, args):
+    import keras
+
+    from zoo.tasks import sentiment
+
+    model.compile(
+        optimizer=keras.optimizers.Adam(args.learning_rate, global_clipnorm=args.clipnorm),
+        loss="binary_crossentropy",
+        metrics=[keras.metrics.MeanMetricWrapper(sentiment.accuracy_metric(), name="accuracy")],
+    )
+
+
 def main(argv=None):
     args = parse_args(argv)
     from zoo import data, hub, training
@@ -125,11 +137,7 @@ def main(argv=None):
 
     # -- stage 2: the recurrent path (checkpointed, resumable) ----------------------
     with strategy.scope():
-        model.compile(
-            optimizer=keras.optimizers.Adam(args.learning_rate, global_clipnorm=args.clipnorm),
-            loss="binary_crossentropy",
-            metrics=[accuracy],
-        )
+        compile_for_training(model, args)
     run = training.fit(model, train_ds, val_ds, epochs=args.epochs,
                        run_dir=os.path.join(args.run_dir, "recurrent"),
                        monitor="val_loss", patience=args.patience)
@@ -185,6 +193,7 @@ def main(argv=None):
         "created": time.strftime("%Y-%m-%d"),
     }
     root = args.output_dir
+    compile_for_training(model, args)  # a fresh optimizer: the exported file carries no Adam moments
     path = hub.export_model(
         args.name, model, card, sentiment.write_serving,
         extra_files=[(os.path.join(args.run_dir, "recurrent", "training_curve.png"), "training_curve.png"),

@@ -103,7 +103,13 @@ def load(name, verify=True, compile=True):
     task = get_task(info(name)["task"])
     if hasattr(task, "register_custom_objects"):
         task.register_custom_objects()
-    return keras.saving.load_model(model_dir(name) / KERAS_FILE, compile=compile)
+    import warnings
+
+    with warnings.catch_warnings():
+        # Models are exported with a fresh (unbuilt) optimizer to keep the file small; Keras
+        # warns that it has no optimizer state to restore, which is the intent.
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        return keras.saving.load_model(model_dir(name) / KERAS_FILE, compile=compile)
 
 
 def load_serving(name, verify=True):

@@ -19,9 +19,12 @@ def _headline(card):
     test = card.get("metrics", {}).get("test", {})
     if "accuracy" in test:
         line = f"test accuracy {test['accuracy']:.4f} (n={test.get('examples', '?')})"
+        ablation = card.get("metrics", {}).get("test_ngram_path_only", {})
+        if "accuracy" in ablation:
+            line += f"; its n-gram path alone {ablation['accuracy']:.4f}"
         baseline = card.get("baseline", {})
         if "accuracy" in baseline:
-            line += f"; baseline {baseline['accuracy']:.4f}"
+            line += f"; TF-IDF+LR baseline {baseline['accuracy']:.4f}"
         return line
     if "nll_per_event" in test:
         line = f"test NLL/event {test['nll_per_event']:.3f}"
