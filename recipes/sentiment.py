@@ -17,11 +17,12 @@ held-out test split beside a TF-IDF + logistic regression baseline, and writes
     python recipes/sentiment.py --max-examples 400 --epochs 1 --output-dir /tmp/hub   # smoke run
 """
 
-import argparse
 import os
 import shlex
 import sys
 import time
+
+from zoo.settings import settings_parser
 
 # -- settings (each overridable from the command line) ---------------------
 DEFAULTS = dict(
@@ -50,15 +51,7 @@ DEFAULTS = dict(
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip(),
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    for key, value in DEFAULTS.items():
-        flag = "--" + key.replace("_", "-")
-        if isinstance(value, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=value)
-        else:
-            kind = type(value) if value is not None else (int if key == "max_examples" else str)
-            parser.add_argument(flag, type=kind, default=value)
+    parser = settings_parser(DEFAULTS, __doc__, optional_types={"max_examples": int})
     args = parser.parse_args(argv)
     if args.soft_targets < 0:
         parser.error(f"--soft-targets must be >= 0, received {args.soft_targets}")

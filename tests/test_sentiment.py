@@ -1,6 +1,5 @@
 """Sentiment end to end: recipe smoke run, resume after a kill, hub, export, CLI."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -13,18 +12,15 @@ import pytest
 
 from zoo import cli, hub
 from zoo.data.cache import ChecksumError
+from recipe_helpers import ROOT, load_recipe
 
-ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = "sentiment-bilstm-mr"
 SMOKE_OPTIONS = ["--max-examples", "240", "--epochs", "2", "--units", "8",
                  "--embedding-dim", "16", "--max-tokens", "1500", "--batch-size", "32"]
 
 
 def _recipe():
-    spec = importlib.util.spec_from_file_location("sentiment_recipe", ROOT / "recipes" / "sentiment.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_recipe("sentiment")
 
 
 @pytest.fixture(scope="module")
