@@ -1,0 +1,76 @@
+"""The shared training machinery: strategy choice, resumable early stopping, curves."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from zoo import training
+
+
+def test_strategy_on_cpu_is_the_default_one(monkeypatch):
+    import tensorflow as tf
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    strategy = training.select_strategy(verbose=False)
+    assert strategy.num_replicas_in_sync == 1
+    assert strategy is tf.distribute.get_strategy()
+
+
+def test_bad_tf_config_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("TF_CONFIG", "{not json")
+    with pytest.raises(ValueError, match="TF_CONFIG is not valid JSON"):
+        training.select_strategy(verbose=False)
+
+
+def _tiny_problem(seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(64, 5, 3)).astype("float32")
+    y = (x[:, :, 0].sum(axis=1) > 0).astype("float32")
+    import tensorflow as tf
+
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+
+
+def _tiny_model():
+    from zoo import layers
+
+    model = keras.Sequential([keras.Input((5, 3)), layers.GRU(4), keras.layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer=keras.optimizers.Adam(1e-2, global_clipnorm=1.0), loss="binary_crossentropy")
+    return model
+
+
+def test_fit_writes_history_curve_and_best_weights(tmp_path):
+    training.seed_everything(0)
+    data = _tiny_problem()
+    model = _tiny_model()
+    run = training.fit(model, data, data, epochs=3, run_dir=tmp_path, patience=5, verbose=0,
+                       tensorboard=False)
+    assert run["epochs_run"] == 3 and not run["resumed"]
+    assert (tmp_path / "training_curve.png").stat().st_size > 1000
+    assert (tmp_path / "best.weights.h5").exists()
+    assert not (tmp_path / "resume").exists()  # removed once training ends normally
+    summary = json.loads((tmp_path / "run.json").read_text())
+    assert summary["epochs_run"] == 3 and summary["best_epoch"] in (1, 2, 3)
+
+
+def test_early_stopping_state_survives_a_restart(tmp_path):
+    """A run that stops early, then a second run in the same directory, continues the patience count."""
+    data = _tiny_problem()
+    state = {"best": -1.0, "best_epoch": 0, "wait": 1, "seconds": 5.0}  # an unbeatable best value
+    (tmp_path / "early_stopping.json").write_text(json.dumps(state))
+    (tmp_path / "resume").mkdir()  # pretend a killed run left its checkpoint directory
+    model = _tiny_model()
+    run = training.fit(model, data, data, epochs=10, run_dir=tmp_path, patience=2, verbose=0,
+                       tensorboard=False)
+    assert run["resumed"]
+    assert run["epochs_run"] == 1  # wait went 1 -> 2 = patience after one more epoch
+    assert run["seconds"] >= 5.0  # time of the earlier run is counted
+
+
+def test_early_stopping_rejects_unknown_monitor(tmp_path):
+    data = _tiny_problem()
+    with pytest.raises(ValueError, match="monitors 'val_auc'"):
+        training.fit(_tiny_model(), data, data, epochs=1, run_dir=tmp_path, monitor="val_auc",
+                     verbose=0, tensorboard=False)
