@@ -13,6 +13,8 @@ from zoo import _backend  # noqa: F401  (sets the Keras backend before import)
 import keras
 from keras import activations, constraints, initializers, ops, regularizers
 
+IMPLEMENTATIONS = ("auto", "fused", "loop")
+
 try:  # The marker Keras's RNN layer uses to prepare per-sequence dropout masks.
     from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
 except ImportError:  # pragma: no cover - layout of a future Keras
@@ -37,6 +39,40 @@ def validate_rate(owner, name, value):
             f"{owner}: `{name}` must be a float in [0, 1). Received: {name}={value!r}"
         )
     return rate
+
+
+def validate_implementation(owner, implementation):
+    if not isinstance(implementation, str) or implementation not in IMPLEMENTATIONS:
+        raise ValueError(
+            f"{owner}: `implementation` must be one of "
+            f"{', '.join(repr(v) for v in IMPLEMENTATIONS)}. "
+            f"Received: implementation={implementation!r}"
+        )
+    return implementation
+
+
+def _same_function(fn, *candidates):
+    return any(fn is c for c in candidates if c is not None)
+
+
+def activation_name(fn):
+    """'tanh', 'sigmoid', 'relu' or 'linear' for the standard functions, else None.
+
+    Identity checks (not names): a user function that happens to be called
+    `tanh` keeps the generic path.
+    """
+    import tensorflow as tf
+
+    known = {
+        "tanh": (activations.tanh, ops.tanh, tf.tanh, tf.math.tanh),
+        "sigmoid": (activations.sigmoid, ops.sigmoid, tf.sigmoid, tf.math.sigmoid),
+        "relu": (activations.relu, ops.relu, tf.nn.relu),
+        "linear": (activations.linear,),
+    }
+    for name, functions in known.items():
+        if _same_function(fn, *functions):
+            return name
+    return None
 
 
 def static_shape(tensor):
@@ -247,6 +283,12 @@ class RecurrentSequence(keras.layers.RNN):
         locals()[_name] = _cell_property(_name)
     del _name
 
+    # The cell class the fused kernels implement (set by each subclass).
+    _cell_class = None
+    # Steps per backward chunk of the fused path; None picks it from the
+    # batch size.
+    _fused_chunk = None
+
     # Arguments of `keras.layers.RNN` that a zoo sequence layer takes itself.
     _LAYER_ARGUMENTS = (
         "return_sequences",
@@ -268,6 +310,9 @@ class RecurrentSequence(keras.layers.RNN):
         arguments.pop("self", None)
         arguments.pop("__class__", None)
         kwargs = arguments.pop("kwargs", {})
+        implementation = validate_implementation(
+            type(self).__name__, arguments.pop("implementation", "auto")
+        )
         layer_arguments = {
             key: arguments.pop(key) for key in self._LAYER_ARGUMENTS if key in arguments
         }
@@ -278,6 +323,23 @@ class RecurrentSequence(keras.layers.RNN):
             name=cell_name,
         )
         super().__init__(cell, **layer_arguments, **kwargs)
+        self.implementation = implementation
+        self.last_implementation = None
+        if implementation != "loop" and self._fused_config_blocker() is None:
+            # The fused backward pass uses dynamically sized TensorArrays that
+            # XLA cannot compile; keep `jit_compile="auto"` from choosing XLA.
+            self.supports_jit = False
+        if implementation == "fused":
+            reason = self._fused_config_blocker()
+            if reason is None and self.cell.recurrent_dropout > 0:
+                reason = "recurrent_dropout > 0 needs the generic loop while training"
+            if reason is not None:
+                raise ValueError(
+                    f"{type(self).__name__}: implementation='fused' is not available "
+                    f"for this configuration: {reason}. Use implementation='auto' to "
+                    f"fall back to the generic loop where needed. "
+                    f"Received: implementation={implementation!r}"
+                )
 
     def _describe(self):
         return f"{type(self).__name__} '{self.name}'"
@@ -337,12 +399,113 @@ class RecurrentSequence(keras.layers.RNN):
             sequences, initial_state=initial_state, mask=mask, training=training
         )
 
+    # -- choice of implementation --------------------------------------------
+    # Subclasses describe their cell to the fused kernels (`zoo.layers.fused`):
+    # `_fused_cell_blocker` (why their cell settings rule it out, or None),
+    # `_fused_math` and `_fused_params`.
+
+    def _fused_cell_blocker(self):
+        return None
+
+    def _fused_config_blocker(self):
+        """Why the layer's configuration rules out the fused path, or None."""
+        if keras.backend.backend() != "tensorflow":
+            return f"the Keras backend is {keras.backend.backend()!r}, not 'tensorflow'"
+        if self.unroll:
+            return "unroll=True"
+        if type(self.cell) is not self._cell_class:
+            return f"the cell is a {type(self.cell).__name__}"
+        if self.compute_dtype not in ("float32", "bfloat16", "float16"):
+            return f"compute dtype {self.compute_dtype}"
+        return self._fused_cell_blocker()
+
+    def fused_blocker(self, training=False):
+        """Why a call with this `training` flag would use the generic loop, or None.
+
+        `None` means the fused path runs (unless `implementation="loop"`).
+        """
+        reason = self._fused_config_blocker()
+        if reason is None and training and self.cell.recurrent_dropout > 0:
+            reason = "recurrent_dropout > 0 while training"
+        return reason
+
+    def inner_loop(self, sequences, initial_state, mask, training=False):
+        if isinstance(mask, (list, tuple)):
+            mask = mask[0]
+        if self.implementation != "loop" and self.fused_blocker(training) is None:
+            self.last_implementation = "fused"
+            return self._fused_inner_loop(sequences, initial_state, mask, training)
+        self.last_implementation = "loop"
+        return super().inner_loop(sequences, initial_state, mask=mask, training=training)
+
+    def _fused_inner_loop(self, sequences, initial_state, mask, training):
+        import tensorflow as tf
+
+        from zoo.layers import fused
+
+        cell = self.cell
+        x = sequences
+        if training and cell.dropout > 0:
+            # The generic loop multiplies every step by the same mask.
+            x = x * ops.expand_dims(cell.get_dropout_mask(sequences[:, 0, :]), 1)
+        x = tf.transpose(x, [1, 0, 2])
+        step_mask = None
+        if mask is not None:
+            step_mask = tf.transpose(tf.cast(mask, "bool"))[:, :, None]
+        if self.go_backwards:
+            x = tf.reverse(x, [0])
+            if step_mask is not None:
+                step_mask = tf.reverse(step_mask, [0])
+        chunk = self._fused_chunk or fused.default_chunk(static_shape(sequences)[0])
+        stash = bool(training) or fused.gradients_may_be_requested()
+        need_dx = stash and fused.gradient_needed_for(x)
+        sequence, final = fused.run(
+            self._fused_math(),
+            x,
+            self._fused_params(),
+            tuple(initial_state),
+            step_mask,
+            compute_dtype=cell.compute_dtype,
+            return_sequences=self.return_sequences,
+            chunk=chunk,
+            stash=stash,
+            need_dx=need_dx,
+        )
+        last_output = final[0]
+        if step_mask is not None:
+            # As the generic loop: a masked step repeats the last output,
+            # zeros before the first real step (or always, with
+            # `zero_output_for_mask`).
+            if self.zero_output_for_mask:
+                emitted = tf.cast(step_mask, "float32")
+            else:
+                emitted = tf.cast(
+                    tf.cumsum(tf.cast(step_mask, "int32"), axis=0) > 0, "float32"
+                )
+            last_output = last_output * emitted[-1]
+            if sequence is not None:
+                sequence = sequence * emitted
+        if sequence is None:
+            outputs = last_output[:, None, :]
+        else:
+            outputs = tf.transpose(sequence, [1, 0, 2])
+        return last_output, outputs, list(final)
+
+    def _weight_value(self, variable, size):
+        if variable is None:
+            return ops.zeros((size,), dtype="float32")
+        return variable.value
+
     def get_config(self):
         config = {
             key: value
             for key, value in self.cell.get_config().items()
             if key not in ("name", "trainable", "dtype")
         }
+        if self.implementation != "auto":
+            # Listed only when not the default, so that a default config stays
+            # loadable by the Keras layers (`zoo.convert.to_keras`).
+            config["implementation"] = self.implementation
         config["activity_regularizer"] = regularizers.serialize(
             self.activity_regularizer
         )

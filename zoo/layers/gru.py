@@ -25,7 +25,7 @@ or `(2, 3 * units)` (input bias row, recurrent bias row) when
 import keras
 from keras import ops
 
-from zoo.layers.base import RecurrentCell, RecurrentSequence
+from zoo.layers.base import RecurrentCell, RecurrentSequence, activation_name
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -123,7 +123,16 @@ class GRU(RecurrentSequence):
         activity_regularizer: Regularizer of the layer's output.
         return_sequences, return_state, go_backwards, stateful, unroll: As in
             `keras.layers.RNN`.
-        use_cudnn: Accepted for compatibility with `keras.layers.GRU`.
+        use_cudnn: `"auto"` (default) or `True`: on a GPU, run cuDNN when
+            the configuration matches (`reset_after=True`, as
+            `keras.layers.GRU`); `False`: never.
+        implementation: `"auto"` (default) runs the fused fast path
+            (`zoo.layers.fused`) whenever the configuration allows it and the
+            generic step-by-step loop otherwise; `"fused"` requires the fast
+            path (a `ValueError` names what rules it out); `"loop"` always
+            runs the generic loop. The fast path needs the TensorFlow
+            backend, `unroll=False`, tanh/sigmoid activations and (while
+            training) `recurrent_dropout=0`.
 
     Call arguments:
         sequences: Tensor `(batch, timesteps, features)`.
@@ -164,6 +173,7 @@ class GRU(RecurrentSequence):
         unroll=False,
         reset_after=False,
         use_cudnn="auto",
+        implementation="auto",
         **kwargs,
     ):
         if use_cudnn not in ("auto", True, False):
@@ -173,8 +183,40 @@ class GRU(RecurrentSequence):
             )
         arguments = dict(locals())
         del arguments["use_cudnn"]
-        self._init_from_arguments(GRUCell, "gru_cell", arguments)
         self.use_cudnn = use_cudnn
+        self._init_from_arguments(GRUCell, "gru_cell", arguments)
+
+    _cell_class = GRUCell
+
+    def _fused_cell_blocker(self):
+        if activation_name(self.cell.activation) != "tanh":
+            return "activation is not tanh"
+        if activation_name(self.cell.recurrent_activation) != "sigmoid":
+            return "recurrent_activation is not sigmoid"
+        return None
+
+    def _fused_math(self):
+        from zoo.layers import fused
+
+        return fused.make_math("gru", self.cell.units, reset_after=self.reset_after)
+
+    def _fused_params(self):
+        cell = self.cell
+        width = 3 * cell.units
+        if not cell.reset_after:
+            return (
+                cell.kernel.value,
+                self._weight_value(cell.bias, width),
+                cell.recurrent_kernel.value,
+            )
+        bias = cell.bias.value if cell.bias is not None else None
+        zeros = ops.zeros((width,), dtype="float32")
+        return (
+            cell.kernel.value,
+            zeros if bias is None else bias[0],
+            cell.recurrent_kernel.value,
+            zeros if bias is None else bias[1],
+        )
 
     @property
     def reset_after(self):

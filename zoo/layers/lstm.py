@@ -17,7 +17,7 @@ layer's weights reproduces its outputs.
 import keras
 from keras import initializers, ops
 
-from zoo.layers.base import RecurrentCell, RecurrentSequence
+from zoo.layers.base import RecurrentCell, RecurrentSequence, activation_name
 
 
 class _ForgetGateOnes(initializers.Initializer):
@@ -118,7 +118,16 @@ class LSTM(RecurrentSequence):
             Keras).
         stateful: Carry the final states into the next batch.
         unroll: Unroll the loop (short sequences only).
-        use_cudnn: Accepted for compatibility with `keras.layers.LSTM`.
+        use_cudnn: `"auto"` (default) or `True`: on a GPU, run cuDNN when
+            the configuration matches (as `keras.layers.LSTM`); `False`:
+            never.
+        implementation: `"auto"` (default) runs the fused fast path
+            (`zoo.layers.fused`) whenever the configuration allows it and the
+            generic step-by-step loop otherwise; `"fused"` requires the fast
+            path (a `ValueError` names what rules it out); `"loop"` always
+            runs the generic loop. The fast path needs the TensorFlow
+            backend, `unroll=False`, tanh/sigmoid activations and (while
+            training) `recurrent_dropout=0`.
 
     Call arguments:
         sequences: Tensor `(batch, timesteps, features)`.
@@ -158,6 +167,7 @@ class LSTM(RecurrentSequence):
         stateful=False,
         unroll=False,
         use_cudnn="auto",
+        implementation="auto",
         **kwargs,
     ):
         if use_cudnn not in ("auto", True, False):
@@ -167,8 +177,30 @@ class LSTM(RecurrentSequence):
             )
         arguments = dict(locals())
         del arguments["use_cudnn"]
-        self._init_from_arguments(LSTMCell, "lstm_cell", arguments)
         self.use_cudnn = use_cudnn
+        self._init_from_arguments(LSTMCell, "lstm_cell", arguments)
+
+    _cell_class = LSTMCell
+
+    def _fused_cell_blocker(self):
+        if activation_name(self.cell.activation) != "tanh":
+            return "activation is not tanh"
+        if activation_name(self.cell.recurrent_activation) != "sigmoid":
+            return "recurrent_activation is not sigmoid"
+        return None
+
+    def _fused_math(self):
+        from zoo.layers import fused
+
+        return fused.make_math("lstm", self.cell.units)
+
+    def _fused_params(self):
+        cell = self.cell
+        return (
+            cell.kernel.value,
+            self._weight_value(cell.bias, 4 * cell.units),
+            cell.recurrent_kernel.value,
+        )
 
     @property
     def unit_forget_bias(self):

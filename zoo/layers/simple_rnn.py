@@ -10,7 +10,7 @@ reproduces its outputs.
 import keras
 from keras import ops
 
-from zoo.layers.base import RecurrentCell, RecurrentSequence
+from zoo.layers.base import RecurrentCell, RecurrentSequence, activation_name
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -85,6 +85,13 @@ class SimpleRNN(RecurrentSequence):
         stateful: Carry the final state of a batch into the next batch;
             `reset_state()` zeroes it.
         unroll: Unroll the loop (short sequences only).
+        implementation: `"auto"` (default) runs the fused fast path
+            (`zoo.layers.fused`) whenever the configuration allows it and the
+            generic step-by-step loop otherwise; `"fused"` requires the fast
+            path (a `ValueError` names what rules it out); `"loop"` always
+            runs the generic loop. The fast path needs the TensorFlow
+            backend, `unroll=False`, an activation among tanh, relu,
+            sigmoid, linear, and (while training) `recurrent_dropout=0`.
 
     Call arguments:
         sequences: Tensor `(batch, timesteps, features)`.
@@ -123,6 +130,29 @@ class SimpleRNN(RecurrentSequence):
         stateful=False,
         unroll=False,
         seed=None,
+        implementation="auto",
         **kwargs,
     ):
         self._init_from_arguments(SimpleRNNCell, "simple_rnn_cell", locals())
+
+    _cell_class = SimpleRNNCell
+
+    def _fused_cell_blocker(self):
+        if activation_name(self.cell.activation) is None:
+            return "the activation is not one of tanh, relu, sigmoid, linear"
+        return None
+
+    def _fused_math(self):
+        from zoo.layers import fused
+
+        return fused.make_math(
+            "simple_rnn", self.cell.units, activation_name(self.cell.activation)
+        )
+
+    def _fused_params(self):
+        cell = self.cell
+        return (
+            cell.kernel.value,
+            self._weight_value(cell.bias, cell.units),
+            cell.recurrent_kernel.value,
+        )

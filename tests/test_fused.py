@@ -1,0 +1,219 @@
+"""The fused fast path against the generic loop, and the choice between them."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from zoo import layers
+from layer_cases import CELLS, random_mask
+
+
+def _pair(name, units, input_dim, rng, **kwargs):
+    """The same layer twice, forced to the fused path and to the generic loop."""
+    cls, extra, _ = CELLS[name]
+    fused = cls(units, implementation="fused", **extra, **kwargs)
+    loop = cls(units, implementation="loop", **extra, **kwargs)
+    for layer in (fused, loop):
+        layer.build((None, None, input_dim))
+    weights = [rng.normal(0.0, 0.5, size=w.shape).astype("float32")
+               for w in fused.get_weights()]
+    fused.set_weights(weights)
+    loop.set_weights(weights)
+    return fused, loop
+
+
+def _run(layer, x, states, mask, chunk=None):
+    """Outputs and gradients (x, states, weights) of a fixed random loss."""
+    layer._fused_chunk = chunk
+    x = tf.constant(x)
+    states = None if states is None else [tf.constant(s) for s in states]
+    watched = [x] + (states or [])
+    with tf.GradientTape() as tape:
+        tape.watch(watched)
+        outputs = layer(x, initial_state=states, mask=mask)
+        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        seed = np.random.default_rng(7)
+        loss = 0.0
+        for out in outputs:
+            loss += tf.reduce_sum(out * seed.normal(size=out.shape).astype("float32"))
+    grads = tape.gradient(loss, watched + layer.trainable_weights)
+    return [np.asarray(o) for o in outputs], [np.asarray(g) for g in grads]
+
+
+VARIANTS = [  # go_backwards, masked, initial_state, return_sequences, chunk
+    (False, False, False, True, None),
+    (True, False, True, True, 3),
+    (False, True, True, True, 4),
+    (True, True, False, False, 2),
+    (False, True, False, False, None),
+]
+
+
+@pytest.mark.parametrize("name", list(CELLS))
+@pytest.mark.parametrize("go_backwards,masked,initial,sequences,chunk", VARIANTS)
+def test_fused_matches_loop(name, go_backwards, masked, initial, sequences, chunk, rng):
+    batch, steps, input_dim, units = 3, 9, 4, 5
+    fused, loop = _pair(name, units, input_dim, rng, go_backwards=go_backwards,
+                        return_sequences=sequences, return_state=True)
+    x = rng.normal(size=(batch, steps, input_dim)).astype("float32")
+    n_states = CELLS[name][2]
+    states = ([rng.normal(size=(batch, units)).astype("float32") for _ in range(n_states)]
+              if initial else None)
+    mask = tf.constant(random_mask(rng, batch, steps)) if masked else None
+    out_f, grads_f = _run(fused, x, states, mask, chunk)
+    out_l, grads_l = _run(loop, x, states, mask)
+    assert fused.last_implementation == "fused" and loop.last_implementation == "loop"
+    for a, b in zip(out_f, out_l):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    for a, b in zip(grads_f, grads_l):
+        np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", "linear"])
+def test_simple_rnn_activations(activation, rng):
+    fused, loop = _pair("rnn", 4, 3, rng, activation=activation, return_sequences=True)
+    x = rng.normal(size=(2, 6, 3)).astype("float32")
+    mask = tf.constant(random_mask(rng, 2, 6))
+    out_f, grads_f = _run(fused, x, None, mask, 4)
+    out_l, grads_l = _run(loop, x, None, mask)
+    np.testing.assert_allclose(out_f[0], out_l[0], atol=1e-5)
+    for a, b in zip(grads_f, grads_l):
+        np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_zero_output_for_mask(rng):
+    fused, loop = _pair("lstm", 4, 3, rng, return_sequences=True, zero_output_for_mask=True)
+    x = rng.normal(size=(3, 7, 3)).astype("float32")
+    mask = tf.constant(random_mask(rng, 3, 7))
+    out_f, _ = _run(fused, x, None, mask)
+    out_l, _ = _run(loop, x, None, mask)
+    np.testing.assert_allclose(out_f[0], out_l[0], atol=1e-5)
+    assert np.all(out_f[0][~mask.numpy()] == 0.0)
+
+
+@pytest.mark.parametrize("name", list(CELLS))
+def test_inference_graph_matches_and_dropout_is_off(name, rng):
+    """`predict`-style calls (no tape) take the stash-free variant; dropout is inactive."""
+    cls, extra, _ = CELLS[name]
+    fused, loop = _pair(name, 5, 3, rng, return_sequences=True, dropout=0.3)
+    # "auto" with recurrent dropout: the fused path at inference.
+    fused = cls(5, return_sequences=True, dropout=0.3, recurrent_dropout=0.4, **extra)
+    fused.build((None, None, 3))
+    fused.set_weights(loop.get_weights())
+    x = rng.normal(size=(4, 8, 3)).astype("float32")
+    mask = tf.constant(random_mask(rng, 4, 8))
+    got = tf.function(lambda x, m: fused(x, mask=m, training=False))(x, mask)
+    assert fused.last_implementation == "fused"  # recurrent_dropout is off at inference
+    want = loop(x, mask=mask, training=False)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["rnn", "lstm", "gru_reset_after"])
+def test_input_dropout_in_training_matches_loop(name, rng):
+    """Same seed, same mask: the fused path drops the same input features at every step."""
+    fused, loop = _pair(name, 5, 3, rng, return_sequences=True, dropout=0.5, seed=11)
+    x = rng.normal(size=(4, 6, 3)).astype("float32")
+    got = fused(x, training=True)
+    want = loop(x, training=True)
+    assert fused.last_implementation == "fused"
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    assert not np.allclose(got, fused(x, training=False), atol=1e-3)
+
+
+def test_recurrent_dropout_falls_back_while_training(rng):
+    layer = layers.GRU(4, recurrent_dropout=0.5, return_sequences=True)
+    x = rng.normal(size=(2, 5, 3)).astype("float32")
+    layer(x, training=True)
+    assert layer.last_implementation == "loop"
+    assert layer.fused_blocker(training=True) == "recurrent_dropout > 0 while training"
+    layer(x, training=False)
+    assert layer.last_implementation == "fused"
+
+
+@pytest.mark.parametrize(
+    "kwargs,reason",
+    [
+        ({"unroll": True}, "unroll=True"),
+        ({"activation": "relu"}, "activation"),
+        ({"recurrent_activation": "hard_sigmoid"}, "recurrent_activation"),
+        ({"dtype": "float64"}, "float64"),
+    ],
+)
+def test_auto_falls_back_and_fused_refuses(kwargs, reason, rng):
+    layer = layers.LSTM(3, **kwargs)
+    assert reason in layer.fused_blocker()
+    x = rng.normal(size=(2, 4, 3)).astype(layer.compute_dtype)
+    layer(x)
+    assert layer.last_implementation == "loop"
+    with pytest.raises(ValueError, match=rf"implementation='fused'.*{reason}"):
+        layers.LSTM(3, implementation="fused", **kwargs)
+
+
+def test_fused_refuses_recurrent_dropout():
+    with pytest.raises(ValueError, match="recurrent_dropout"):
+        layers.SimpleRNN(3, implementation="fused", recurrent_dropout=0.2)
+
+
+@pytest.mark.parametrize("cls", [layers.SimpleRNN, layers.LSTM, layers.GRU])
+@pytest.mark.parametrize("value", ["fast", None, 1, "FUSED"])
+def test_bad_implementation(cls, value):
+    with pytest.raises(ValueError, match=r"implementation.*'auto', 'fused', 'loop'.*Received"):
+        cls(3, implementation=value)
+
+
+@pytest.mark.parametrize("value", ["auto", "fused", "loop"])
+def test_implementation_in_config(value, rng):
+    layer = layers.GRU(3, implementation=value)
+    config = layer.get_config()
+    assert config.get("implementation", "auto") == value
+    again = layers.GRU.from_config(config)
+    assert again.implementation == value
+    again(rng.normal(size=(2, 4, 3)).astype("float32"))
+    assert again.last_implementation == ("loop" if value == "loop" else "fused")
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+def test_bidirectional_and_fit_match_loop(name, rng):
+    """A model trained by `fit` (graph mode) ends with the same weights on both paths."""
+    cls, extra, _ = CELLS[name]
+    x = rng.normal(size=(16, 7, 3)).astype("float32")
+    y = rng.normal(size=(16, 1)).astype("float32")
+
+    def model(implementation):
+        keras.utils.set_random_seed(3)
+        inputs = keras.Input((7, 3))
+        h = keras.layers.Bidirectional(
+            cls(4, return_sequences=True, implementation=implementation, **extra)
+        )(inputs)
+        h = cls(5, implementation=implementation, **extra)(h)
+        m = keras.Model(inputs, keras.layers.Dense(1)(h))
+        m.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+        return m
+
+    fused, loop = model("fused"), model("loop")
+    loop.set_weights(fused.get_weights())
+    history_f = fused.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=False)
+    history_l = loop.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=False)
+    np.testing.assert_allclose(history_f.history["loss"], history_l.history["loss"], rtol=1e-4)
+    for a, b in zip(fused.get_weights(), loop.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["rnn", "lstm", "gru"])
+def test_mixed_bfloat16(name, rng):
+    """bfloat16 products with float32 states: close to float32, finite gradients."""
+    cls, extra, _ = CELLS[name]
+    x = rng.normal(size=(4, 12, 3)).astype("float32")
+    ref = cls(6, return_sequences=True, **extra)
+    low = cls(6, return_sequences=True, dtype="mixed_bfloat16", **extra)
+    ref.build((None, None, 3))
+    low.build((None, None, 3))
+    low.set_weights(ref.get_weights())
+    with tf.GradientTape() as tape:
+        out = low(x)
+        loss = tf.reduce_sum(tf.cast(out, "float32") ** 2)
+    grads = tape.gradient(loss, low.trainable_weights)
+    assert low.last_implementation == "fused" and out.dtype == "bfloat16"
+    np.testing.assert_allclose(np.asarray(out, "float32"), ref(x), atol=3e-2)
+    assert all(np.all(np.isfinite(g)) for g in grads)
