@@ -206,7 +206,7 @@ def fit(model, train_data, validation_data, *, epochs, run_dir, monitor="val_los
             callbacks.append(_KillAfterEpoch(int(epoch_number)))
     started = time.time()
     model.fit(train_data, validation_data=validation_data, epochs=epochs,
-              callbacks=callbacks, verbose=verbose)
+              callbacks=callbacks, verbose=verbose, shuffle=False)  # tf.data shuffles
     elapsed = time.time() - started
     history = read_history(history_path)
     shutil.rmtree(backup_dir, ignore_errors=True)
