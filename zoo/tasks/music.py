@@ -522,7 +522,6 @@ class MelodyGenerator(tf.Module):
         return {"log_probs": tf.nn.log_softmax(logits, axis=-1)}
 
 
-
 def _check_request(num_events, temperature, seed, min_events):
     if isinstance(num_events, bool) or not isinstance(num_events, (int, np.integer)) \
             or not 1 <= num_events <= MAX_EVENTS:
