@@ -20,12 +20,13 @@ an in-graph `generate` signature, card.json).
     python recipes/music.py --max-train-pieces 12 --epochs 1 --units 16 --output-dir /tmp/hub   # smoke run
 """
 
-import argparse
 import json
 import os
 import shlex
 import sys
 import time
+
+from zoo.settings import settings_parser
 
 # -- settings (each overridable from the command line) ---------------------
 DEFAULTS = dict(
@@ -54,15 +55,7 @@ DEFAULTS = dict(
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip(),
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    for key, value in DEFAULTS.items():
-        flag = "--" + key.replace("_", "-")
-        if isinstance(value, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=value)
-        else:
-            kind = type(value) if value is not None else (int if key == "max_train_pieces" else str)
-            parser.add_argument(flag, type=kind, default=value)
+    parser = settings_parser(DEFAULTS, __doc__, optional_types={"max_train_pieces": int})
     args = parser.parse_args(argv)
     if args.cell not in ("lstm", "gru", "rnn"):
         parser.error(f"--cell must be lstm, gru or rnn, received {args.cell!r}")

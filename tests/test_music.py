@@ -1,6 +1,5 @@
 """Key-conditioned melody generation: recipe smoke run, in-graph generation, CLI, verify."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -16,6 +15,7 @@ pytest.importorskip("mido")
 
 from zoo import cli, hub, music  # noqa: E402
 from zoo.tasks import music as task  # noqa: E402
+from recipe_helpers import load_recipe  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = "music-smoke"
@@ -25,10 +25,7 @@ SMOKE_OPTIONS = ["--max-train-pieces", "12", "--epochs", "1", "--units", "16",
 
 
 def _recipe():
-    spec = importlib.util.spec_from_file_location("music_recipe", ROOT / "recipes" / "music.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_recipe("music")
 
 
 @pytest.fixture(scope="module")

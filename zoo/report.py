@@ -27,11 +27,14 @@ def _headline(card):
             line += f"; TF-IDF+LR baseline {baseline['accuracy']:.4f}"
         return line
     if "nll_per_event" in test:
-        line = f"test NLL/event {test['nll_per_event']:.3f}"
-        for key, label in (("in_key_rate", "in-key"),):
-            value = card.get("metrics", {}).get("generation", {}).get(key)
-            if value is not None:
-                line += f"; generated {label} rate {value:.3f}"
+        line = f"test NLL/event {test['nll_per_event']:.3f} nats"
+        if "bigram_nll_per_event" in test:
+            line += f" (bigram {test['bigram_nll_per_event']:.3f})"
+        generated = card.get("metrics", {}).get("generated", {})
+        if "in_key_rate" in generated:
+            line += f"; in-key rate of generated melodies {generated['in_key_rate']:.3f}"
+            if "real_in_key_rate" in test:
+                line += f" (real test chorales {test['real_in_key_rate']:.3f})"
         return line
     return ""
 
