@@ -216,6 +216,10 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    if args.command not in ("train",):
+        from zoo._backend import import_tensorflow_quietly
+
+        import_tensorflow_quietly()
     from zoo.data.cache import ChecksumError, DataUnavailableError
     from zoo.hub import UnknownModelError
 

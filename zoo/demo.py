@@ -50,7 +50,9 @@ def music_demo(out_dir="demo-output"):
 
 def main():
     from zoo import cli
+    from zoo._backend import import_tensorflow_quietly
 
+    import_tensorflow_quietly()
     sentiment_demo()
     music_demo()
     print("$ zoo list")
