@@ -217,3 +217,110 @@ def test_mixed_bfloat16(name, rng):
     assert low.last_implementation == "fused" and out.dtype == "bfloat16"
     np.testing.assert_allclose(np.asarray(out, "float32"), ref(x), atol=3e-2)
     assert all(np.all(np.isfinite(g)) for g in grads)
+
+
+class _FakeCudnn:
+    """Stands in for Keras's cuDNN entry points: Keras's equations, any device."""
+
+    def __init__(self):
+        self.calls = []
+
+    @staticmethod
+    def _loop(step, inputs, states, return_sequences, go_backwards):
+        steps = range(inputs.shape[1])
+        outputs = []
+        for t in (reversed(steps) if go_backwards else steps):
+            states = step(inputs[:, t], states)
+            outputs.append(states[0])
+        sequence = tf.stack(outputs, axis=1)
+        if not return_sequences:
+            sequence = sequence[:, -1:]
+        return outputs[-1], sequence, list(states)
+
+    def lstm(self, inputs, h, c, mask, kernel, recurrent_kernel, bias, activation,
+             recurrent_activation, return_sequences, go_backwards, unroll):
+        self.calls.append("lstm")
+
+        def step(x, states):
+            z = tf.matmul(x, kernel) + tf.matmul(states[0], recurrent_kernel) + bias
+            i, f, g, o = tf.split(z, 4, axis=-1)
+            c = tf.sigmoid(f) * states[1] + tf.sigmoid(i) * tf.tanh(g)
+            return tf.sigmoid(o) * tf.tanh(c), c
+
+        return self._loop(step, inputs, (h, c), return_sequences, go_backwards)
+
+    def gru(self, inputs, h, mask, kernel, recurrent_kernel, bias, activation,
+            recurrent_activation, return_sequences, go_backwards, unroll, reset_after):
+        self.calls.append("gru")
+        assert reset_after
+
+        def step(x, states):
+            xz, xr, xh = tf.split(tf.matmul(x, kernel) + bias[0], 3, axis=-1)
+            hz, hr, hh = tf.split(tf.matmul(states[0], recurrent_kernel) + bias[1], 3, axis=-1)
+            z, r = tf.sigmoid(xz + hz), tf.sigmoid(xr + hr)
+            candidate = tf.tanh(xh + r * hh)
+            return (z * states[0] + (1.0 - z) * candidate,)  # Keras's convention
+
+        return self._loop(step, inputs, (h,), return_sequences, go_backwards)
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru_reset_after"])
+@pytest.mark.parametrize("go_backwards,sequences", [(False, True), (True, False)])
+def test_cudnn_dispatch_on_gpu(name, go_backwards, sequences, rng, monkeypatch):
+    """On a GPU, training goes to Keras's cuDNN kernels with converted weights;
+    inference (what an export traces) stays on the portable fused path."""
+    from zoo.layers import base
+
+    fake = _FakeCudnn()
+    monkeypatch.setattr(base, "cudnn_backend", fake)
+    monkeypatch.setattr(tf.config, "list_logical_devices",
+                        lambda kind=None: ["GPU:0"] if kind == "GPU" else [])
+    fused, loop = _pair(name, 4, 3, rng, go_backwards=go_backwards,
+                        return_sequences=sequences, return_state=True)
+    fused.implementation = "auto"
+    x = rng.normal(size=(3, 6, 3)).astype("float32")
+    states = [rng.normal(size=(3, 4)).astype("float32") for _ in range(CELLS[name][2])]
+
+    def run(layer, training):
+        xt, st = tf.constant(x), [tf.constant(s) for s in states]
+        with tf.GradientTape() as tape:
+            tape.watch([xt] + st)
+            outputs = layer(xt, initial_state=st, training=training)
+            loss = sum(tf.reduce_sum(o * (k + 1.0)) for k, o in enumerate(outputs))
+        return outputs, tape.gradient(loss, [xt] + st + layer.trainable_weights)
+
+    out_gpu, grads_gpu = run(fused, True)
+    assert fused.last_implementation == "cudnn" and fake.calls
+    out_ref, grads_ref = run(loop, True)
+    for a, b in zip(list(out_gpu) + grads_gpu, list(out_ref) + grads_ref):
+        np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
+    fused(x, training=False)
+    assert fused.last_implementation == "fused"
+    fused.use_cudnn = False
+    fused(x, training=True)
+    assert fused.last_implementation == "fused"
+
+
+@pytest.mark.parametrize("form", [{"project": True}, {"parts": 1}, {"parts": 2}, {"parts": 3}])
+def test_simple_rnn_step_forms_agree(form, rng):
+    """The SimpleRNN step has equivalent forms picked by size; all give the loop's numbers."""
+    from zoo.layers import fused
+
+    layer = layers.SimpleRNN(7, return_sequences=True, implementation="loop")
+    x = rng.normal(size=(3, 5, 4)).astype("float32")
+    layer.build(x.shape)
+    layer.set_weights([rng.normal(0, 0.5, size=w.shape).astype("float32")
+                       for w in layer.get_weights()])
+    x_t = tf.constant(x)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x_t)
+        want = layer(x_t)
+        params = layer._fused_params()
+        got, _ = fused.run(fused._SimpleRNNMath(7, "tanh", **form), tf.transpose(x_t, [1, 0, 2]),
+                           params, (tf.zeros((3, 7)),), chunk=2)
+        got = tf.transpose(got, [1, 0, 2])
+        loss_want, loss_got = tf.reduce_sum(want * want), tf.reduce_sum(got * got)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    for a, b in zip(tape.gradient(loss_got, [x_t] + list(layer.trainable_weights)),
+                    tape.gradient(loss_want, [x_t] + list(layer.trainable_weights))):
+        np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)

@@ -2,7 +2,7 @@
 
 A cell computes one time step; a sequence layer (a `keras.layers.RNN`
 subclass) owns the loop over time, masking, statefulness and the choice of
-implementation. The helpers here hold what the three cell families share:
+implementation (fused fast path, cuDNN, or the generic loop). The helpers here hold what the three cell families share:
 argument validation, the common constructor arguments, and the checks that
 turn bad input into a `ValueError` at the API boundary instead of a crash
 deep inside TensorFlow.
@@ -19,6 +19,11 @@ try:  # The marker Keras's RNN layer uses to prepare per-sequence dropout masks.
     from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
 except ImportError:  # pragma: no cover - layout of a future Keras
     DropoutRNNCell = object
+
+try:  # Keras's cuDNN entry points (`lstm`, `gru`); they raise NotImplementedError off GPU.
+    from keras.src import backend as cudnn_backend
+except ImportError:  # pragma: no cover - layout of a future Keras
+    cudnn_backend = None
 
 
 def validate_units(owner, units):
@@ -275,8 +280,17 @@ class RecurrentSequence(keras.layers.RNN):
     """Base class of the zoo sequence layers.
 
     It adds boundary checks (rank, feature size, initial states) to
-    `keras.layers.RNN` and a single place, `inner_loop`, where a faster
-    implementation can take over from the generic step-by-step loop.
+    `keras.layers.RNN` and chooses, in `inner_loop`, how the sequence is run:
+
+    * `"cudnn"`: on a GPU, while training, Keras's cuDNN kernels where the
+      equations match (LSTM; GRU with `reset_after=True`, weights converted);
+    * `"fused"`: the fast path of `zoo.layers.fused` (whole-sequence op with a
+      hand-written BPTT) whenever the configuration allows it;
+    * `"loop"`: the generic step-by-step loop of `keras.layers.RNN`.
+
+    The `implementation` argument forces the fused path or the loop;
+    `last_implementation` tells which one the latest call (or trace) used,
+    and `fused_blocker(training)` why the fused path would not run.
     """
 
     for _name in CELL_PROPERTIES:
@@ -433,10 +447,49 @@ class RecurrentSequence(keras.layers.RNN):
         if isinstance(mask, (list, tuple)):
             mask = mask[0]
         if self.implementation != "loop" and self.fused_blocker(training) is None:
+            result = self._cudnn_inner_loop(sequences, initial_state, mask, training)
+            if result is not None:
+                self.last_implementation = "cudnn"
+                return result
             self.last_implementation = "fused"
             return self._fused_inner_loop(sequences, initial_state, mask, training)
         self.last_implementation = "loop"
         return super().inner_loop(sequences, initial_state, mask=mask, training=training)
+
+    def _cudnn_inner_loop(self, sequences, initial_state, mask, training):
+        """The cuDNN kernel through Keras's backend, or None where it does not apply.
+
+        Used only on a GPU, while training, without a mask, and when
+        `use_cudnn` allows it. Inference (and so every exported serving
+        function, traced with `training=False`) stays on the fused path built
+        from standard TensorFlow ops, so a model exported on a GPU still runs
+        on a CPU.
+        """
+        if (
+            getattr(self, "use_cudnn", False) is False
+            or not training
+            or mask is not None
+            or cudnn_backend is None
+            or self.cell.compute_dtype not in ("float32", "float16")
+        ):
+            return None
+        import tensorflow as tf
+
+        if not tf.config.list_logical_devices("GPU"):
+            return None
+        cell = self.cell
+        sequences_in = sequences
+        if cell.dropout > 0:
+            sequences_in = sequences * ops.expand_dims(
+                cell.get_dropout_mask(sequences[:, 0, :]), 1
+            )
+        try:
+            return self._call_cudnn(sequences_in, initial_state)
+        except NotImplementedError:
+            return None
+
+    def _call_cudnn(self, sequences, initial_state):
+        raise NotImplementedError
 
     def _fused_inner_loop(self, sequences, initial_state, mask, training):
         import tensorflow as tf
@@ -460,7 +513,7 @@ class RecurrentSequence(keras.layers.RNN):
         stash = bool(training) or fused.gradients_may_be_requested()
         need_dx = stash and fused.gradient_needed_for(x)
         sequence, final = fused.run(
-            self._fused_math(),
+            self._fused_math(static_shape(sequences)[0]),
             x,
             self._fused_params(),
             tuple(initial_state),

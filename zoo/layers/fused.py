@@ -123,21 +123,18 @@ def _rows(t):
     return tf.reshape(t, [-1, tf.shape(t)[-1]])
 
 
-def _sum_rows(t):
-    return tf.reduce_sum(t, axis=0)
+def _sum_rows(rows):
+    """Column sums of a (rows, n) float32 matrix, as a matrix product.
+
+    A (1, rows) x (rows, n) product is far cheaper here than `reduce_sum`.
+    """
+    ones = tf.ones([1, tf.shape(rows)[0]], F32)
+    return tf.matmul(ones, rows)[0]
 
 
 # `y' * dy` for y = sigmoid(a) or tanh(a), written from the output y in one op.
 _sigmoid_grad = tf.raw_ops.SigmoidGrad
 _tanh_grad = tf.raw_ops.TanhGrad
-
-
-def _swap_last_blocks(w, units):
-    """[a, b, c, d] <-> [a, b, d, c] along the last axis (blocks of `units`)."""
-    return tf.concat(
-        [w[..., : 2 * units], w[..., 3 * units :], w[..., 2 * units : 3 * units]],
-        axis=-1,
-    )
 
 
 # ---------------------------------------------------------------------------
@@ -148,42 +145,84 @@ def _swap_last_blocks(w, units):
 #   * `step(ctx, x_t, pre_t, states)`: one step -> new states and the
 #     tensors to keep for the backward pass;
 #   * `factors(...)`: a chunk's derivative factors, vectorized;
-#   * `back_step(...)`: one step of the backward loop;
+#   * `back_step(...)`: one step of the backward loop, returning the state
+#     gradients of the previous step and the gradients of the pre-activation
+#     blocks (kept for the weight gradients);
 #   * `weight_grads(...)`: a chunk's parameter gradients (and input gradient).
+# Gradients of pre-activation blocks travel as separate tensors: joining
+# them per step (a concat over the feature axis) costs more than the extra
+# matrix product it saves.
 # ---------------------------------------------------------------------------
 
 
 class _SimpleRNNMath:
+    """`h_t = act(x_t W + h_{t-1} U + b)`.
+
+    Two step forms, picked by size: small products (`project=True`) add a
+    projection of the inputs computed for all steps at once; larger ones
+    fuse `[x_t, h] @ [W; U]` with bias and activation, split into
+    `parts` column blocks that run side by side.
+    """
+
     n_states = 1
     n_saved = 0
     n_dpre = 1
+    needs_current = True  # the activation's derivative is written from h_t
 
-    def __init__(self, units, activation):
+    def __init__(self, units, activation, project=False, parts=1):
         self.units = units
         self.activation = activation
+        self.project = project
+        self.parts = parts
+
+    def _cuts(self):
+        width = self.units // self.parts
+        return [
+            slice(k * width, self.units if k == self.parts - 1 else (k + 1) * width)
+            for k in range(self.parts)
+        ]
 
     def context(self, ops, kernel, bias, recurrent_kernel):
-        return {
-            "ops": ops,
-            "WU": ops.weight(tf.concat([kernel, recurrent_kernel], axis=0)),
-            "b": ops.weight(bias),
-            "W": kernel,
-            "U": recurrent_kernel,
-        }
+        ctx = {"ops": ops, "W": kernel, "U": recurrent_kernel}
+        if self.project:
+            ctx.update(W_c=ops.weight(kernel), b_c=ops.weight(bias),
+                       U_c=ops.weight(recurrent_kernel))
+        else:
+            stacked = tf.concat([kernel, recurrent_kernel], axis=0)
+            ctx.update(WU=[ops.weight(stacked[:, cut]) for cut in self._cuts()],
+                       b=[ops.weight(bias[cut]) for cut in self._cuts()])
+        return ctx
 
     def backward_context(self, ctx):
         ops = ctx["ops"]
+        u_t = tf.transpose(ctx["U"])
         return {**ctx, "W_t": ops.weight(tf.transpose(ctx["W"])),
-                "U_t": ops.weight(tf.transpose(ctx["U"]))}
+                "U_t": [ops.weight(u_t[:, cut]) for cut in self._cuts()]}
 
     def precompute(self, ctx, x):
-        return ()
+        if not self.project:
+            return ()
+        ops = ctx["ops"]
+        projected = ops.dense(ops.join([_rows(x)]), ctx["W_c"], ctx["b_c"])
+        return (tf.reshape(projected, [tf.shape(x)[0], -1, self.units]),)
+
+    def _activate(self, a):
+        if self.activation == "tanh":
+            return tf.tanh(a)
+        if self.activation == "sigmoid":
+            return tf.sigmoid(a)
+        if self.activation == "relu":
+            return tf.nn.relu(a)
+        return a
 
     def step(self, ctx, x_t, pre_t, states):
-        activation = None if self.activation == "linear" else self.activation
         ops = ctx["ops"]
-        h = ops.dense(ops.join([x_t, states[0]]), ctx["WU"], ctx["b"], activation)
-        return (h,), ()
+        if self.project:
+            return (self._activate(pre_t[0] + ops.mm(states[0], ctx["U_c"])),), ()
+        activation = None if self.activation == "linear" else self.activation
+        xh = ops.join([x_t, states[0]])
+        parts = [ops.dense(xh, w, b, activation) for w, b in zip(ctx["WU"], ctx["b"])]
+        return (parts[0] if len(parts) == 1 else tf.concat(parts, axis=1),), ()
 
     def factors(self, saved, current, previous, mask):
         # The derivative is written from the output h inside the loop.
@@ -202,7 +241,8 @@ class _SimpleRNNMath:
             dpre = tf.raw_ops.ReluGrad(gradients=d_in, features=h)
         else:
             dpre = d_in
-        dh_prev = ctx["ops"].mm(dpre, ctx["U_t"])
+        parts = [ctx["ops"].mm(dpre, u) for u in ctx["U_t"]]
+        dh_prev = parts[0] if len(parts) == 1 else tf.concat(parts, axis=1)
         if len(factors) > 1:  # masked steps pass the gradient straight through
             dh_prev = dh_prev + dh * factors[2]
         return (dh_prev,), (dpre,)
@@ -213,133 +253,173 @@ class _SimpleRNNMath:
         grads = (ops.outer(x_rows, d), _sum_rows(d), ops.outer(_rows(previous[0]), d))
         return grads, (ops.mm(d, ctx["W_t"]) if need_dx else None)
 
-    def finish(self, grads):
-        return grads
+
+def _block_grads(ops, x_rows, x_blocks, recurrent):
+    """Weight gradients assembled from per-gate blocks.
+
+    `x_blocks`: gradients of the pre-activation blocks fed by `x W`, in the
+    kernel's column order; `recurrent`: (source rows, block gradient) pairs
+    in the recurrent kernel's column order. Returns (d kernel, d bias of the
+    x blocks, d recurrent kernel, d bias of the recurrent blocks).
+    """
+    return (
+        tf.concat([ops.outer(x_rows, d) for d in x_blocks], axis=1),
+        tf.concat([_sum_rows(d) for d in x_blocks], axis=0),
+        tf.concat([ops.outer(source, d) for source, d in recurrent], axis=1),
+        tf.concat([_sum_rows(d) for _, d in recurrent], axis=0),
+    )
+
+
+def _input_grad(ops, x_blocks, kernel_t_blocks, need_dx):
+    if not need_dx:
+        return None
+    return tf.add_n([ops.mm(d, w) for d, w in zip(x_blocks, kernel_t_blocks)])
+
+
+def _transposed_blocks(ops, w, units, count):
+    """The `count` gate blocks of `w` (columns), each transposed: (units, rows)."""
+    w_t = tf.transpose(w)
+    return [ops.weight(w_t[k * units : (k + 1) * units]) for k in range(count)]
 
 
 class _LSTMMath:
-    """Internally the gate blocks are ordered i, f, o, c (sigmoid gates first)."""
+    """One fused product per gate, so that the four run side by side.
+
+    Gate blocks in the weights: i, f, c (candidate g), o.
+    """
 
     n_states = 2
-    n_saved = 3  # sigmoid(i, f, o), tanh candidate g, tanh(c)
-    n_dpre = 1
+    needs_current = False
+    n_saved = 5  # sigmoid i, f, o; tanh candidate g; tanh(c)
+    n_dpre = 4  # d pre-activations of i, f, c, o
 
     def __init__(self, units):
         self.units = units
 
     def context(self, ops, kernel, bias, recurrent_kernel):
         units = self.units
-        kernel = _swap_last_blocks(kernel, units)
-        recurrent_kernel = _swap_last_blocks(recurrent_kernel, units)
-        bias = _swap_last_blocks(bias, units)
         stacked = tf.concat([kernel, recurrent_kernel], axis=0)
+        blocks = [slice(k * units, (k + 1) * units) for k in range(4)]
         return {
             "ops": ops,
-            "WU_ifo": ops.weight(stacked[:, : 3 * units]),
-            "WU_g": ops.weight(stacked[:, 3 * units :]),
-            "b_ifo": ops.weight(bias[: 3 * units]),
-            "b_g": ops.weight(bias[3 * units :]),
-            "W": kernel,
-            "U": recurrent_kernel,
-        }
-
-    backward_context = _SimpleRNNMath.backward_context
-    precompute = _SimpleRNNMath.precompute
-
-    def step(self, ctx, x_t, pre_t, states):
-        h, c = states
-        ops = ctx["ops"]
-        xh = ops.join([x_t, h])
-        ifo = ops.dense(xh, ctx["WU_ifo"], ctx["b_ifo"], "sigmoid")
-        g = ops.dense(xh, ctx["WU_g"], ctx["b_g"], "tanh")
-        i, f, o = tf.split(ifo, 3, axis=-1)
-        c = f * c + i * g
-        tanh_c = tf.tanh(c)
-        return (o * tanh_c, c), (ifo, g, tanh_c)
-
-    def factors(self, saved, current, previous, mask):
-        ifo, g, tanh_c = saved
-        i, f, o = tf.split(ifo, 3, axis=-1)
-        # d pre-activations [i, f, o, c] = [dc, dc, dh, dc] * gate_factor
-        gate_factor = tf.concat(
-            [
-                _sigmoid_grad(y=i, dy=g),
-                _sigmoid_grad(y=f, dy=previous[1]),
-                _sigmoid_grad(y=o, dy=tanh_c),
-                _tanh_grad(y=g, dy=i),
-            ],
-            axis=-1,
-        )
-        dc_from_dh = _tanh_grad(y=tanh_c, dy=o)
-        if mask is None:
-            return gate_factor, dc_from_dh, f
-        keep = 1.0 - mask
-        return gate_factor * mask, dc_from_dh * mask, f * mask + keep, keep
-
-    def back_step(self, ctx, factors, dh, carry):
-        gate_factor, dc_from_dh, forget = factors[:3]
-        dc = carry[0] + dh * dc_from_dh
-        dpre = tf.concat([dc, dc, dh, dc], axis=-1) * gate_factor
-        dh_prev = ctx["ops"].mm(dpre, ctx["U_t"])
-        if len(factors) > 3:  # masked steps pass the gradient straight through
-            dh_prev = dh_prev + dh * factors[3]
-        return (dh_prev, dc * forget), (dpre,)
-
-    weight_grads = _SimpleRNNMath.weight_grads
-
-    def finish(self, grads):
-        return tuple(_swap_last_blocks(g, self.units) for g in grads)
-
-
-class _GRUMath:
-    """`reset_after=False`: the reset gate scales `h` before the product with U_h."""
-
-    n_states = 1
-    n_saved = 2  # sigmoid(z, r), the candidate h~
-    n_dpre = 2  # d[z, r] pre-activations, d candidate pre-activation
-
-    def __init__(self, units):
-        self.units = units
-
-    def context(self, ops, kernel, bias, recurrent_kernel):
-        units = self.units
-        return {
-            "ops": ops,
-            "WU_zr": ops.weight(
-                tf.concat([kernel[:, : 2 * units], recurrent_kernel[:, : 2 * units]], 0)
-            ),
-            "WU_h": ops.weight(
-                tf.concat([kernel[:, 2 * units :], recurrent_kernel[:, 2 * units :]], 0)
-            ),
-            "b_zr": ops.weight(bias[: 2 * units]),
-            "b_h": ops.weight(bias[2 * units :]),
+            "WU": [ops.weight(stacked[:, cut]) for cut in blocks],
+            "b": [ops.weight(bias[cut]) for cut in blocks],
             "W": kernel,
             "U": recurrent_kernel,
         }
 
     def backward_context(self, ctx):
         ops, units = ctx["ops"], self.units
-        u_t = tf.transpose(ctx["U"])
         return {
             **ctx,
-            "W_t": ops.weight(tf.transpose(ctx["W"])),
-            "U_zr_t": ops.weight(u_t[: 2 * units]),
-            "U_h_t": ops.weight(u_t[2 * units :]),
+            "W_t": _transposed_blocks(ops, ctx["W"], units, 4),
+            "U_t": _transposed_blocks(ops, ctx["U"], units, 4),
         }
 
-    precompute = _SimpleRNNMath.precompute
+    def precompute(self, ctx, x):
+        return ()
+
+    def step(self, ctx, x_t, pre_t, states):
+        h, c = states
+        ops, w, b = ctx["ops"], ctx["WU"], ctx["b"]
+        xh = ops.join([x_t, h])
+        i = ops.dense(xh, w[0], b[0], "sigmoid")
+        f = ops.dense(xh, w[1], b[1], "sigmoid")
+        g = ops.dense(xh, w[2], b[2], "tanh")
+        o = ops.dense(xh, w[3], b[3], "sigmoid")
+        c = f * c + i * g
+        tanh_c = tf.tanh(c)
+        return (o * tanh_c, c), (i, f, o, g, tanh_c)
+
+    def factors(self, saved, current, previous, mask):
+        i, f, o, g, tanh_c = saved
+        # d pre-activation of i, f, c = dc * factor; of o = dh * factor.
+        by_dc = [
+            _sigmoid_grad(y=i, dy=g),
+            _sigmoid_grad(y=f, dy=previous[1]),
+            _tanh_grad(y=g, dy=i),
+        ]
+        by_dh = _sigmoid_grad(y=o, dy=tanh_c)
+        dc_from_dh = _tanh_grad(y=tanh_c, dy=o)
+        if mask is None:
+            return (*by_dc, by_dh, dc_from_dh, f)
+        keep = 1.0 - mask
+        return (
+            *(t * mask for t in by_dc),
+            by_dh * mask,
+            dc_from_dh * mask,
+            f * mask + keep,
+            keep,
+        )
+
+    def back_step(self, ctx, factors, dh, carry):
+        by_i, by_f, by_c, by_o, dc_from_dh, forget = factors[:6]
+        mm, u_t = ctx["ops"].mm, ctx["U_t"]
+        dc = carry[0] + dh * dc_from_dh
+        d = (dc * by_i, dc * by_f, dc * by_c, dh * by_o)
+        dh_prev = tf.add_n([mm(block, u) for block, u in zip(d, u_t)])
+        if len(factors) > 6:  # masked steps pass the gradient straight through
+            dh_prev = dh_prev + dh * factors[6]
+        return (dh_prev, dc * forget), d
+
+    def weight_grads(self, ctx, x_rows, previous, saved, dpre, need_dx):
+        ops = ctx["ops"]
+        d = [_rows(t) for t in dpre]
+        h_prev = _rows(previous[0])
+        d_kernel, d_bias, d_recurrent, _ = _block_grads(
+            ops, x_rows, d, [(h_prev, block) for block in d]
+        )
+        return (d_kernel, d_bias, d_recurrent), _input_grad(ops, d, ctx["W_t"], need_dx)
+
+
+class _GRUMath:
+    """`reset_after=False`: the reset gate scales `h` before the product with U_h.
+
+    Gate blocks in the weights: z, r, h (candidate).
+    """
+
+    n_states = 1
+    needs_current = False
+    n_saved = 3  # sigmoid z, sigmoid r, the candidate h~
+    n_dpre = 3  # d pre-activations of z, r and the candidate
+
+    def __init__(self, units):
+        self.units = units
+
+    def context(self, ops, kernel, bias, recurrent_kernel):
+        units = self.units
+        stacked = tf.concat([kernel, recurrent_kernel], axis=0)
+        blocks = [slice(k * units, (k + 1) * units) for k in range(3)]
+        return {
+            "ops": ops,
+            "WU": [ops.weight(stacked[:, cut]) for cut in blocks],
+            "b": [ops.weight(bias[cut]) for cut in blocks],
+            "W": kernel,
+            "U": recurrent_kernel,
+        }
+
+    def backward_context(self, ctx):
+        ops, units = ctx["ops"], self.units
+        return {
+            **ctx,
+            "W_t": _transposed_blocks(ops, ctx["W"], units, 3),
+            "U_t": _transposed_blocks(ops, ctx["U"], units, 3),
+        }
+
+    def precompute(self, ctx, x):
+        return ()
 
     def step(self, ctx, x_t, pre_t, states):
         h = states[0]
-        ops = ctx["ops"]
-        zr = ops.dense(ops.join([x_t, h]), ctx["WU_zr"], ctx["b_zr"], "sigmoid")
-        z, r = tf.split(zr, 2, axis=-1)
-        candidate = ops.dense(ops.join([x_t, r * h]), ctx["WU_h"], ctx["b_h"], "tanh")
-        return (h + z * (candidate - h),), (zr, candidate)
+        ops, w, b = ctx["ops"], ctx["WU"], ctx["b"]
+        xh = ops.join([x_t, h])
+        z = ops.dense(xh, w[0], b[0], "sigmoid")
+        r = ops.dense(xh, w[1], b[1], "sigmoid")
+        candidate = ops.dense(ops.join([x_t, r * h]), w[2], b[2], "tanh")
+        return (h + z * (candidate - h),), (z, r, candidate)
 
     def _common_factors(self, saved, previous, mask, reset_source):
-        zr, candidate = saved[0], saved[1]
-        z, r = tf.split(zr, 2, axis=-1)
+        z, r, candidate = saved[:3]
         to_candidate = _tanh_grad(y=candidate, dy=z)
         to_update = _sigmoid_grad(y=z, dy=candidate - previous[0])
         to_reset = _sigmoid_grad(y=r, dy=reset_source)
@@ -355,26 +435,25 @@ class _GRUMath:
 
     def back_step(self, ctx, factors, dh, carry):
         to_candidate, to_update, to_reset, r, to_prev = factors
-        mm = ctx["ops"].mm
+        mm, u_t = ctx["ops"].mm, ctx["U_t"]
         d_candidate = dh * to_candidate
-        d_reset_h = mm(d_candidate, ctx["U_h_t"])
-        d_zr = tf.concat([dh * to_update, d_reset_h * to_reset], axis=-1)
-        dh_prev = dh * to_prev + d_reset_h * r + mm(d_zr, ctx["U_zr_t"])
-        return (dh_prev,), (d_zr, d_candidate)
+        d_z = dh * to_update
+        d_reset_h = mm(d_candidate, u_t[2])
+        d_r = d_reset_h * to_reset
+        dh_prev = tf.add_n(
+            [dh * to_prev, d_reset_h * r, mm(d_z, u_t[0]), mm(d_r, u_t[1])]
+        )
+        return (dh_prev,), (d_z, d_r, d_candidate)
 
     def weight_grads(self, ctx, x_rows, previous, saved, dpre, need_dx):
         ops = ctx["ops"]
-        d_zr, d_candidate = _rows(dpre[0]), _rows(dpre[1])
-        d_x = tf.concat([d_zr, d_candidate], axis=-1)
+        d = [_rows(t) for t in dpre]
         h_prev = _rows(previous[0])
-        r = _rows(saved[0])[:, self.units :]
-        d_recurrent = tf.concat(
-            [ops.outer(h_prev, d_zr), ops.outer(r * h_prev, d_candidate)], axis=-1
+        reset_h = _rows(saved[1]) * h_prev
+        d_kernel, d_bias, d_recurrent, _ = _block_grads(
+            ops, x_rows, d, [(h_prev, d[0]), (h_prev, d[1]), (reset_h, d[2])]
         )
-        grads = (ops.outer(x_rows, d_x), _sum_rows(d_x), d_recurrent)
-        return grads, (ops.mm(d_x, ctx["W_t"]) if need_dx else None)
-
-    finish = _SimpleRNNMath.finish
+        return (d_kernel, d_bias, d_recurrent), _input_grad(ops, d, ctx["W_t"], need_dx)
 
 
 class _GRUResetAfterMath(_GRUMath):
@@ -384,17 +463,18 @@ class _GRUResetAfterMath(_GRUMath):
     candidate, `x W_h + b_h^x`, is projected for all steps before the loop.
     """
 
-    n_saved = 3  # sigmoid(z, r), the candidate h~, and h U_h + b_h^h
-    n_dpre = 2  # d[z, r, recurrent candidate part], d candidate pre-activation
+    n_saved = 4  # sigmoid z, sigmoid r, the candidate h~, and h U_h + b_h^h
+    n_dpre = 4  # d pre-activations of z, r, the candidate's recurrent part, the candidate
 
     def context(self, ops, kernel, bias, recurrent_kernel, recurrent_bias):
         units = self.units
+        stacked = tf.concat([kernel, recurrent_kernel], axis=0)
+        both = bias + recurrent_bias
+        blocks = [slice(k * units, (k + 1) * units) for k in range(2)]
         return {
             "ops": ops,
-            "WU_zr": ops.weight(
-                tf.concat([kernel[:, : 2 * units], recurrent_kernel[:, : 2 * units]], 0)
-            ),
-            "b_zr": ops.weight(bias[: 2 * units] + recurrent_bias[: 2 * units]),
+            "WU": [ops.weight(stacked[:, cut]) for cut in blocks],
+            "b": [ops.weight(both[cut]) for cut in blocks],
             "W_h": ops.weight(kernel[:, 2 * units :]),
             "b_xh": ops.weight(bias[2 * units :]),
             "U_h": ops.weight(recurrent_kernel[:, 2 * units :]),
@@ -402,8 +482,6 @@ class _GRUResetAfterMath(_GRUMath):
             "W": kernel,
             "U": recurrent_kernel,
         }
-
-    backward_context = _SimpleRNNMath.backward_context
 
     def precompute(self, ctx, x):
         steps = tf.shape(x)[0]
@@ -413,42 +491,57 @@ class _GRUResetAfterMath(_GRUMath):
 
     def step(self, ctx, x_t, pre_t, states):
         h = states[0]
-        ops = ctx["ops"]
-        zr = ops.dense(ops.join([x_t, h]), ctx["WU_zr"], ctx["b_zr"], "sigmoid")
-        z, r = tf.split(zr, 2, axis=-1)
+        ops, w, b = ctx["ops"], ctx["WU"], ctx["b"]
+        xh = ops.join([x_t, h])
+        z = ops.dense(xh, w[0], b[0], "sigmoid")
+        r = ops.dense(xh, w[1], b[1], "sigmoid")
         recurrent_h = ops.dense(ops.join([h]), ctx["U_h"], ctx["b_hh"])
         candidate = tf.tanh(pre_t[0] + r * recurrent_h)
-        return (h + z * (candidate - h),), (zr, candidate, recurrent_h)
+        return (h + z * (candidate - h),), (z, r, candidate, recurrent_h)
 
     def factors(self, saved, current, previous, mask):
-        return self._common_factors(saved, previous, mask, saved[2])
+        return self._common_factors(saved, previous, mask, saved[3])
 
     def back_step(self, ctx, factors, dh, carry):
         to_candidate, to_update, to_reset, r, to_prev = factors
+        mm, u_t = ctx["ops"].mm, ctx["U_t"]
         d_candidate = dh * to_candidate
-        d_hp = tf.concat(
-            [dh * to_update, d_candidate * to_reset, d_candidate * r], axis=-1
+        d_z = dh * to_update
+        d_r = d_candidate * to_reset
+        d_recurrent_h = d_candidate * r
+        dh_prev = tf.add_n(
+            [dh * to_prev, mm(d_z, u_t[0]), mm(d_r, u_t[1]), mm(d_recurrent_h, u_t[2])]
         )
-        dh_prev = dh * to_prev + ctx["ops"].mm(d_hp, ctx["U_t"])
-        return (dh_prev,), (d_hp, d_candidate)
+        return (dh_prev,), (d_z, d_r, d_recurrent_h, d_candidate)
 
     def weight_grads(self, ctx, x_rows, previous, saved, dpre, need_dx):
         ops = ctx["ops"]
-        d_hp, d_candidate = _rows(dpre[0]), _rows(dpre[1])
-        d_x = tf.concat([d_hp[:, : 2 * self.units], d_candidate], axis=-1)
-        grads = (
-            ops.outer(x_rows, d_x),
-            _sum_rows(d_x),
-            ops.outer(_rows(previous[0]), d_hp),
-            _sum_rows(d_hp),
+        d_z, d_r, d_recurrent_h, d_candidate = [_rows(t) for t in dpre]
+        h_prev = _rows(previous[0])
+        x_blocks = [d_z, d_r, d_candidate]
+        grads = _block_grads(
+            ops, x_rows, x_blocks, [(h_prev, d_z), (h_prev, d_r), (h_prev, d_recurrent_h)]
         )
-        return grads, (ops.mm(d_x, ctx["W_t"]) if need_dx else None)
+        return grads, _input_grad(ops, x_blocks, ctx["W_t"], need_dx)
 
 
-def make_math(kind, units, activation="tanh", reset_after=False):
-    """The fused equations of a cell: `kind` in simple_rnn, lstm, gru."""
+# Multiply-adds of one step's product below which the SimpleRNN projects its
+# inputs for all steps up front (tuned on a 2-core CPU).
+SMALL_STEP_PRODUCT = 2_000_000
+
+
+def make_math(kind, units, activation="tanh", reset_after=False, batch_size=None,
+              input_dim=None):
+    """The fused equations of a cell: `kind` in simple_rnn, lstm, gru.
+
+    `batch_size` and `input_dim` (when known) choose between equivalent
+    forms of the step.
+    """
     if kind == "simple_rnn":
-        return _SimpleRNNMath(units, activation)
+        size = (batch_size or 32) * ((input_dim or units) + units) * units
+        if size < SMALL_STEP_PRODUCT:
+            return _SimpleRNNMath(units, activation, project=True)
+        return _SimpleRNNMath(units, activation, parts=2 if units >= 64 else 1)
     if kind == "lstm":
         return _LSTMMath(units)
     if kind == "gru":
@@ -465,11 +558,20 @@ def _forward(math, ctx, x, states, mask, keep_sequence, stash):
     """Runs the recurrence; returns (final states, state TensorArrays, saved TensorArrays)."""
     total = tf.shape(x)[0]
     pre = math.precompute(ctx, x)
-    n_state_tas = math.n_states if stash else (1 if keep_sequence else 0)
-    state_tas = tuple(
-        tf.TensorArray(F32, size=total, element_shape=states[0].shape)
-        for _ in range(n_state_tas)
-    )
+    if stash:
+        # Entry 0 holds the initial state, entry t + 1 the state after step t,
+        # so the backward pass reads "previous" and "current" chunks directly.
+        state_tas = tuple(
+            tf.TensorArray(F32, size=total + 1, element_shape=s.shape).write(0, s)
+            for s in states
+        )
+        offset = 1
+    else:
+        state_tas = tuple(
+            tf.TensorArray(F32, size=total, element_shape=states[0].shape)
+            for _ in range(1 if keep_sequence else 0)
+        )
+        offset = 0
     # Saved tensors are (batch, some width): give the arrays that rank, so
     # that the backward products stay plain 2-D MatMuls.
     saved_shape = tf.TensorShape([states[0].shape[0], None])
@@ -485,7 +587,7 @@ def _forward(math, ctx, x, states, mask, keep_sequence, stash):
             new = tuple(tf.where(m, n, s) for n, s in zip(new, states))
         for n, s in zip(new, states):
             n.set_shape(s.shape)
-        state_tas = tuple(ta.write(t, v) for ta, v in zip(state_tas, new))
+        state_tas = tuple(ta.write(t + offset, v) for ta, v in zip(state_tas, new))
         saved_tas = tuple(ta.write(t, v) for ta, v in zip(saved_tas, saved))
         return t + 1, new, state_tas, saved_tas
 
@@ -497,7 +599,7 @@ def _forward(math, ctx, x, states, mask, keep_sequence, stash):
     return states, state_tas, saved_tas
 
 
-def _backward(math, ctx, x, initial, read_states, saved_tas, mask, chunk,
+def _backward(math, ctx, x, state_tas, saved_tas, mask, chunk,
               d_sequence, d_final, param_shapes, need_dx):
     """BPTT over chunks, last chunk first. Returns (dx or None, param grads, d initial)."""
     total = tf.shape(x)[0]
@@ -509,12 +611,13 @@ def _backward(math, ctx, x, initial, read_states, saved_tas, mask, chunk,
         start = k * chunk
         steps = tf.minimum(chunk, total - start)
         index = tf.range(start, start + steps)
-        current = read_states(index)
-        first = read_states(tf.maximum(start - 1, 0)[None])
-        previous = tuple(
-            tf.concat([tf.where(start > 0, f[0], init)[None], cur[:-1]], axis=0)
-            for cur, f, init in zip(current, first, initial)
-        )
+        current = None
+        if math.needs_current:  # one gather, two views
+            both = tuple(ta.gather(tf.range(start, start + steps + 1)) for ta in state_tas)
+            previous = tuple(t[:-1] for t in both)
+            current = tuple(t[1:] for t in both)
+        else:
+            previous = tuple(ta.gather(index) for ta in state_tas)
         saved = tuple(ta.gather(index) for ta in saved_tas)
         chunk_mask = None
         if mask is not None:
@@ -549,7 +652,7 @@ def _backward(math, ctx, x, initial, read_states, saved_tas, mask, chunk,
         (n_chunks - 1, tuple(d_final), accumulators, dx_ta),
     )
     dx = tf.reshape(dx_ta.stack(), tf.shape(x)) if need_dx else None
-    return dx, math.finish(accumulators), carry
+    return dx, accumulators, carry
 
 
 def run(math, x, params, states, mask=None, *, compute_dtype="float32",
@@ -588,17 +691,9 @@ def run(math, x, params, states, mask=None, *, compute_dtype="float32",
         ctx = math.context(ops, *params)
         final, state_tas, saved_tas = _forward(math, ctx, x, initial, mask, True, True)
         outputs = tuple(final)
-        sequence = None
         if return_sequences:
-            sequence = state_tas[0].stack()
+            sequence = state_tas[0].gather(tf.range(1, tf.shape(x)[0] + 1))
             outputs = (sequence,) + outputs
-
-        def read_states(index):
-            return tuple(
-                tf.gather(sequence, index) if (i == 0 and sequence is not None)
-                else ta.gather(index)
-                for i, ta in enumerate(state_tas)
-            )
 
         def grad(*upstream):
             back_ctx = math.backward_context(ctx)
@@ -611,7 +706,7 @@ def run(math, x, params, states, mask=None, *, compute_dtype="float32",
                 for d, s in zip(upstream, final)
             )
             dx, param_grads, d_initial = _backward(
-                math, back_ctx, x, initial, read_states, saved_tas, mask, chunk,
+                math, back_ctx, x, state_tas, saved_tas, mask, chunk,
                 d_sequence, d_final, [p.shape for p in params], need_dx,
             )
             return dx, tuple(param_grads), tuple(d_initial)

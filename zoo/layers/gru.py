@@ -25,6 +25,7 @@ or `(2, 3 * units)` (input bias row, recurrent bias row) when
 import keras
 from keras import ops
 
+from zoo.layers import base
 from zoo.layers.base import RecurrentCell, RecurrentSequence, activation_name
 
 
@@ -195,7 +196,7 @@ class GRU(RecurrentSequence):
             return "recurrent_activation is not sigmoid"
         return None
 
-    def _fused_math(self):
+    def _fused_math(self, batch_size=None):
         from zoo.layers import fused
 
         return fused.make_math("gru", self.cell.units, reset_after=self.reset_after)
@@ -216,6 +217,46 @@ class GRU(RecurrentSequence):
             zeros if bias is None else bias[0],
             cell.recurrent_kernel.value,
             zeros if bias is None else bias[1],
+        )
+
+    def keras_convention_weights(self):
+        """Kernel, recurrent kernel and bias in Keras's update convention.
+
+        Keras (and cuDNN) weight the old state by `z`; we weight the new
+        candidate. With a sigmoid gate, negating the z block of every weight
+        maps one onto the other exactly (σ(-a) = 1 - σ(a)). The results are
+        differentiable functions of the layer's variables.
+        """
+        cell = self.cell
+        units = cell.units
+        sign = ops.concatenate(
+            [-ops.ones((units,), "float32"), ops.ones((2 * units,), "float32")]
+        )
+        bias = None if cell.bias is None else cell.bias.value * ops.cast(sign, cell.bias.dtype)
+        return (
+            cell.kernel.value * ops.cast(sign, cell.kernel.dtype),
+            cell.recurrent_kernel.value * ops.cast(sign, cell.recurrent_kernel.dtype),
+            bias,
+        )
+
+    def _call_cudnn(self, sequences, initial_state):
+        cell = self.cell
+        if not cell.reset_after or cell.bias is None:
+            raise NotImplementedError
+        kernel, recurrent_kernel, bias = self.keras_convention_weights()
+        return base.cudnn_backend.gru(
+            sequences,
+            initial_state[0],
+            None,
+            kernel=kernel,
+            recurrent_kernel=recurrent_kernel,
+            bias=bias,
+            activation=cell.activation,
+            recurrent_activation=cell.recurrent_activation,
+            return_sequences=self.return_sequences,
+            go_backwards=self.go_backwards,
+            unroll=False,
+            reset_after=True,
         )
 
     @property

@@ -17,6 +17,7 @@ layer's weights reproduces its outputs.
 import keras
 from keras import initializers, ops
 
+from zoo.layers import base
 from zoo.layers.base import RecurrentCell, RecurrentSequence, activation_name
 
 
@@ -189,7 +190,7 @@ class LSTM(RecurrentSequence):
             return "recurrent_activation is not sigmoid"
         return None
 
-    def _fused_math(self):
+    def _fused_math(self, batch_size=None):
         from zoo.layers import fused
 
         return fused.make_math("lstm", self.cell.units)
@@ -200,6 +201,26 @@ class LSTM(RecurrentSequence):
             cell.kernel.value,
             self._weight_value(cell.bias, 4 * cell.units),
             cell.recurrent_kernel.value,
+        )
+
+    def _call_cudnn(self, sequences, initial_state):
+        # Same equations and weight layout as Keras's LSTM.
+        cell = self.cell
+        if cell.bias is None:
+            raise NotImplementedError
+        return base.cudnn_backend.lstm(
+            sequences,
+            initial_state[0],
+            initial_state[1],
+            None,
+            kernel=cell.kernel.value,
+            recurrent_kernel=cell.recurrent_kernel.value,
+            bias=cell.bias.value,
+            activation=cell.activation,
+            recurrent_activation=cell.recurrent_activation,
+            return_sequences=self.return_sequences,
+            go_backwards=self.go_backwards,
+            unroll=False,
         )
 
     @property

@@ -142,11 +142,15 @@ class SimpleRNN(RecurrentSequence):
             return "the activation is not one of tanh, relu, sigmoid, linear"
         return None
 
-    def _fused_math(self):
+    def _fused_math(self, batch_size=None):
         from zoo.layers import fused
 
         return fused.make_math(
-            "simple_rnn", self.cell.units, activation_name(self.cell.activation)
+            "simple_rnn",
+            self.cell.units,
+            activation_name(self.cell.activation),
+            batch_size=batch_size,
+            input_dim=self.cell.input_dim,
         )
 
     def _fused_params(self):
