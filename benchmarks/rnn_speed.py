@@ -1,0 +1,508 @@
+"""Speed of the zoo recurrent layers against Keras and PyTorch, on this machine.
+
+For SimpleRNN, LSTM and GRU, a training step (forward, backward, SGD update)
+and inference (forward only, `predict_on_batch`) of a one-layer model
+(recurrent layer -> Dense(1)) at three (batch, steps, inputs, units) shapes:
+
+* zoo, float32 and `mixed_bfloat16` (the fused path, picked automatically);
+* `keras.layers.*` in the same configuration (float32);
+* `torch.nn.*` (float32) when PyTorch is installed.
+
+All variants of one row are timed in one process, interleaved round by round,
+so that load from other programs hits them alike; the table reports the
+median throughput (samples/s) and the ratios zoo/keras and zoo/torch. The
+last column is the share of the machine's float32 matrix-product peak (an
+`n x n x n` product, measured at start) that the zoo float32 row achieves,
+counting `2 * (I + H) * gates * H` FLOPs per sample and step forward, and
+three times that for a training step.
+
+It also measures the peak memory (resident set) of one training step at
+T=1000, zoo against Keras (one subprocess each), and runs a short real
+training run (character-level language model on the text of Python's own
+documentation) in float32 and in `mixed_bfloat16` from the same weights and
+batches, to check that the bfloat16 loss curve stays within 2% of float32.
+
+Usage:
+
+    python benchmarks/rnn_speed.py                  # everything (~15-20 min)
+    python benchmarks/rnn_speed.py --quick          # one shape, short rounds
+    python benchmarks/rnn_speed.py --cells lstm --modes train --shapes 0
+    python benchmarks/rnn_speed.py --output benchmarks/results.md
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import numpy as np  # noqa: E402
+
+SHAPES = [(64, 100, 64, 256), (32, 400, 32, 128), (256, 50, 128, 512)]
+CELLS = ("simple_rnn", "lstm", "gru")
+GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
+MEMORY_SHAPE = (64, 1000, 64, 256)
+KERAS_NAMES = {"simple_rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
+TORCH_NAMES = {"simple_rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
+# The Keras GRU defaults to reset_after=True; the zoo GRU is run the same way.
+GRU_RESET_AFTER = True
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="first shape only, short rounds, short loss check")
+    parser.add_argument("--cells", default=",".join(CELLS),
+                        help="comma-separated subset of simple_rnn,lstm,gru")
+    parser.add_argument("--modes", default="train,infer",
+                        help="comma-separated subset of train,infer")
+    parser.add_argument("--shapes", default=None,
+                        help="comma-separated indices into the shape list (0,1,2)")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="interleaved timing rounds per row (default 5, quick 3)")
+    parser.add_argument("--seconds", type=float, default=None,
+                        help="target seconds per timed block (default 1.0, quick 0.4)")
+    parser.add_argument("--no-torch", action="store_true", help="skip PyTorch")
+    parser.add_argument("--no-bf16", action="store_true",
+                        help="skip the mixed_bfloat16 rows")
+    parser.add_argument("--no-memory", action="store_true",
+                        help="skip the T=1000 peak-memory measurement")
+    parser.add_argument("--no-loss-check", action="store_true",
+                        help="skip the mixed_bfloat16 loss-curve check")
+    parser.add_argument("--loss-steps", type=int, default=None,
+                        help="training steps of the loss-curve check (default 150)")
+    parser.add_argument("--output", default=None,
+                        help="also write the markdown report to this file")
+    parser.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    args.cells = [c.strip() for c in args.cells.split(",") if c.strip()]
+    for cell in args.cells:
+        if cell not in CELLS:
+            parser.error(f"--cells: unknown cell {cell!r}; choose from {CELLS}")
+    args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    for mode in args.modes:
+        if mode not in ("train", "infer"):
+            parser.error(f"--modes: unknown mode {mode!r}")
+    if args.shapes is None:
+        args.shapes = [SHAPES[0]] if args.quick else list(SHAPES)
+    else:
+        args.shapes = [SHAPES[int(i)] for i in args.shapes.split(",")]
+    args.rounds = args.rounds or (3 if args.quick else 5)
+    args.seconds = args.seconds or (0.4 if args.quick else 1.0)
+    args.loss_steps = args.loss_steps or (60 if args.quick else 150)
+    return args
+
+
+# -- machine -------------------------------------------------------------------
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def cpu_flags():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def matmul_peak(dtype, n=1536, rounds=5):
+    """Best GFLOP/s of an n x n x n TensorFlow matrix product in `dtype`."""
+    import tensorflow as tf
+
+    a = tf.cast(tf.random.normal((n, n)), dtype)
+    b = tf.cast(tf.random.normal((n, n)), dtype)
+
+    @tf.function
+    def product():
+        return tf.reduce_sum(tf.cast(tf.matmul(a, b)[:1], tf.float32))
+
+    product()
+    best = 0.0
+    for _ in range(rounds):
+        start = time.perf_counter()
+        product().numpy()
+        best = max(best, 2 * n**3 / (time.perf_counter() - start) / 1e9)
+    return best
+
+
+# -- models --------------------------------------------------------------------
+
+
+def zoo_layer(cell, units, dtype=None):
+    from zoo import layers
+
+    kwargs = {"dtype": dtype} if dtype else {}
+    if cell == "gru":
+        kwargs["reset_after"] = GRU_RESET_AFTER
+    return getattr(layers, KERAS_NAMES[cell])(units, **kwargs)
+
+
+def keras_layer(cell, units):
+    import keras
+
+    kwargs = {"reset_after": GRU_RESET_AFTER} if cell == "gru" else {}
+    return getattr(keras.layers, KERAS_NAMES[cell])(units, **kwargs)
+
+
+def keras_model(layer, steps, inputs):
+    import keras
+
+    x = keras.Input((steps, inputs))
+    model = keras.Model(x, keras.layers.Dense(1, dtype="float32")(layer(x)))
+    model.compile(optimizer=keras.optimizers.SGD(1e-3), loss="mse")
+    return model
+
+
+def keras_runner(model, x, y, mode):
+    if mode == "train":
+        return lambda: model.train_on_batch(x, y)
+    return lambda: model.predict_on_batch(x)
+
+
+def torch_runner(cell, shape, x, y, mode):
+    import torch
+
+    batch, steps, inputs, units = shape
+    rnn = getattr(torch.nn, TORCH_NAMES[cell])(inputs, units, batch_first=True)
+    head = torch.nn.Linear(units, 1)
+    params = list(rnn.parameters()) + list(head.parameters())
+    optimizer = torch.optim.SGD(params, lr=1e-3)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+
+    def train():
+        optimizer.zero_grad()
+        out, _ = rnn(xt)
+        loss = torch.nn.functional.mse_loss(head(out[:, -1]), yt)
+        loss.backward()
+        optimizer.step()
+
+    def infer():
+        with torch.inference_mode():
+            out, _ = rnn(xt)
+            head(out[:, -1])
+
+    return train if mode == "train" else infer
+
+
+def have_torch():
+    try:
+        import torch  # noqa: F401
+
+        return True
+    except ImportError:
+        return False
+
+
+# -- timing --------------------------------------------------------------------
+
+
+def time_interleaved(runners, rounds, seconds):
+    """Median calls/s of each runner, timed in interleaved rounds."""
+    iterations = {}
+    for name, run in runners.items():
+        run()  # trace / warm up
+        start = time.perf_counter()
+        run()
+        once = max(time.perf_counter() - start, 1e-4)
+        iterations[name] = max(1, int(round(seconds / once)))
+    rates = {name: [] for name in runners}
+    for _ in range(rounds):
+        for name, run in runners.items():
+            n = iterations[name]
+            start = time.perf_counter()
+            for _ in range(n):
+                run()
+            rates[name].append(n / (time.perf_counter() - start))
+    return {name: statistics.median(values) for name, values in rates.items()}
+
+
+def flops_per_sample(cell, shape, mode):
+    _, steps, inputs, units = shape
+    forward = 2 * (inputs + units) * GATES[cell] * units * steps
+    return forward * (3 if mode == "train" else 1)
+
+
+def measure_row(cell, shape, mode, args):
+    import keras
+
+    batch, steps, inputs, units = shape
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(batch, steps, inputs)).astype("float32")
+    y = rng.normal(size=(batch, 1)).astype("float32")
+    runners = {
+        "zoo": keras_runner(keras_model(zoo_layer(cell, units), steps, inputs), x, y, mode),
+        "keras": keras_runner(keras_model(keras_layer(cell, units), steps, inputs), x, y, mode),
+    }
+    if not args.no_bf16:
+        bf16 = keras_model(zoo_layer(cell, units, "mixed_bfloat16"), steps, inputs)
+        runners["zoo_bf16"] = keras_runner(bf16, x, y, mode)
+    if not args.no_torch and have_torch():
+        runners["torch"] = torch_runner(cell, shape, x, y, mode)
+    calls = time_interleaved(runners, args.rounds, args.seconds)
+    keras.backend.clear_session()
+    return {name: rate * batch for name, rate in calls.items()}
+
+
+# -- peak memory -----------------------------------------------------------------
+
+
+def _rss_mb(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def memory_child(spec):
+    """Run in a subprocess: peak RSS growth (MB) of one training step."""
+    impl, cell = spec.split(":")
+    batch, steps, inputs, units = MEMORY_SHAPE
+    layer = zoo_layer(cell, units) if impl == "zoo" else keras_layer(cell, units)
+    model = keras_model(layer, steps, inputs)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(batch, steps, inputs)).astype("float32")
+    y = rng.normal(size=(batch, 1)).astype("float32")
+    model.train_on_batch(x, y)  # trace, allocate the optimizer
+    model.train_on_batch(x, y)
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:  # hand memory freed by the warm-up steps back to the system
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except OSError:  # pragma: no cover - not glibc
+        pass
+    before = _rss_mb("VmRSS")
+    with open("/proc/self/clear_refs", "w") as f:  # reset the peak (VmHWM)
+        f.write("5")
+    model.train_on_batch(x, y)
+    print(json.dumps({"peak_mb": _rss_mb("VmHWM") - before}))
+
+
+def measure_memory(cell):
+    out = {}
+    for impl in ("zoo", "keras"):
+        result = subprocess.run(
+            [sys.executable, os.path.abspath(__file__), "--memory-child", f"{impl}:{cell}"],
+            capture_output=True, text=True, timeout=900,
+        )
+        lines = [ln for ln in result.stdout.splitlines() if ln.startswith("{")]
+        if result.returncode != 0 or not lines:
+            raise RuntimeError(f"memory child failed: {result.stderr[-2000:]}")
+        out[impl] = json.loads(lines[-1])["peak_mb"]
+    return out
+
+
+# -- mixed_bfloat16 loss curve ------------------------------------------------------
+
+
+def text_batches(batch, steps, count, seed=0):
+    """Character windows of Python's own documentation (shipped with Python)."""
+    from pydoc_data import topics
+
+    text = "\n".join(topics.topics[k] for k in sorted(topics.topics))
+    alphabet = sorted(set(text))
+    index = {ch: i for i, ch in enumerate(alphabet)}
+    codes = np.array([index[ch] for ch in text], dtype="int32")
+    rng = np.random.default_rng(seed)
+    starts = rng.integers(0, len(codes) - steps - 1, size=(count, batch))
+    windows = codes[starts[..., None] + np.arange(steps + 1)]
+    return windows[..., :-1], windows[..., 1:], len(alphabet)
+
+
+def loss_curve_check(steps_count, cell="lstm", units=256, batch=64, steps=100):
+    """Train the same char-LM in float32 and mixed_bfloat16; compare the losses."""
+    import keras
+
+    inputs, targets, vocab = text_batches(batch, steps, steps_count)
+
+    def model_for(dtype):
+        x = keras.Input((steps,), dtype="int32")
+        h = keras.layers.Embedding(vocab, 64, dtype=dtype)(x)
+        from zoo import layers
+
+        kwargs = {"return_sequences": True, "dtype": dtype}
+        h = getattr(layers, KERAS_NAMES[cell])(units, **kwargs)(h)
+        out = keras.layers.Dense(vocab, dtype=dtype)(h)
+        out = keras.layers.Activation("linear", dtype="float32")(out)
+        model = keras.Model(x, out)
+        model.compile(
+            optimizer=keras.optimizers.Adam(2e-3),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
+        return model
+
+    keras.utils.set_random_seed(0)
+    reference = model_for("float32")
+    weights = reference.get_weights()
+    curves = {}
+    for dtype in ("float32", "mixed_bfloat16"):
+        model = model_for(dtype)
+        model.set_weights(weights)
+        curves[dtype] = [
+            float(model.train_on_batch(inputs[i], targets[i])) for i in range(steps_count)
+        ]
+    f32 = np.array(curves["float32"])
+    bf16 = np.array(curves["mixed_bfloat16"])
+    window = max(1, steps_count // 10)
+    smooth = lambda c: np.convolve(c, np.ones(window) / window, mode="valid")  # noqa: E731
+    rel = np.abs(smooth(bf16) - smooth(f32)) / smooth(f32)
+    return {
+        "steps": steps_count,
+        "window": window,
+        "first_loss": float(f32[0]),
+        "final_f32": float(smooth(f32)[-1]),
+        "final_bf16": float(smooth(bf16)[-1]),
+        "max_rel_diff": float(rel.max()),
+        "ok": bool(rel.max() <= 0.02),
+    }
+
+
+# -- report --------------------------------------------------------------------
+
+
+def ratio(a, b):
+    return f"{a / b:.2f}x" if a and b else "-"
+
+
+def fmt(v):
+    return f"{v:,.0f}" if v else "-"
+
+
+def report(rows, machine, memory, loss, args):
+    lines = []
+    lines.append(f"Date: {machine['date']}  ")
+    lines.append(f"CPU: {machine['cpu']} ({machine['cores']} cores; AMX: "
+                 f"{'yes' if machine['amx'] else 'no'}, avx512_bf16: "
+                 f"{'yes' if machine['avx512_bf16'] else 'no'})  ")
+    lines.append(f"Versions: TensorFlow {machine['tf']}, Keras {machine['keras']}, "
+                 f"PyTorch {machine['torch']}  ")
+    lines.append(f"Measured matmul peak (TensorFlow, {machine['peak_n']}^3): "
+                 f"float32 {machine['peak_f32']:.0f} GFLOP/s, bfloat16 "
+                 f"{machine['peak_bf16']:.0f} GFLOP/s  ")
+    lines.append(f"Command: `{machine['command']}`")
+    lines.append("")
+    lines.append("Samples/s (median of interleaved rounds); GRU with reset_after=True "
+                 "in zoo, Keras and PyTorch alike.")
+    lines.append("")
+    lines.append("| cell | mode | B, T, I, H | zoo f32 | zoo bf16 | keras f32 | torch f32 "
+                 "| zoo/keras | zoo/torch | bf16/keras | f32 peak |")
+    lines.append("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for row in rows:
+        r = row["rates"]
+        share = row["flops"] * r["zoo"] / (machine["peak_f32"] * 1e9)
+        lines.append(
+            f"| {KERAS_NAMES[row['cell']]} | {row['mode']} | "
+            f"{', '.join(str(v) for v in row['shape'])} | {fmt(r.get('zoo'))} | "
+            f"{fmt(r.get('zoo_bf16'))} | {fmt(r.get('keras'))} | {fmt(r.get('torch'))} | "
+            f"{ratio(r.get('zoo'), r.get('keras'))} | {ratio(r.get('zoo'), r.get('torch'))} | "
+            f"{ratio(r.get('zoo_bf16'), r.get('keras'))} | {share:.0%} |"
+        )
+    if memory:
+        lines.append("")
+        lines.append(f"Peak memory of one training step at B, T, I, H = "
+                     f"{', '.join(str(v) for v in MEMORY_SHAPE)} (growth of the resident "
+                     "set during the step):")
+        lines.append("")
+        lines.append("| cell | zoo MB | keras MB | zoo/keras |")
+        lines.append("|---|---:|---:|---:|")
+        for cell, m in memory.items():
+            lines.append(f"| {KERAS_NAMES[cell]} | {m['zoo']:.0f} | {m['keras']:.0f} | "
+                         f"{m['zoo'] / m['keras']:.2f} |")
+    if loss:
+        lines.append("")
+        lines.append(
+            f"mixed_bfloat16 loss curve (char-level LSTM language model, {loss['steps']} "
+            f"Adam steps from the same weights and batches; losses averaged over "
+            f"{loss['window']} steps): start {loss['first_loss']:.3f}, end float32 "
+            f"{loss['final_f32']:.3f} vs bfloat16 {loss['final_bf16']:.3f}; largest "
+            f"relative gap {loss['max_rel_diff']:.2%} -> "
+            f"{'within' if loss['ok'] else 'NOT within'} 2%."
+        )
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.memory_child:
+        memory_child(args.memory_child)
+        return 0
+    import keras
+    import tensorflow as tf
+
+    flags = cpu_flags()
+    torch_version = "-"
+    if not args.no_torch and have_torch():
+        import torch
+
+        torch_version = torch.__version__
+    peak_n = 1024 if args.quick else 1536
+    machine = {
+        "date": datetime.date.today().isoformat(),
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "amx": any(f.startswith("amx") for f in flags),
+        "avx512_bf16": "avx512_bf16" in flags,
+        "tf": tf.__version__,
+        "keras": keras.__version__,
+        "torch": torch_version,
+        "peak_n": peak_n,
+        "peak_f32": matmul_peak(tf.float32, peak_n),
+        "peak_bf16": matmul_peak(tf.bfloat16, peak_n),
+        "command": "python benchmarks/rnn_speed.py " + " ".join(sys.argv[1:] if argv is None else argv),
+    }
+    print(f"# {machine['cpu']}: float32 peak {machine['peak_f32']:.0f} GFLOP/s, "
+          f"bfloat16 {machine['peak_bf16']:.0f} GFLOP/s", flush=True)
+    rows = []
+    for cell in args.cells:
+        for shape in args.shapes:
+            for mode in args.modes:
+                started = time.perf_counter()
+                rates = measure_row(cell, shape, mode, args)
+                rows.append({"cell": cell, "shape": shape, "mode": mode, "rates": rates,
+                             "flops": flops_per_sample(cell, shape, mode)})
+                print(f"# {cell} {mode} {shape}: "
+                      + ", ".join(f"{k} {v:,.0f}" for k, v in rates.items())
+                      + f"  ({time.perf_counter() - started:.0f} s)", flush=True)
+    memory = {}
+    if not args.no_memory and "train" in args.modes:
+        for cell in args.cells:
+            memory[cell] = measure_memory(cell)
+            print(f"# memory {cell}: {memory[cell]}", flush=True)
+    loss = None
+    if not args.no_loss_check and not args.no_bf16:
+        loss = loss_curve_check(args.loss_steps)
+        print(f"# loss check: {loss}", flush=True)
+    text = report(rows, machine, memory, loss, args)
+    print()
+    print(text)
+    if args.output:
+        with open(args.output, "w") as f:
+            f.write(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
