@@ -6,7 +6,8 @@ and inference (forward only, `predict_on_batch`) of a one-layer model
 
 * zoo, float32 and `mixed_bfloat16` (the fused path, picked automatically);
 * `keras.layers.*` in the same configuration (float32);
-* `torch.nn.*` (float32) when PyTorch is installed.
+* `torch.nn.*` (float32) when PyTorch is installed (best of all cores and
+  one thread: its OpenMP threads suffer when other programs hold a core).
 
 All variants of one row are timed in one process, interleaved round by round,
 so that load from other programs hits them alike; the table reports the
@@ -126,8 +127,12 @@ def cpu_flags():
     return set()
 
 
-def matmul_peak(dtype, n=1536, rounds=5):
-    """Best GFLOP/s of an n x n x n TensorFlow matrix product in `dtype`."""
+def matmul_peak(dtype, n=1536, rounds=10):
+    """Best GFLOP/s of an n x n x n TensorFlow matrix product in `dtype`.
+
+    Measured at the start and again at the end of a run (the best counts),
+    since other programs may hold a core at either moment.
+    """
     import tensorflow as tf
 
     a = tf.cast(tf.random.normal((n, n)), dtype)
@@ -180,7 +185,7 @@ def keras_runner(model, x, y, mode):
     return lambda: model.predict_on_batch(x)
 
 
-def torch_runner(cell, shape, x, y, mode):
+def torch_runner(cell, shape, x, y, mode, threads):
     import torch
 
     batch, steps, inputs, units = shape
@@ -191,6 +196,7 @@ def torch_runner(cell, shape, x, y, mode):
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
 
     def train():
+        torch.set_num_threads(threads)
         optimizer.zero_grad()
         out, _ = rnn(xt)
         loss = torch.nn.functional.mse_loss(head(out[:, -1]), yt)
@@ -198,6 +204,7 @@ def torch_runner(cell, shape, x, y, mode):
         optimizer.step()
 
     def infer():
+        torch.set_num_threads(threads)
         with torch.inference_mode():
             out, _ = rnn(xt)
             head(out[:, -1])
@@ -258,10 +265,18 @@ def measure_row(cell, shape, mode, args):
         bf16 = keras_model(zoo_layer(cell, units, "mixed_bfloat16"), steps, inputs)
         runners["zoo_bf16"] = keras_runner(bf16, x, y, mode)
     if not args.no_torch and have_torch():
-        runners["torch"] = torch_runner(cell, shape, x, y, mode)
+        # PyTorch's OpenMP threads suffer badly when other programs hold a
+        # core; it is timed with all cores and with one, and keeps its best.
+        cores = os.cpu_count() or 1
+        runners["torch"] = torch_runner(cell, shape, x, y, mode, cores)
+        if cores > 1:
+            runners["torch_1"] = torch_runner(cell, shape, x, y, mode, 1)
     calls = time_interleaved(runners, args.rounds, args.seconds)
     keras.backend.clear_session()
-    return {name: rate * batch for name, rate in calls.items()}
+    rates = {name: rate * batch for name, rate in calls.items()}
+    if "torch_1" in rates:
+        rates["torch"] = max(rates["torch"], rates.pop("torch_1"))
+    return rates
 
 
 # -- peak memory -----------------------------------------------------------------
@@ -332,19 +347,24 @@ def text_batches(batch, steps, count, seed=0):
     return windows[..., :-1], windows[..., 1:], len(alphabet)
 
 
-def loss_curve_check(steps_count, cell="lstm", units=256, batch=64, steps=100):
-    """Train the same char-LM in float32 and mixed_bfloat16; compare the losses."""
+def loss_curve_check(steps_count, seeds=(0, 1, 2), cell="lstm", units=256, batch=64,
+                     steps=100):
+    """Train the same char-LM in float32 and mixed_bfloat16; compare the losses.
+
+    Per seed, both runs start from the same weights and see the same batches.
+    A single run can drift by a few percent when the two runs leave a
+    plateau a few steps apart, so the check compares the loss curves averaged
+    over the seeds (each smoothed over a tenth of the run); the per-seed gaps
+    are reported too.
+    """
     import keras
 
-    inputs, targets, vocab = text_batches(batch, steps, steps_count)
+    from zoo import layers
 
-    def model_for(dtype):
+    def model_for(dtype, vocab):
         x = keras.Input((steps,), dtype="int32")
         h = keras.layers.Embedding(vocab, 64, dtype=dtype)(x)
-        from zoo import layers
-
-        kwargs = {"return_sequences": True, "dtype": dtype}
-        h = getattr(layers, KERAS_NAMES[cell])(units, **kwargs)(h)
+        h = getattr(layers, KERAS_NAMES[cell])(units, return_sequences=True, dtype=dtype)(h)
         out = keras.layers.Dense(vocab, dtype=dtype)(h)
         out = keras.layers.Activation("linear", dtype="float32")(out)
         model = keras.Model(x, out)
@@ -354,29 +374,41 @@ def loss_curve_check(steps_count, cell="lstm", units=256, batch=64, steps=100):
         )
         return model
 
-    keras.utils.set_random_seed(0)
-    reference = model_for("float32")
-    weights = reference.get_weights()
-    curves = {}
-    for dtype in ("float32", "mixed_bfloat16"):
-        model = model_for(dtype)
-        model.set_weights(weights)
-        curves[dtype] = [
-            float(model.train_on_batch(inputs[i], targets[i])) for i in range(steps_count)
-        ]
-    f32 = np.array(curves["float32"])
-    bf16 = np.array(curves["mixed_bfloat16"])
     window = max(1, steps_count // 10)
-    smooth = lambda c: np.convolve(c, np.ones(window) / window, mode="valid")  # noqa: E731
-    rel = np.abs(smooth(bf16) - smooth(f32)) / smooth(f32)
+
+    def smooth(curve):
+        return np.convolve(curve, np.ones(window) / window, mode="valid")
+
+    curves = {"float32": [], "mixed_bfloat16": []}
+    for seed in seeds:
+        inputs, targets, vocab = text_batches(batch, steps, steps_count, seed=seed)
+        keras.utils.set_random_seed(seed)
+        weights = model_for("float32", vocab).get_weights()
+        for dtype in curves:
+            model = model_for(dtype, vocab)
+            model.set_weights(weights)
+            curves[dtype].append(np.array([
+                float(model.train_on_batch(inputs[i], targets[i]))
+                for i in range(steps_count)
+            ]))
+        keras.backend.clear_session()
+    f32 = smooth(np.mean(curves["float32"], axis=0))
+    bf16 = smooth(np.mean(curves["mixed_bfloat16"], axis=0))
+    per_seed = [
+        float(np.max(np.abs(smooth(b) - smooth(a)) / smooth(a)))
+        for a, b in zip(curves["float32"], curves["mixed_bfloat16"])
+    ]
+    gap = float(np.max(np.abs(bf16 - f32) / f32))
     return {
         "steps": steps_count,
+        "seeds": len(seeds),
         "window": window,
-        "first_loss": float(f32[0]),
-        "final_f32": float(smooth(f32)[-1]),
-        "final_bf16": float(smooth(bf16)[-1]),
-        "max_rel_diff": float(rel.max()),
-        "ok": bool(rel.max() <= 0.02),
+        "first_loss": float(np.mean([c[0] for c in curves["float32"]])),
+        "final_f32": float(f32[-1]),
+        "final_bf16": float(bf16[-1]),
+        "max_rel_diff": gap,
+        "per_seed": per_seed,
+        "ok": bool(gap <= 0.02),
     }
 
 
@@ -435,11 +467,13 @@ def report(rows, machine, memory, loss, args):
         lines.append("")
         lines.append(
             f"mixed_bfloat16 loss curve (char-level LSTM language model, {loss['steps']} "
-            f"Adam steps from the same weights and batches; losses averaged over "
+            f"Adam steps, {loss['seeds']} seeds, float32 and bfloat16 runs from the same "
+            f"weights and batches; curves averaged over the seeds and over "
             f"{loss['window']} steps): start {loss['first_loss']:.3f}, end float32 "
             f"{loss['final_f32']:.3f} vs bfloat16 {loss['final_bf16']:.3f}; largest "
             f"relative gap {loss['max_rel_diff']:.2%} -> "
-            f"{'within' if loss['ok'] else 'NOT within'} 2%."
+            f"{'within' if loss['ok'] else 'NOT within'} 2% (largest gap per seed: "
+            + ", ".join(f"{g:.2%}" for g in loss["per_seed"]) + ")."
         )
     return "\n".join(lines)
 
@@ -491,9 +525,11 @@ def main(argv=None):
         for cell in args.cells:
             memory[cell] = measure_memory(cell)
             print(f"# memory {cell}: {memory[cell]}", flush=True)
+    machine["peak_f32"] = max(machine["peak_f32"], matmul_peak(tf.float32, peak_n))
+    machine["peak_bf16"] = max(machine["peak_bf16"], matmul_peak(tf.bfloat16, peak_n))
     loss = None
     if not args.no_loss_check and not args.no_bf16:
-        loss = loss_curve_check(args.loss_steps)
+        loss = loss_curve_check(args.loss_steps, seeds=(0,) if args.quick else (0, 1, 2))
         print(f"# loss check: {loss}", flush=True)
     text = report(rows, machine, memory, loss, args)
     print()

@@ -324,3 +324,18 @@ def test_simple_rnn_step_forms_agree(form, rng):
     for a, b in zip(tape.gradient(loss_got, [x_t] + list(layer.trainable_weights)),
                     tape.gradient(loss_want, [x_t] + list(layer.trainable_weights))):
         np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.slow
+def test_mixed_bfloat16_loss_curve_tracks_float32():
+    """A short real training run (the benchmark's check): bf16 within 2% of f32."""
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "rnn_speed.py"
+    spec = importlib.util.spec_from_file_location("rnn_speed", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    result = bench.loss_curve_check(60, seeds=(1,), units=128, batch=32, steps=64)
+    assert result["final_f32"] < 0.8 * result["first_loss"]  # it really trains
+    assert result["ok"], result

@@ -5,18 +5,22 @@ The generic path (`keras.layers.RNN`) calls a cell once per time step inside a
 module computes the same equations as one differentiable operation over the
 whole sequence:
 
-* Forward, each step is a handful of ops. The gate pre-activations are one
-  matrix product of `[x_t, h_{t-1}]` with the stacked `[W; U]`, written as
-  `activation(bias_add(matmul(...)))` so that TensorFlow's oneDNN remapper
-  fuses product, bias and sigmoid/tanh into a single kernel (vectorized for
-  the host CPU, unlike the generic element-wise ops).
+* Forward, a step is a handful of ops. Each gate is one product
+  `activation(bias_add([x_t, h_{t-1}] @ [W_k; U_k], b_k))`, the form
+  TensorFlow's oneDNN remapper fuses into a single kernel (product, bias and
+  sigmoid/tanh, vectorized for the host CPU, unlike TensorFlow's generic
+  element-wise kernels); the gates' products are independent, so they run
+  side by side on the cores. (A small SimpleRNN instead projects its inputs
+  for all steps at once; a larger one splits its product in two halves.)
 * Backpropagation through time is written out (`tf.custom_gradient`). The
   forward loop keeps only what the backward pass needs (gate activations and
   states). The backward pass walks the sequence in chunks of `K` steps,
   last chunk first: the derivative factors of a chunk are computed in a few
-  vectorized ops, the loop itself only carries the state gradients through
-  one matrix product per step, and the weight gradients of the chunk are
-  matrix products over `K * batch` rows instead of `K` small ones.
+  vectorized ops; the loop itself only carries the state gradients, through
+  one product per gate (again side by side, and without joining the gates'
+  gradients, since a concat over the feature axis costs more than it saves);
+  the weight gradients of the chunk are then products over `K * batch` rows
+  instead of `K` small ones, free to overlap with the next chunk's loop.
 * The gradient with respect to the inputs is computed only when a tape
   watches them (not for raw model inputs).
 * Under a mixed policy (`mixed_bfloat16`, `mixed_float16`) the matrix
