@@ -124,9 +124,11 @@ class GRU(RecurrentSequence):
         activity_regularizer: Regularizer of the layer's output.
         return_sequences, return_state, go_backwards, stateful, unroll: As in
             `keras.layers.RNN`.
-        use_cudnn: `"auto"` (default) or `True`: on a GPU, run cuDNN when
-            the configuration matches (`reset_after=True`, as
-            `keras.layers.GRU`); `False`: never.
+        use_cudnn: `"auto"` (default) or `True`: on a GPU, train through
+            Keras's cuDNN kernel when the equations match (`reset_after=True`,
+            `use_bias=True`, no mask; weights converted to Keras's update
+            convention on the fly); inference stays on the fused path, so a
+            model exported on a GPU runs on a CPU. `False`: never.
         implementation: `"auto"` (default) runs the fused fast path
             (`zoo.layers.fused`) whenever the configuration allows it and the
             generic step-by-step loop otherwise; `"fused"` requires the fast

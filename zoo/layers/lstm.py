@@ -119,9 +119,10 @@ class LSTM(RecurrentSequence):
             Keras).
         stateful: Carry the final states into the next batch.
         unroll: Unroll the loop (short sequences only).
-        use_cudnn: `"auto"` (default) or `True`: on a GPU, run cuDNN when
-            the configuration matches (as `keras.layers.LSTM`); `False`:
-            never.
+        use_cudnn: `"auto"` (default) or `True`: on a GPU, train through
+            Keras's cuDNN kernel (no mask, `use_bias=True`); inference stays
+            on the fused path, so a model exported on a GPU runs on a CPU.
+            `False`: never.
         implementation: `"auto"` (default) runs the fused fast path
             (`zoo.layers.fused`) whenever the configuration allows it and the
             generic step-by-step loop otherwise; `"fused"` requires the fast
