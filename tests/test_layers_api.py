@@ -154,3 +154,16 @@ def test_initial_state_wrong_shape(name, bad_shape):
 def test_bad_use_cudnn():
     with pytest.raises(ValueError, match="use_cudnn"):
         layers.LSTM(3, use_cudnn="sometimes")
+
+
+@pytest.mark.parametrize("implementation", ["fused", "loop"])
+def test_to_keras_accepts_any_implementation(implementation, rng):
+    from zoo import convert
+
+    ours = layers.LSTM(4, implementation=implementation, return_sequences=True)
+    x = rng.normal(size=(2, 5, 3)).astype("float32")
+    want = ours(x)
+    theirs = convert.to_keras(ours)
+    assert isinstance(theirs, keras.layers.LSTM)
+    np.testing.assert_allclose(theirs(x), want, atol=1e-5)
+    assert ours.get_config()["implementation"] == implementation

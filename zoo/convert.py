@@ -94,6 +94,8 @@ def _translate(layer, source_classes, target_for):
     config = layer.get_config()
     if target_class is keras.layers.SimpleRNN:
         config.pop("recurrent_activation", None)
+    if not issubclass(target_class, zoo_layers.base.RecurrentSequence):
+        config.pop("implementation", None)  # a zoo-only choice of fast path
     target = target_class.from_config(config)
     input_dim = int(layer.cell.kernel.shape[0])
     target.build((None, None, input_dim))

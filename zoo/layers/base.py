@@ -555,10 +555,7 @@ class RecurrentSequence(keras.layers.RNN):
             for key, value in self.cell.get_config().items()
             if key not in ("name", "trainable", "dtype")
         }
-        if self.implementation != "auto":
-            # Listed only when not the default, so that a default config stays
-            # loadable by the Keras layers (`zoo.convert.to_keras`).
-            config["implementation"] = self.implementation
+        config["implementation"] = self.implementation
         config["activity_regularizer"] = regularizers.serialize(
             self.activity_regularizer
         )
