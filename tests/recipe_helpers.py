@@ -11,3 +11,10 @@ def load_recipe(name):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def train_smoke_model(recipe_name, options, model_name, root):
+    """Run a recipe in-process into the hub directory `root`; returns its card."""
+    return load_recipe(recipe_name).main(
+        list(options) + ["--name", model_name, "--output-dir", str(root), "--run-dir", str(root / "run")]
+    )

@@ -15,7 +15,7 @@ pytest.importorskip("mido")
 
 from zoo import cli, hub, music  # noqa: E402
 from zoo.tasks import music as task  # noqa: E402
-from recipe_helpers import load_recipe  # noqa: E402
+from recipe_helpers import load_recipe, train_smoke_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = "music-smoke"
@@ -32,8 +32,7 @@ def _recipe():
 def smoke_hub(tmp_path_factory):
     """A hub directory holding one melody model trained by a seconds-long recipe run."""
     root = tmp_path_factory.mktemp("hub")
-    card = _recipe().main(SMOKE_OPTIONS + ["--name", SMOKE, "--output-dir", str(root),
-                                           "--run-dir", str(root / "run")])
+    card = train_smoke_model("music", SMOKE_OPTIONS, SMOKE, root)
     return root, card
 
 

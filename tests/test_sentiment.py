@@ -12,7 +12,7 @@ import pytest
 
 from zoo import cli, hub
 from zoo.data.cache import ChecksumError
-from recipe_helpers import ROOT, load_recipe
+from recipe_helpers import ROOT, load_recipe, train_smoke_model
 
 SHIPPED = "sentiment-bilstm-mr"
 SMOKE_OPTIONS = ["--max-examples", "240", "--epochs", "2", "--units", "8",
@@ -27,8 +27,7 @@ def _recipe():
 def smoke_hub(tmp_path_factory):
     """A hub directory holding one model trained by a seconds-long recipe run."""
     root = tmp_path_factory.mktemp("hub")
-    card = _recipe().main(SMOKE_OPTIONS + ["--name", "sentiment-smoke", "--output-dir", str(root),
-                                           "--run-dir", str(root / "run")])
+    card = train_smoke_model("sentiment", SMOKE_OPTIONS, "sentiment-smoke", root)
     return root, card
 
 

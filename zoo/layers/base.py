@@ -46,6 +46,24 @@ def validate_rate(owner, name, value):
     return rate
 
 
+def validate_use_cudnn(owner, use_cudnn):
+    if use_cudnn not in ("auto", True, False):
+        raise ValueError(
+            f"{owner}: `use_cudnn` must be 'auto', True or False. "
+            f"Received: use_cudnn={use_cudnn!r}"
+        )
+    return use_cudnn
+
+
+def standard_gates_blocker(cell):
+    """Why a gated cell (LSTM, GRU) cannot take the fused path, or None: it needs tanh/sigmoid."""
+    if activation_name(cell.activation) != "tanh":
+        return "activation is not tanh"
+    if activation_name(cell.recurrent_activation) != "sigmoid":
+        return "recurrent_activation is not sigmoid"
+    return None
+
+
 def validate_implementation(owner, implementation):
     if not isinstance(implementation, str) or implementation not in IMPLEMENTATIONS:
         raise ValueError(

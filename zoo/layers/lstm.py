@@ -18,7 +18,12 @@ import keras
 from keras import initializers, ops
 
 from zoo.layers import base
-from zoo.layers.base import RecurrentCell, RecurrentSequence, activation_name
+from zoo.layers.base import (
+    RecurrentCell,
+    RecurrentSequence,
+    standard_gates_blocker,
+    validate_use_cudnn,
+)
 
 
 class _ForgetGateOnes(initializers.Initializer):
@@ -172,11 +177,7 @@ class LSTM(RecurrentSequence):
         implementation="auto",
         **kwargs,
     ):
-        if use_cudnn not in ("auto", True, False):
-            raise ValueError(
-                f"LSTM: `use_cudnn` must be 'auto', True or False. "
-                f"Received: use_cudnn={use_cudnn!r}"
-            )
+        validate_use_cudnn(type(self).__name__, use_cudnn)
         arguments = dict(locals())
         del arguments["use_cudnn"]
         self.use_cudnn = use_cudnn
@@ -185,11 +186,7 @@ class LSTM(RecurrentSequence):
     _cell_class = LSTMCell
 
     def _fused_cell_blocker(self):
-        if activation_name(self.cell.activation) != "tanh":
-            return "activation is not tanh"
-        if activation_name(self.cell.recurrent_activation) != "sigmoid":
-            return "recurrent_activation is not sigmoid"
-        return None
+        return standard_gates_blocker(self.cell)
 
     def _fused_math(self, batch_size=None):
         from zoo.layers import fused
