@@ -179,7 +179,7 @@ def main(argv=None):
             "strategy": type(strategy).__name__,
             "settings": {k: getattr(args, k) for k in DEFAULTS if k not in ("output_dir", "run_dir")},
         },
-        "command": "python recipes/sentiment.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
+        "command": " ".join(["python recipes/sentiment.py"] + [shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])]),
         "license": "Model: Apache-2.0 (this project). Data: movie-review snippets from the "
                    "vaderSentiment 3.3.2 package (MIT); cite Hutto & Gilbert (2014) and "
                    "Pang & Lee (2005).",
