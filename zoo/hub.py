@@ -6,7 +6,8 @@ A model directory holds:
 - `saved_model/`: a TensorFlow SavedModel for serving, taking raw inputs, that
   loads with plain `tf.saved_model.load` (no zoo import needed);
 - `card.json`: what the model is and how well it does, every number measured
-  by code, with a sha256 for every other file in the directory;
+  by code, and under `files` the sha256 and size of every other file in the
+  directory;
 - the training curve and history of the run that produced it.
 
 `list_models()`, `info(name)`, `load(name)` and `load_serving(name)` read it;
@@ -80,7 +81,8 @@ def verify_files(name):
     if not files:
         raise ChecksumError(directory / CARD_FILE, "a 'files' table", "none",
                             note="the card lists no file checksums")
-    for relative, expected in sorted(files.items()):
+    for relative, entry in sorted(files.items()):
+        expected = entry["sha256"]
         path = directory / relative
         if not path.exists():
             raise ChecksumError(path, expected, "missing", note="the file is missing")
@@ -122,9 +124,10 @@ def load_serving(name, verify=True):
 
 
 def file_checksums(directory):
+    """`{relative path: {"sha256": hex digest, "bytes": size}}` for every file but the card."""
     directory = Path(directory)
     return {
-        path.relative_to(directory).as_posix(): sha256_file(path)
+        path.relative_to(directory).as_posix(): {"sha256": sha256_file(path), "bytes": path.stat().st_size}
         for path in sorted(directory.rglob("*"))
         if path.is_file() and path.name != CARD_FILE
     }
