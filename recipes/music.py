@@ -75,7 +75,7 @@ def main(argv=None):
     args = parse_args(argv)
     import tensorflow as tf
 
-    from zoo import hub, training
+    from zoo import hub, layers, training
     from zoo.data import chorales
     from zoo.data.cache import atomic_write_text
     from zoo.tasks import music as task
@@ -132,7 +132,7 @@ def main(argv=None):
                        "style of the soprano lines of Bach's chorales.",
         "architecture": (
             f"key id → Embedding({args.key_embedding_dim}) → Dense({args.units}, tanh) per state "
-            f"→ initial state of zoo.layers.{type(task.recurrent_layer(args.cell, 1)).__name__}"
+            f"→ initial state of zoo.layers.{layers.sequence_layer_class(args.cell).__name__}"
             f"({args.units}); event tokens → Embedding({args.token_embedding_dim})"
             + (" ⊕ key vector at every step" if args.key_every_step else "")
             + f" → Dropout({args.dropout}) → decoder → Dropout({args.dropout}) → "

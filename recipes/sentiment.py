@@ -76,7 +76,7 @@ def compile_for_training(model, args):
 
 def main(argv=None):
     args = parse_args(argv)
-    from zoo import data, hub, training
+    from zoo import data, hub, layers, training
     from zoo.tasks import sentiment
 
     training.seed_everything(args.seed)
@@ -156,7 +156,7 @@ def main(argv=None):
         "architecture": (
             f"TextVectorization({args.max_tokens} words, {args.sequence_length} steps) → "
             f"Embedding({args.embedding_dim}, mask_zero) → Bidirectional(zoo.layers."
-            f"{type(sentiment.recurrent_layer(args.cell, 1)).__name__}({args.units})) → "
+            f"{layers.sequence_layer_class(args.cell).__name__}({args.units})) → "
             f"Dropout({args.dropout}) → Dense(1)"
             + (" + TF-IDF word 1-2-gram Dense(1) path (trained first, then frozen)" if args.wide else "")
             + " → sigmoid"

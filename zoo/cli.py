@@ -43,6 +43,7 @@ def known_recipes():
 
 def cmd_list(args):
     from zoo import hub
+    from zoo.report import headline
 
     names = hub.list_models(args.pattern)
     if not names:
@@ -50,17 +51,8 @@ def cmd_list(args):
         return 0
     for name in names:
         card = hub.info(name)
-        headline = _headline_metric(card)
-        print(f"{name:32s} {card.get('task', '?'):10s} {card.get('io', '?'):12s} {headline}")
+        print(f"{name:32s} {card.get('task', '?'):10s} {card.get('io', '?'):12s} {headline(card)}")
     return 0
-
-
-def _headline_metric(card):
-    test = card.get("metrics", {}).get("test", {})
-    for key in ("accuracy", "nll_per_event", "bleu", "mae"):
-        if key in test:
-            return f"test {key} {test[key]:.4f}"
-    return ""
 
 
 def cmd_info(args):

@@ -19,8 +19,11 @@ import json
 import os
 import platform
 import shutil
+import signal
 import time
 from pathlib import Path
+
+import keras
 
 from zoo.data.cache import atomic_write_text
 
@@ -55,7 +58,6 @@ def select_strategy(verbose=True):
 
 def seed_everything(seed, deterministic_ops=False):
     """Seed Python, NumPy, TensorFlow and Keras; optionally force deterministic kernels."""
-    import keras
     import tensorflow as tf
 
     keras.utils.set_random_seed(int(seed))
@@ -90,74 +92,68 @@ def hardware_description():
     return description
 
 
-class ResumableEarlyStopping:
+class ResumableEarlyStopping(keras.callbacks.Callback):
     """Early stopping + best-weights checkpoint whose state survives a kill.
 
     Keras's `EarlyStopping` and `ModelCheckpoint(save_best_only=True)` keep
     the best value in memory, so after a resume they would forget it. This
     callback writes its state (best value, best epoch, patience counter) to
-    `state.json` next to `best.weights.h5` at every epoch end, atomically.
+    `early_stopping.json` next to `best.weights.h5` at every epoch end, atomically.
     """
 
-    def __new__(cls, *args, **kwargs):
-        import keras
+    def __init__(self, run_dir, monitor="val_loss", mode="auto", patience=3,
+                 restore_best_weights=True):
+        super().__init__()
+        self.run_dir = Path(run_dir)
+        self.monitor = monitor
+        if mode == "auto":
+            mode = "max" if any(k in monitor for k in ("acc", "auc")) else "min"
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min', 'max' or 'auto', received {mode!r}")
+        self.mode = mode
+        self.patience = int(patience)
+        self.restore_best_weights = restore_best_weights
+        self.state_path = self.run_dir / "early_stopping.json"
+        self.best_path = self.run_dir / "best.weights.h5"
+        self.state = {"best": None, "best_epoch": None, "wait": 0, "seconds": 0.0}
 
-        class _Callback(keras.callbacks.Callback):
-            def __init__(self, run_dir, monitor="val_loss", mode="auto", patience=3,
-                         restore_best_weights=True):
-                super().__init__()
-                self.run_dir = Path(run_dir)
-                self.monitor = monitor
-                if mode == "auto":
-                    mode = "max" if any(k in monitor for k in ("acc", "auc")) else "min"
-                if mode not in ("min", "max"):
-                    raise ValueError(f"mode must be 'min', 'max' or 'auto', received {mode!r}")
-                self.mode = mode
-                self.patience = int(patience)
-                self.restore_best_weights = restore_best_weights
-                self.state_path = self.run_dir / "early_stopping.json"
-                self.best_path = self.run_dir / "best.weights.h5"
-                self.state = {"best": None, "best_epoch": None, "wait": 0, "seconds": 0.0}
+    def on_train_begin(self, logs=None):
+        if self.state_path.exists():
+            self.state = json.loads(self.state_path.read_text())
+        self._started = time.time()
+        self._seconds_before = self.state.get("seconds", 0.0)
 
-            def on_train_begin(self, logs=None):
-                if self.state_path.exists():
-                    self.state = json.loads(self.state_path.read_text())
-                self._started = time.time()
-                self._seconds_before = self.state.get("seconds", 0.0)
+    def _improved(self, value):
+        best = self.state["best"]
+        if best is None:
+            return True
+        return value < best if self.mode == "min" else value > best
 
-            def _improved(self, value):
-                best = self.state["best"]
-                if best is None:
-                    return True
-                return value < best if self.mode == "min" else value > best
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.monitor not in logs:
+            raise ValueError(
+                f"early stopping monitors {self.monitor!r}, but the epoch logs "
+                f"have only {sorted(logs)}"
+            )
+        value = float(logs[self.monitor])
+        if self._improved(value):
+            tmp = self.best_path.with_name(f".tmp-{os.getpid()}.weights.h5")
+            self.model.save_weights(tmp)
+            os.replace(tmp, self.best_path)
+            self.state.update(best=value, best_epoch=epoch, wait=0)
+        else:
+            self.state["wait"] += 1
+            if self.state["wait"] >= self.patience:
+                print(f"[zoo] early stop: no {self.monitor} improvement in "
+                      f"{self.patience} epochs (best epoch {self.state['best_epoch'] + 1})")
+                self.model.stop_training = True
+        self.state["seconds"] = self._seconds_before + time.time() - self._started
+        atomic_write_text(self.state_path, json.dumps(self.state))
 
-            def on_epoch_end(self, epoch, logs=None):
-                logs = logs or {}
-                if self.monitor not in logs:
-                    raise ValueError(
-                        f"early stopping monitors {self.monitor!r}, but the epoch logs "
-                        f"have only {sorted(logs)}"
-                    )
-                value = float(logs[self.monitor])
-                if self._improved(value):
-                    tmp = self.best_path.with_name(f".tmp-{os.getpid()}.weights.h5")
-                    self.model.save_weights(tmp)
-                    os.replace(tmp, self.best_path)
-                    self.state.update(best=value, best_epoch=epoch, wait=0)
-                else:
-                    self.state["wait"] += 1
-                    if self.state["wait"] >= self.patience:
-                        print(f"[zoo] early stop: no {self.monitor} improvement in "
-                              f"{self.patience} epochs (best epoch {self.state['best_epoch'] + 1})")
-                        self.model.stop_training = True
-                self.state["seconds"] = self._seconds_before + time.time() - self._started
-                atomic_write_text(self.state_path, json.dumps(self.state))
-
-            def on_train_end(self, logs=None):
-                if self.restore_best_weights and self.best_path.exists():
-                    self.model.load_weights(self.best_path)
-
-        return _Callback(*args, **kwargs)
+    def on_train_end(self, logs=None):
+        if self.restore_best_weights and self.best_path.exists():
+            self.model.load_weights(self.best_path)
 
 
 def has_resume_checkpoint(run_dir):
@@ -171,12 +167,11 @@ def fit(model, train_data, validation_data, *, epochs, run_dir, monitor="val_los
 
     Rerunning the same call after a kill continues from the last finished
     epoch. Returns a dict with the full history (all epochs, across resumes),
-    the best epoch, the number of epochs run and the wall time of this call.
+    the best epoch, the number of epochs run and the training time of every
+    run of the command (killed ones included).
     When training ends normally the resume checkpoint is removed, so the next
     run of the command starts afresh.
     """
-    import keras
-
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     history_path = run_dir / "history.csv"
@@ -230,20 +225,18 @@ def load_run_summary(run_dir):
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def _KillAfterEpoch(epoch_number):
+class _KillAfterEpoch(keras.callbacks.Callback):
     """Test hook: SIGKILL this process at the end of epoch `epoch_number` (1-based),
     after every other callback has written its checkpoint: a real, abrupt kill."""
-    import signal
 
-    import keras
+    def __init__(self, epoch_number):
+        super().__init__()
+        self.epoch_number = epoch_number
 
-    class KillAfterEpoch(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            if epoch + 1 == epoch_number:
-                print(f"[zoo] ZOO_KILL_AFTER_EPOCH={epoch_number}: killing the process", flush=True)
-                os.kill(os.getpid(), signal.SIGKILL)
-
-    return KillAfterEpoch()
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.epoch_number:
+            print(f"[zoo] ZOO_KILL_AFTER_EPOCH={self.epoch_number}: killing the process", flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
 def read_history(path):

@@ -286,16 +286,13 @@ def _transposed_blocks(ops, w, units, count):
     return [ops.weight(w_t[k * units : (k + 1) * units]) for k in range(count)]
 
 
-class _LSTMMath:
-    """One fused product per gate, so that the four run side by side.
+class _PerGateMath:
+    """What the LSTM and GRU maths share: one `[W; U]` product per gate block.
 
-    Gate blocks in the weights: i, f, c (candidate g), o.
+    Subclasses set `gates`, the number of `units`-wide blocks in the weights.
     """
 
-    n_states = 2
-    needs_current = False
-    n_saved = 5  # sigmoid i, f, o; tanh candidate g; tanh(c)
-    n_dpre = 4  # d pre-activations of i, f, c, o
+    gates = 1
 
     def __init__(self, units):
         self.units = units
@@ -303,7 +300,7 @@ class _LSTMMath:
     def context(self, ops, kernel, bias, recurrent_kernel):
         units = self.units
         stacked = tf.concat([kernel, recurrent_kernel], axis=0)
-        blocks = [slice(k * units, (k + 1) * units) for k in range(4)]
+        blocks = [slice(k * units, (k + 1) * units) for k in range(self.gates)]
         return {
             "ops": ops,
             "WU": [ops.weight(stacked[:, cut]) for cut in blocks],
@@ -316,12 +313,25 @@ class _LSTMMath:
         ops, units = ctx["ops"], self.units
         return {
             **ctx,
-            "W_t": _transposed_blocks(ops, ctx["W"], units, 4),
-            "U_t": _transposed_blocks(ops, ctx["U"], units, 4),
+            "W_t": _transposed_blocks(ops, ctx["W"], units, self.gates),
+            "U_t": _transposed_blocks(ops, ctx["U"], units, self.gates),
         }
 
     def precompute(self, ctx, x):
         return ()
+
+
+class _LSTMMath(_PerGateMath):
+    """One fused product per gate, so that the four run side by side.
+
+    Gate blocks in the weights: i, f, c (candidate g), o.
+    """
+
+    gates = 4
+    n_states = 2
+    needs_current = False
+    n_saved = 5  # sigmoid i, f, o; tanh candidate g; tanh(c)
+    n_dpre = 4  # d pre-activations of i, f, c, o
 
     def step(self, ctx, x_t, pre_t, states):
         h, c = states
@@ -376,42 +386,17 @@ class _LSTMMath:
         return (d_kernel, d_bias, d_recurrent), _input_grad(ops, d, ctx["W_t"], need_dx)
 
 
-class _GRUMath:
+class _GRUMath(_PerGateMath):
     """`reset_after=False`: the reset gate scales `h` before the product with U_h.
 
     Gate blocks in the weights: z, r, h (candidate).
     """
 
+    gates = 3
     n_states = 1
     needs_current = False
     n_saved = 3  # sigmoid z, sigmoid r, the candidate h~
     n_dpre = 3  # d pre-activations of z, r and the candidate
-
-    def __init__(self, units):
-        self.units = units
-
-    def context(self, ops, kernel, bias, recurrent_kernel):
-        units = self.units
-        stacked = tf.concat([kernel, recurrent_kernel], axis=0)
-        blocks = [slice(k * units, (k + 1) * units) for k in range(3)]
-        return {
-            "ops": ops,
-            "WU": [ops.weight(stacked[:, cut]) for cut in blocks],
-            "b": [ops.weight(bias[cut]) for cut in blocks],
-            "W": kernel,
-            "U": recurrent_kernel,
-        }
-
-    def backward_context(self, ctx):
-        ops, units = ctx["ops"], self.units
-        return {
-            **ctx,
-            "W_t": _transposed_blocks(ops, ctx["W"], units, 3),
-            "U_t": _transposed_blocks(ops, ctx["U"], units, 3),
-        }
-
-    def precompute(self, ctx, x):
-        return ()
 
     def step(self, ctx, x_t, pre_t, states):
         h = states[0]

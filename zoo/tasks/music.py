@@ -70,10 +70,7 @@ def recurrent_layer(cell, units, **kwargs):
     """The zoo sequence layer for `cell` ("lstm", "gru" or "rnn")."""
     from zoo import layers
 
-    classes = {"lstm": layers.LSTM, "gru": layers.GRU, "rnn": layers.SimpleRNN}
-    if cell not in classes:
-        raise ValueError(f"unknown cell {cell!r}; expected one of {', '.join(CELLS)}")
-    return classes[cell](units, **kwargs)
+    return layers.sequence_layer_class(cell)(units, **kwargs)
 
 
 @keras.saving.register_keras_serializable(package="zoo.music", name="RepeatOverTime")

@@ -23,16 +23,12 @@ import numpy as np
 TASK = "sentiment"
 IO_TYPE = "many-to-one"
 
-CELLS = ("lstm", "gru", "rnn")
-
 
 def recurrent_layer(cell, units, **kwargs):
+    """The zoo sequence layer for `cell` ("lstm", "gru" or "rnn")."""
     from zoo import layers
 
-    classes = {"lstm": layers.LSTM, "gru": layers.GRU, "rnn": layers.SimpleRNN}
-    if cell not in classes:
-        raise ValueError(f"unknown cell {cell!r}; expected one of {', '.join(CELLS)}")
-    return classes[cell](units, **kwargs)
+    return layers.sequence_layer_class(cell)(units, **kwargs)
 
 
 def build_model(train_texts, cell="lstm", max_tokens=20000, sequence_length=64,
