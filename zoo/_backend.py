@@ -25,6 +25,8 @@ def import_tensorflow_quietly():
         with open(os.devnull, "w") as devnull:
             os.dup2(devnull.fileno(), 2)
             import tensorflow
+
+            tensorflow.config.list_physical_devices("GPU")  # the CUDA probe logs here, once
     finally:
         os.dup2(saved, 2)
         os.close(saved)
