@@ -297,7 +297,8 @@ def test_cli_verify_reproduces_the_card(use_hub, capsys):
 def test_cli_list_shows_the_headline(use_hub, capsys):
     assert cli.main(["list"]) == 0
     line = [l for l in capsys.readouterr().out.splitlines() if l.startswith(SMOKE)][0]
-    assert "one-to-many" in line and "nll_per_event" in line
+    nll = hub.info(SMOKE)["metrics"]["test"]["nll_per_event"]
+    assert "one-to-many" in line and f"test NLL/event {nll:.3f}" in line
 
 
 def test_demo_writes_a_melody(use_hub, tmp_path, capsys):
