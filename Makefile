@@ -12,6 +12,8 @@ $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
+	@# Compile the native recurrence kernels once now (they would build on first use).
+	$(PY) -m zoo.layers.native > /dev/null || echo "native kernels not built: the graph kernels will be used"
 	touch $@
 
 install: $(STAMP)

@@ -50,9 +50,12 @@ VARIANTS = [  # go_backwards, masked, initial_state, return_sequences, chunk
 ]
 
 
+@pytest.mark.parametrize("kernel", ["native", "graph"])
 @pytest.mark.parametrize("name", list(CELLS))
 @pytest.mark.parametrize("go_backwards,masked,initial,sequences,chunk", VARIANTS)
-def test_fused_matches_loop(name, go_backwards, masked, initial, sequences, chunk, rng):
+def test_fused_matches_loop(name, go_backwards, masked, initial, sequences, chunk, kernel,
+                            rng, monkeypatch):
+    monkeypatch.setenv("ZOO_NATIVE_KERNELS", "1" if kernel == "native" else "0")
     batch, steps, input_dim, units = 3, 9, 4, 5
     fused, loop = _pair(name, units, input_dim, rng, go_backwards=go_backwards,
                         return_sequences=sequences, return_state=True)
@@ -64,6 +67,7 @@ def test_fused_matches_loop(name, go_backwards, masked, initial, sequences, chun
     out_f, grads_f = _run(fused, x, states, mask, chunk)
     out_l, grads_l = _run(loop, x, states, mask)
     assert fused.last_implementation == "fused" and loop.last_implementation == "loop"
+    assert fused.last_kernel == kernel
     for a, b in zip(out_f, out_l):
         np.testing.assert_allclose(a, b, atol=1e-5)
     for a, b in zip(grads_f, grads_l):

@@ -175,7 +175,10 @@ def export_model(name, model, card, write_serving, extra_files=(), root=None):
     staging.mkdir()
     try:
         model.save(staging / KERAS_FILE)
-        write_serving(model, staging / SERVING_DIR)
+        from zoo.layers import native
+
+        with native.portable():  # serving graphs of standard TensorFlow ops only
+            write_serving(model, staging / SERVING_DIR)
         for extra in extra_files:
             source, target_name = extra if isinstance(extra, (tuple, list)) else (extra, Path(extra).name)
             source = Path(source)

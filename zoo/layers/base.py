@@ -357,6 +357,7 @@ class RecurrentSequence(keras.layers.RNN):
         super().__init__(cell, **layer_arguments, **kwargs)
         self.implementation = implementation
         self.last_implementation = None
+        self.last_kernel = None
         if implementation != "loop" and self._fused_config_blocker() is None:
             # The fused backward pass uses dynamically sized TensorArrays that
             # XLA cannot compile; keep `jit_compile="auto"` from choosing XLA.
@@ -512,7 +513,7 @@ class RecurrentSequence(keras.layers.RNN):
     def _fused_inner_loop(self, sequences, initial_state, mask, training):
         import tensorflow as tf
 
-        from zoo.layers import fused
+        from zoo.layers import fused, native
 
         cell = self.cell
         x = sequences
@@ -527,21 +528,33 @@ class RecurrentSequence(keras.layers.RNN):
             x = tf.reverse(x, [0])
             if step_mask is not None:
                 step_mask = tf.reverse(step_mask, [0])
-        chunk = self._fused_chunk or fused.default_chunk(static_shape(sequences)[0])
+        math = self._fused_math(static_shape(sequences)[0])
         stash = bool(training) or fused.gradients_may_be_requested()
-        need_dx = stash and fused.gradient_needed_for(x)
-        sequence, final = fused.run(
-            self._fused_math(static_shape(sequences)[0]),
-            x,
-            self._fused_params(),
-            tuple(initial_state),
-            step_mask,
-            compute_dtype=cell.compute_dtype,
-            return_sequences=self.return_sequences,
-            chunk=chunk,
-            stash=stash,
-            need_dx=need_dx,
-        )
+        if math.native_cell is not None and native.usable():
+            self.last_kernel = "native"
+            sequence, final = native.run(
+                math.native_cell,
+                x,
+                self._fused_params(),
+                tuple(initial_state),
+                step_mask,
+                return_sequences=self.return_sequences,
+                save=stash,
+            )
+        else:
+            self.last_kernel = "graph"
+            sequence, final = fused.run(
+                math,
+                x,
+                self._fused_params(),
+                tuple(initial_state),
+                step_mask,
+                compute_dtype=cell.compute_dtype,
+                return_sequences=self.return_sequences,
+                chunk=self._fused_chunk or fused.default_chunk(static_shape(sequences)[0]),
+                stash=stash,
+                need_dx=stash and fused.gradient_needed_for(x),
+            )
         last_output = final[0]
         if step_mask is not None:
             # As the generic loop: a masked step repeats the last output,

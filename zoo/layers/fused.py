@@ -176,6 +176,7 @@ class _SimpleRNNMath:
     def __init__(self, units, activation, project=False, parts=1):
         self.units = units
         self.activation = activation
+        self.native_cell = f"rnn_{activation}"
         self.project = project
         self.parts = parts
 
@@ -328,6 +329,7 @@ class _LSTMMath(_PerGateMath):
     """
 
     gates = 4
+    native_cell = "lstm"
     n_states = 2
     needs_current = False
     n_saved = 5  # sigmoid i, f, o; tanh candidate g; tanh(c)
@@ -393,6 +395,7 @@ class _GRUMath(_PerGateMath):
     """
 
     gates = 3
+    native_cell = "gru"
     n_states = 1
     needs_current = False
     n_saved = 3  # sigmoid z, sigmoid r, the candidate h~
@@ -452,6 +455,7 @@ class _GRUResetAfterMath(_GRUMath):
     candidate, `x W_h + b_h^x`, is projected for all steps before the loop.
     """
 
+    native_cell = "gru_reset_after"
     n_saved = 4  # sigmoid z, sigmoid r, the candidate h~, and h U_h + b_h^h
     n_dpre = 4  # d pre-activations of z, r, the candidate's recurrent part, the candidate
 

@@ -1,0 +1,168 @@
+"""The native CPU kernels: build and cache, equations against the graph kernels,
+thread blocks, portability of exported graphs, clear errors."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from zoo import layers
+from zoo.layers import fused, native
+from layer_cases import CELLS
+
+
+@pytest.fixture(autouse=True)
+def _native_on(monkeypatch):
+    monkeypatch.delenv(native.SWITCH, raising=False)
+
+
+def test_library_builds_and_loads_here():
+    """Our machines have a compiler: the native path must be available on them."""
+    assert native.unavailable_reason() is None
+    path = native.library_path()
+    assert path.exists() and path.name.startswith("zoo_recurrence-")
+    assert native.build() == path  # cached: no rebuild
+
+
+def test_switch_turns_it_off(monkeypatch):
+    monkeypatch.setenv(native.SWITCH, "0")
+    assert "ZOO_NATIVE_KERNELS" in native.unavailable_reason()
+    layer = layers.LSTM(3)
+    layer(np.zeros((2, 4, 3), "float32"))
+    assert layer.last_implementation == "fused" and layer.last_kernel == "graph"
+
+
+def test_layer_reports_native_kernel():
+    layer = layers.GRU(3)
+    layer(np.zeros((2, 4, 3), "float32"))
+    assert layer.last_kernel == "native"
+
+
+def _math(cell, units):
+    if cell == "lstm":
+        return fused.make_math("lstm", units)
+    if cell.startswith("gru"):
+        return fused.make_math("gru", units, reset_after=cell == "gru_reset_after")
+    return fused.make_math("simple_rnn", units, cell[len("rnn_"):])
+
+
+def _outputs_and_grads(runner, x, params, states, mask, weights):
+    watched = [x, *params, *states]
+    with tf.GradientTape() as tape:
+        tape.watch(watched)
+        sequence, final = runner(x, params, states, mask)
+        loss = tf.reduce_sum(sequence * weights[0])
+        for state, w in zip(final, weights[1:]):
+            loss += tf.reduce_sum(state * w)
+    return [sequence, *final], tape.gradient(loss, watched)
+
+
+@pytest.mark.parametrize("cell", native.CELLS)
+@pytest.mark.parametrize("batch", [1, 9])  # one thread block; two uneven ones
+@pytest.mark.parametrize("masked", [False, True])
+def test_native_matches_graph_kernels(cell, batch, masked, rng):
+    """Forward and every gradient (inputs, weights, initial states) of the two kernels agree."""
+    steps, inputs, units = 6, 3, 5
+    gates = {"lstm": 4, "gru": 3, "gru_reset_after": 3}.get(cell, 1)
+
+    def normal(*shape):
+        return tf.constant(rng.normal(0.0, 0.6, size=shape).astype("float32"))
+
+    params = [normal(inputs, gates * units), normal(gates * units), normal(units, gates * units)]
+    if cell == "gru_reset_after":
+        params.append(normal(gates * units))
+    states = [normal(batch, units) for _ in range(2 if cell == "lstm" else 1)]
+    x = normal(steps, batch, inputs)
+    mask = tf.constant(rng.random((steps, batch, 1)) > 0.3) if masked else None
+    weights = [normal(steps, batch, units)] + [normal(batch, units) for _ in states]
+    math = _math(cell, units)
+
+    def graph(x, params, states, mask):
+        return fused.run(math, x, params, states, mask, chunk=4)
+
+    def on_native(x, params, states, mask):
+        return native.run(cell, x, params, states, mask)
+
+    want, want_grads = _outputs_and_grads(graph, x, params, states, mask, weights)
+    got, got_grads = _outputs_and_grads(on_native, x, params, states, mask, weights)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    for a, b in zip(got_grads, want_grads):
+        np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_gradient_through_unsaved_forward_is_a_clear_error(rng):
+    x = tf.constant(rng.normal(size=(4, 2, 3)).astype("float32"))
+    params = [tf.constant(rng.normal(size=s).astype("float32")) for s in [(3, 5), (5,), (5, 5)]]
+    h0 = tf.zeros((2, 5))
+    with tf.GradientTape() as tape:
+        tape.watch(params)
+        sequence, _ = native.run("rnn_tanh", x, params, (h0,), save=False)
+        loss = tf.reduce_sum(sequence)
+    with pytest.raises(ValueError, match="save=False"):
+        tape.gradient(loss, params)
+
+
+def test_op_rejects_mismatched_shapes():
+    library = native.load()
+    with pytest.raises(tf.errors.InvalidArgumentError, match="recurrent_kernel must be"):
+        library.zoo_recurrence_forward(
+            tf.zeros((3, 2, 8)), tf.zeros((2, 6)), tf.zeros((0,)), tf.zeros((2, 2)),
+            tf.zeros((2, 2)), tf.zeros((0,)), cell="lstm", save=True,
+        )
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru", "rnn"])
+def test_keras_export_uses_standard_ops_only(name, tmp_path, rng):
+    """A model traced for `model.export` runs in a process that never imports zoo."""
+    cls, extra, _ = CELLS[name]
+    inputs = keras.Input((5, 3))
+    model = keras.Model(inputs, keras.layers.Dense(2)(cls(4, **extra)(inputs)))
+    x = rng.normal(size=(2, 5, 3)).astype("float32")
+    model.predict(x, verbose=0)  # a native trace exists first
+    assert model.layers[1].last_kernel == "native"
+    export_dir = tmp_path / "exported"
+    model.export(str(export_dir), verbose=False)
+    assert b"ZooRecurrence" not in (export_dir / "saved_model.pb").read_bytes()
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "want.npy", np.asarray(model(x)))
+    script = textwrap.dedent(
+        f"""
+        import sys, numpy as np, tensorflow as tf
+        loaded = tf.saved_model.load({str(export_dir)!r})
+        got = loaded.serve(tf.constant(np.load({str(tmp_path / 'x.npy')!r}))).numpy()
+        assert 'zoo' not in sys.modules
+        np.testing.assert_allclose(got, np.load({str(tmp_path / 'want.npy')!r}), atol=1e-5)
+        print('ok')
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            cwd=tmp_path, timeout=300,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_portable_context_forces_graph_kernels():
+    layer = layers.LSTM(3)
+    with native.portable():
+        tf.function(lambda x: layer(x))(tf.zeros((2, 4, 3)))
+    assert layer.last_kernel == "graph"
+    tf.function(lambda x: layer(x))(tf.zeros((2, 4, 3)))
+    assert layer.last_kernel == "native"
+
+
+def test_xla_compiled_graphs_use_graph_kernels():
+    layer = layers.GRU(3)
+    out = tf.function(lambda x: layer(x), jit_compile=True)(tf.zeros((2, 4, 3)))
+    assert layer.last_kernel == "graph" and out.shape == (2, 3)
+
+
+def test_kernel_dir_follows_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv(native.DIRECTORY, str(tmp_path))
+    assert native.kernel_dir() == tmp_path
+    assert native.library_path().parent == tmp_path

@@ -1,0 +1,361 @@
+"""Native CPU kernels of the fused path: building, loading and running them.
+
+`kernels/recurrence.cc` holds two TensorFlow ops, the time loop of a
+recurrence and its backpropagation through time (see the comment at its
+top). They are compiled on first use against the installed TensorFlow, for
+the host CPU (`-march=native`), and cached under `kernel_dir()`; the file
+name carries a hash of everything the build depends on (source, TensorFlow
+version and flags, compiler, CPU features), so a changed input rebuilds and
+a library is never loaded on a machine it was not built for. The build
+writes a temporary file and renames it, under a file lock.
+
+How a call runs on this path (`run`):
+
+1. the input projection `x W + b` for all steps, one TensorFlow product;
+2. `ZooRecurrenceForward`: the time loop (states, and what the backward
+   pass needs when `save=True`);
+3. for gradients, `ZooRecurrenceBackward` gives the gradients of the
+   pre-activations of every step, and the recurrent-kernel gradient is
+   one product over all `T * B` rows; TensorFlow differentiates step 1.
+
+The native path is used when the library loads (a C++ compiler is
+present), no GPU is visible (there, training uses cuDNN and inference the
+graph kernels), the graph is not being compiled by XLA, and the graph is not
+traced for export: inside `portable()` (what `zoo.hub` uses), while
+`tf.saved_model.save` traces, or while Keras's `model.export` /
+`keras.export.ExportArchive` traces (recognised by its frames on the call
+stack), the graph is built from standard TensorFlow ops, so exported models
+run without zoo. `ZOO_NATIVE_KERNELS=0` turns the
+native path off; the graph kernels of `zoo.layers.fused` then run instead.
+
+Everything is float32: under a mixed policy the recurrence still runs in
+float32 here (on a CPU without AMX, bfloat16 products are slower than
+float32 ones).
+"""
+
+import contextlib
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+SOURCE = Path(__file__).resolve().parent / "kernels" / "recurrence.cc"
+SWITCH = "ZOO_NATIVE_KERNELS"
+DIRECTORY = "ZOO_KERNEL_DIR"
+
+#: The cell names of the native kernels.
+CELLS = ("rnn_tanh", "rnn_sigmoid", "rnn_relu", "rnn_linear", "lstm", "gru",
+         "gru_reset_after")
+
+_log = logging.getLogger(__name__)
+_lock = threading.Lock()
+_loaded = {}  # "library" -> module, or "error" -> why not
+_portable = threading.local()
+
+
+class NativeKernelError(RuntimeError):
+    """The native kernels could not be built or loaded."""
+
+
+def kernel_dir():
+    """Where compiled kernels are cached: `$ZOO_KERNEL_DIR`, else `~/.cache/zoo/kernels`."""
+    if os.environ.get(DIRECTORY):
+        return Path(os.environ[DIRECTORY])
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "zoo" / "kernels"
+
+
+def _compiler():
+    return os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
+
+
+def _cpu_features():
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith(("flags", "Features")):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
+def _build_inputs():
+    """(compiler, flags, a digest of everything the library depends on)."""
+    import tensorflow as tf
+
+    compiler = _compiler()
+    if compiler is None:
+        raise NativeKernelError("no C++ compiler found (g++ or $CXX)")
+    features = _cpu_features()
+    flags = ["-shared", "-fPIC", "-O3", "-w", *tf.sysconfig.get_compile_flags()]
+    if sys.platform.startswith("linux"):
+        flags.append("-march=native")
+        # Eigen's half-precision AVX512-FP16 code does not compile with GCC.
+        if "avx512_fp16" in features.split():
+            flags.append("-mno-avx512fp16")
+    version = subprocess.run([compiler, "--version"], capture_output=True, text=True).stdout
+    digest = hashlib.sha256()
+    for part in (SOURCE.read_bytes(), tf.__version__, tf.__file__, " ".join(flags),
+                 " ".join(tf.sysconfig.get_link_flags()), version, features):
+        digest.update(part if isinstance(part, bytes) else part.encode())
+    return compiler, flags, digest.hexdigest()[:16]
+
+
+def library_path():
+    """The path of the compiled library for this machine (built or not)."""
+    return kernel_dir() / f"zoo_recurrence-{_build_inputs()[2]}.so"
+
+
+def build(verbose=False):
+    """Compiles the kernels if no up-to-date library is cached; returns its path."""
+    import fcntl
+
+    import tensorflow as tf
+
+    compiler, flags, digest = _build_inputs()
+    target = kernel_dir() / f"zoo_recurrence-{digest}.so"
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if target.exists():  # built by another process meanwhile
+            return target
+        handle, temporary = tempfile.mkstemp(suffix=".so", dir=target.parent)
+        os.close(handle)
+        command = [compiler, *flags, str(SOURCE), "-o", temporary,
+                   *tf.sysconfig.get_link_flags()]
+        if verbose:
+            print(" ".join(command), file=sys.stderr)
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode != 0:
+            os.unlink(temporary)
+            raise NativeKernelError(
+                f"compiling {SOURCE.name} failed ({compiler}, exit {result.returncode}):\n"
+                + result.stderr[-4000:]
+            )
+        os.replace(temporary, target)
+    return target
+
+
+def load():
+    """The loaded op library, building it on first use; raises NativeKernelError."""
+    with _lock:
+        if "library" in _loaded:
+            return _loaded["library"]
+        if "error" in _loaded:
+            raise NativeKernelError(_loaded["error"])
+        try:
+            import tensorflow as tf
+
+            library = tf.load_op_library(str(build()))
+            _register_gradient(tf, library)
+        except Exception as error:  # noqa: BLE001 - any failure means: not available
+            _loaded["error"] = f"{type(error).__name__}: {error}"
+            _log.warning("zoo native kernels unavailable, using graph kernels: %s",
+                         _loaded["error"])
+            raise NativeKernelError(_loaded["error"]) from error
+        _loaded["library"] = library
+        return library
+
+
+def unavailable_reason():
+    """Why the native kernels cannot run in this process, or None."""
+    if os.environ.get(SWITCH, "1").strip().lower() in ("0", "false", "no", "off"):
+        return f"turned off by {SWITCH}={os.environ[SWITCH]}"
+    import tensorflow as tf
+
+    if tf.config.list_logical_devices("GPU"):
+        return "a GPU is visible (training uses cuDNN, inference the graph kernels)"
+    try:
+        load()
+    except NativeKernelError as error:
+        return str(error).splitlines()[0]
+    return None
+
+
+@contextlib.contextmanager
+def portable():
+    """Graphs traced inside use only standard TensorFlow ops (for export)."""
+    _portable.depth = getattr(_portable, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _portable.depth -= 1
+
+
+# Modules whose frames on the stack mean "this graph is traced for export":
+# Keras's `model.export` / `ExportArchive` and `tf.saved_model.save`.
+_EXPORT_MODULES = ("keras.src.export", "tensorflow.python.saved_model")
+
+
+def _tracing_for_export():
+    if getattr(_portable, "depth", 0) > 0:
+        return True
+    import tensorflow as tf
+
+    if tf.executing_eagerly():
+        return False
+    try:
+        from tensorflow.python.saved_model import save_context
+
+        if save_context.in_save_context():
+            return True
+    except ImportError:  # pragma: no cover
+        pass
+    # Keras's export traces its endpoints when they are added, before any
+    # save context exists: look for its frames (only while tracing a graph).
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_globals.get("__name__", "").startswith(_EXPORT_MODULES):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _in_xla_context():
+    import tensorflow as tf
+
+    try:
+        from tensorflow.python.ops import control_flow_util
+    except ImportError:  # pragma: no cover
+        return False
+    if tf.executing_eagerly():
+        return False
+    return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
+
+
+def usable():
+    """Whether a graph traced now may use the native kernels."""
+    return (
+        not _tracing_for_export()
+        and not _in_xla_context()
+        and unavailable_reason() is None
+    )
+
+
+# ---------------------------------------------------------------------------
+# Running and differentiating
+# ---------------------------------------------------------------------------
+
+
+def run(cell, x, params, states, mask=None, *, return_sequences=True, save=True):
+    """Runs a recurrence on the native kernels.
+
+    Args:
+        cell: one of `CELLS`.
+        x: `(T, B, I)` time-major inputs.
+        params: `(kernel, bias, recurrent_kernel)`, plus the recurrent bias
+            for `gru_reset_after` (Keras layouts, float32).
+        states: `(h0,)`, or `(h0, c0)` for the LSTM.
+        mask: optional `(T, B, 1)` boolean tensor (False: the step is skipped).
+        save: keep what the backward pass needs (needed for gradients).
+
+    Returns:
+        `(sequence or None, final_states)` in float32, like `fused.run`.
+    """
+    import tensorflow as tf
+
+    library = load()
+    f32 = tf.float32
+    kernel, bias, recurrent_kernel = (tf.cast(p, f32) for p in params[:3])
+    units = recurrent_kernel.shape[0]
+    x = tf.cast(x, f32)
+    steps, batch = tf.shape(x)[0], tf.shape(x)[1]
+    if cell == "gru_reset_after":
+        recurrent_bias = tf.cast(params[3], f32)
+        # z and r add both biases before the nonlinearity; the candidate's
+        # recurrent bias sits inside the reset gate's product.
+        bias = bias + tf.concat([recurrent_bias[: 2 * units], tf.zeros([units], f32)], 0)
+        candidate_bias = recurrent_bias[2 * units :]
+    else:
+        candidate_bias = tf.zeros([0], f32)
+    rows = tf.reshape(x, [-1, x.shape[-1]])
+    projected = tf.reshape(tf.nn.bias_add(tf.matmul(rows, kernel), bias),
+                           [steps, batch, kernel.shape[-1]])
+    h0 = tf.cast(states[0], f32)
+    c0 = tf.cast(states[1], f32) if cell == "lstm" else tf.zeros([0], f32)
+    step_mask = tf.zeros([0], f32) if mask is None else tf.cast(
+        tf.reshape(mask, [steps, batch]), f32)
+    h_seq, c_last, _ = library.zoo_recurrence_forward(
+        projected, recurrent_kernel, candidate_bias, h0, c0, step_mask,
+        cell=cell, save=bool(save),
+    )
+    final = (h_seq[-1],) if cell != "lstm" else (h_seq[-1], c_last)
+    return (h_seq if return_sequences else None), final
+
+
+def _register_gradient(tf, library):
+    @tf.RegisterGradient("ZooRecurrenceForward")
+    def _recurrence_gradient(op, d_h_seq, d_c_last, _d_saved):
+        cell = op.get_attr("cell")
+        cell = cell.decode() if isinstance(cell, bytes) else cell
+        if not op.get_attr("save"):
+            raise ValueError(
+                "zoo native recurrence: a gradient was requested through a forward "
+                "pass that ran without keeping its intermediates (save=False); call "
+                "the layer with training=True or under a GradientTape"
+            )
+        projected, kernel, candidate_bias, h0, c0, mask = op.inputs
+        h_seq, c_last, saved = op.outputs
+        if d_h_seq is None:
+            d_h_seq = tf.zeros_like(h_seq)
+        if d_c_last is None:
+            d_c_last = tf.zeros_like(c_last)
+        d_projected, d_recurrent, d_h0, d_c0 = library.zoo_recurrence_backward(
+            kernel, h0, c0, h_seq, saved, mask, d_h_seq, d_c_last, cell=cell
+        )
+        units = tf.shape(kernel)[0]
+
+        def as_rows(t):
+            return tf.reshape(t, [-1, tf.shape(t)[-1]])
+
+        previous = as_rows(tf.concat([h0[None], h_seq[:-1]], 0))
+        d_rows = as_rows(d_projected)
+        d_candidate_bias = tf.zeros_like(candidate_bias)
+        if cell == "gru":
+            reset_previous = as_rows(saved[:, :, units : 2 * units]) * previous
+            d_kernel = tf.concat([
+                tf.matmul(previous, d_rows[:, : 2 * units], transpose_a=True),
+                tf.matmul(reset_previous, d_rows[:, 2 * units :], transpose_a=True),
+            ], 1)
+        elif cell == "gru_reset_after":
+            d_recurrent_rows = as_rows(d_recurrent)
+            d_kernel = tf.matmul(previous, d_recurrent_rows, transpose_a=True)
+            d_candidate_bias = tf.reduce_sum(d_recurrent_rows[:, 2 * units :], 0)
+        else:
+            d_kernel = tf.matmul(previous, d_rows, transpose_a=True)
+        return d_projected, d_kernel, d_candidate_bias, d_h0, d_c0, tf.zeros_like(mask)
+
+    return _recurrence_gradient
+
+
+def main(argv=None):
+    """`python -m zoo.layers.native`: build the kernels now and print where they are."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--verbose", action="store_true", help="print the compile command")
+    args = parser.parse_args(argv)
+    from zoo._backend import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    try:
+        path = build(verbose=args.verbose)
+    except NativeKernelError as error:
+        print(f"zoo native kernels: not built: {error}", file=sys.stderr)
+        return 1
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
