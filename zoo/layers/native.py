@@ -314,25 +314,37 @@ def _register_gradient(tf, library):
             kernel, h0, c0, h_seq, saved, mask, d_h_seq, d_c_last, cell=cell
         )
         units = tf.shape(kernel)[0]
+        batch = tf.shape(h0)[0]
 
         def as_rows(t):
             return tf.reshape(t, [-1, tf.shape(t)[-1]])
 
-        previous = as_rows(tf.concat([h0[None], h_seq[:-1]], 0))
+        def outer(previous, d):
+            """sum over steps of h_{t-1}^T d_t, with h_{-1} = h0.
+
+            Slices of whole leading rows alias their tensor in TensorFlow, so
+            no (T, B, H) copy of the shifted states is made.
+            """
+            return (tf.matmul(previous[1][:-batch], d[batch:], transpose_a=True)
+                    + tf.matmul(previous[0], d[:batch], transpose_a=True))
+
+        previous = (h0, as_rows(h_seq))
         d_rows = as_rows(d_projected)
         d_candidate_bias = tf.zeros_like(candidate_bias)
         if cell == "gru":
-            reset_previous = as_rows(saved[:, :, units : 2 * units]) * previous
+            reset = as_rows(saved[:, :, units : 2 * units])
+            reset_previous = (reset[:batch] * h0, reset[batch:] * previous[1][:-batch])
             d_kernel = tf.concat([
-                tf.matmul(previous, d_rows[:, : 2 * units], transpose_a=True),
-                tf.matmul(reset_previous, d_rows[:, 2 * units :], transpose_a=True),
+                outer(previous, d_rows[:, : 2 * units]),
+                tf.matmul(tf.concat([reset_previous[0], reset_previous[1]], 0),
+                          d_rows[:, 2 * units :], transpose_a=True),
             ], 1)
         elif cell == "gru_reset_after":
             d_recurrent_rows = as_rows(d_recurrent)
-            d_kernel = tf.matmul(previous, d_recurrent_rows, transpose_a=True)
+            d_kernel = outer(previous, d_recurrent_rows)
             d_candidate_bias = tf.reduce_sum(d_recurrent_rows[:, 2 * units :], 0)
         else:
-            d_kernel = tf.matmul(previous, d_rows, transpose_a=True)
+            d_kernel = outer(previous, d_rows)
         return d_projected, d_kernel, d_candidate_bias, d_h0, d_c0, tf.zeros_like(mask)
 
     return _recurrence_gradient

@@ -26,6 +26,9 @@
 // Our GRU: h_t = h_{t-1} + z * (h~ - h_{t-1}) = (1 - z) h_{t-1} + z h~.
 
 #include <algorithm>
+#include <atomic>
+#include <memory>
+#include <thread>
 #include <cmath>
 #include <functional>
 #include <string>
@@ -42,7 +45,6 @@
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/shape_inference.h"
-#include "tensorflow/core/platform/blocking_counter.h"
 #include "tensorflow/core/platform/threadpool.h"
 
 namespace zoo {
@@ -211,6 +213,10 @@ class StepProduct {
 };
 
 // Runs `work(first_row, rows)` on blocks of batch rows, one per thread.
+// The calling thread takes blocks too and, once no block is left to start,
+// waits only for blocks another thread has started: if the pool's threads
+// are all busy (say, with kernels waiting the same way), the caller runs
+// every block itself, so the wait cannot deadlock.
 void ForEachRowBlock(OpKernelContext* context, int64_t batch,
                      const std::function<void(int64_t, int64_t)>& work) {
   auto* pool = context->device()->tensorflow_cpu_worker_threads()->workers;
@@ -221,18 +227,27 @@ void ForEachRowBlock(OpKernelContext* context, int64_t batch,
     work(0, batch);
     return;
   }
+  struct Progress {
+    std::atomic<int64_t> next{0};
+    std::atomic<int64_t> finished{0};
+  };
+  auto progress = std::make_shared<Progress>();
   const int64_t per_block = (batch + blocks - 1) / blocks;
-  tensorflow::BlockingCounter pending(static_cast<int>(blocks - 1));
-  for (int64_t block = 1; block < blocks; ++block) {
-    const int64_t first = block * per_block;
-    const int64_t rows = std::min(batch, first + per_block) - first;
-    pool->Schedule([&work, &pending, first, rows] {
-      if (rows > 0) work(first, rows);
-      pending.DecrementCount();
-    });
-  }
-  work(0, std::min(batch, per_block));
-  pending.Wait();
+  // `work` lives on the caller's stack: it is only touched for a claimed
+  // block, and the caller returns only after every block has finished, so a
+  // helper that starts late finds nothing to claim and never touches it.
+  const auto* job = &work;
+  auto drain = [progress, job, blocks, per_block, batch] {
+    for (int64_t block; (block = progress->next.fetch_add(1)) < blocks;) {
+      const int64_t first = block * per_block;
+      const int64_t rows = std::min(batch, first + per_block) - first;
+      if (rows > 0) (*job)(first, rows);
+      progress->finished.fetch_add(1);
+    }
+  };
+  for (int64_t helper = 1; helper < blocks; ++helper) pool->Schedule(drain);
+  drain();
+  while (progress->finished.load() < blocks) std::this_thread::yield();
 }
 
 Status CheckRank(const Tensor& tensor, int rank, const char* name) {
