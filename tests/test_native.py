@@ -112,8 +112,9 @@ def test_op_rejects_mismatched_shapes():
     library = native.load()
     with pytest.raises(tf.errors.InvalidArgumentError, match="recurrent_kernel must be"):
         library.zoo_recurrence_forward(
-            tf.zeros((3, 2, 8)), tf.zeros((2, 6)), tf.zeros((0,)), tf.zeros((2, 2)),
-            tf.zeros((2, 2)), tf.zeros((0,)), cell="lstm", save=True,
+            tf.zeros((3, 2, 5)), tf.zeros((5, 8)), tf.zeros((8,)), tf.zeros((2, 6)),
+            tf.zeros((0,)), tf.zeros((2, 2)), tf.zeros((2, 2)), tf.zeros((0,)),
+            cell="lstm", save=True,
         )
 
 

@@ -540,6 +540,7 @@ class RecurrentSequence(keras.layers.RNN):
                 step_mask,
                 return_sequences=self.return_sequences,
                 save=stash,
+                need_dx=stash and fused.gradient_needed_for(x),
             )
         else:
             self.last_kernel = "graph"

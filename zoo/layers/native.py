@@ -11,12 +11,12 @@ writes a temporary file and renames it, under a file lock.
 
 How a call runs on this path (`run`):
 
-1. the input projection `x W + b` for all steps, one TensorFlow product;
-2. `ZooRecurrenceForward`: the time loop (states, and what the backward
-   pass needs when `save=True`);
-3. for gradients, `ZooRecurrenceBackward` gives the gradients of the
-   pre-activations of every step, and the recurrent-kernel gradient is
-   one product over all `T * B` rows; TensorFlow differentiates step 1.
+1. `ZooRecurrenceForward`: the whole recurrence (states, and what the
+   backward pass needs when `save=True`);
+2. for gradients, `ZooRecurrenceBackward` gives every gradient (inputs,
+   weights, initial states), attached with `tf.custom_gradient` to just the
+   outputs the layer uses, so that TensorFlow never builds zero gradients
+   for the others.
 
 The native path is used when the library loads (a C++ compiler is
 present), no GPU is visible (there, training uses cuDNN and inference the
@@ -157,7 +157,7 @@ def load():
             import tensorflow as tf
 
             library = tf.load_op_library(str(build()))
-            _register_gradient(tf, library)
+            _register_gradient_errors(tf)
         except Exception as error:  # noqa: BLE001 - any failure means: not available
             _loaded["error"] = f"{type(error).__name__}: {error}"
             _log.warning("zoo native kernels unavailable, using graph kernels: %s",
@@ -247,17 +247,22 @@ def usable():
 # ---------------------------------------------------------------------------
 
 
-def run(cell, x, params, states, mask=None, *, return_sequences=True, save=True):
+def run(cell, x, params, states, mask=None, *, return_sequences=True, save=True,
+        need_dx=True):
     """Runs a recurrence on the native kernels.
 
     Args:
         cell: one of `CELLS`.
         x: `(T, B, I)` time-major inputs.
         params: `(kernel, bias, recurrent_kernel)`, plus the recurrent bias
-            for `gru_reset_after` (Keras layouts, float32).
+            for `gru_reset_after` (Keras layouts).
         states: `(h0,)`, or `(h0, c0)` for the LSTM.
         mask: optional `(T, B, 1)` boolean tensor (False: the step is skipped).
-        save: keep what the backward pass needs (needed for gradients).
+        return_sequences: also return the sequence of states (time-major).
+        save: keep what the backward pass needs and attach the gradient;
+            otherwise the forward kernel alone runs (inference).
+        need_dx: compute the gradient with respect to `x` (otherwise `x` is
+            treated as a constant).
 
     Returns:
         `(sequence or None, final_states)` in float32, like `fused.run`.
@@ -266,10 +271,9 @@ def run(cell, x, params, states, mask=None, *, return_sequences=True, save=True)
 
     library = load()
     f32 = tf.float32
+    lstm = cell == "lstm"
     kernel, bias, recurrent_kernel = (tf.cast(p, f32) for p in params[:3])
     units = recurrent_kernel.shape[0]
-    x = tf.cast(x, f32)
-    steps, batch = tf.shape(x)[0], tf.shape(x)[1]
     if cell == "gru_reset_after":
         recurrent_bias = tf.cast(params[3], f32)
         # z and r add both biases before the nonlinearity; the candidate's
@@ -278,76 +282,90 @@ def run(cell, x, params, states, mask=None, *, return_sequences=True, save=True)
         candidate_bias = recurrent_bias[2 * units :]
     else:
         candidate_bias = tf.zeros([0], f32)
-    rows = tf.reshape(x, [-1, x.shape[-1]])
-    projected = tf.reshape(tf.nn.bias_add(tf.matmul(rows, kernel), bias),
-                           [steps, batch, kernel.shape[-1]])
+    x = tf.cast(x, f32)
     h0 = tf.cast(states[0], f32)
-    c0 = tf.cast(states[1], f32) if cell == "lstm" else tf.zeros([0], f32)
+    c0 = tf.cast(states[1], f32) if lstm else tf.zeros([0], f32)
     step_mask = tf.zeros([0], f32) if mask is None else tf.cast(
-        tf.reshape(mask, [steps, batch]), f32)
-    h_seq, c_last, _ = library.zoo_recurrence_forward(
-        projected, recurrent_kernel, candidate_bias, h0, c0, step_mask,
-        cell=cell, save=bool(save),
-    )
-    final = (h_seq[-1],) if cell != "lstm" else (h_seq[-1], c_last)
-    return (h_seq if return_sequences else None), final
+        tf.reshape(mask, tf.shape(x)[:2]), f32)
 
-
-def _register_gradient(tf, library):
-    @tf.RegisterGradient("ZooRecurrenceForward")
-    def _recurrence_gradient(op, d_h_seq, d_c_last, _d_saved):
-        cell = op.get_attr("cell")
-        cell = cell.decode() if isinstance(cell, bytes) else cell
-        if not op.get_attr("save"):
-            raise ValueError(
-                "zoo native recurrence: a gradient was requested through a forward "
-                "pass that ran without keeping its intermediates (save=False); call "
-                "the layer with training=True or under a GradientTape"
-            )
-        projected, kernel, candidate_bias, h0, c0, mask = op.inputs
-        h_seq, c_last, saved = op.outputs
-        if d_h_seq is None:
-            d_h_seq = tf.zeros_like(h_seq)
-        if d_c_last is None:
-            d_c_last = tf.zeros_like(c_last)
-        d_projected, d_recurrent, d_h0, d_c0 = library.zoo_recurrence_backward(
-            kernel, h0, c0, h_seq, saved, mask, d_h_seq, d_c_last, cell=cell
+    def forward(x, kernel, bias, recurrent_kernel, candidate_bias, h0, c0):
+        return library.zoo_recurrence_forward(
+            x, kernel, bias, recurrent_kernel, candidate_bias, h0, c0, step_mask,
+            cell=cell, save=bool(save),
         )
-        units = tf.shape(kernel)[0]
-        batch = tf.shape(h0)[0]
 
-        def as_rows(t):
-            return tf.reshape(t, [-1, tf.shape(t)[-1]])
+    def outputs(h_seq, h_last, c_last):
+        final = (h_last, c_last) if lstm else (h_last,)
+        return ((h_seq,) if return_sequences else ()) + final
 
-        def outer(previous, d):
-            """sum over steps of h_{t-1}^T d_t, with h_{-1} = h0.
+    weights = (kernel, bias, recurrent_kernel, candidate_bias, h0, c0)
+    if not save:
+        result = outputs(*forward(x, *weights)[:3])
+    else:
+        # Only the outputs the caller uses are outputs of the gradient
+        # function: TensorFlow would otherwise fill the gradients of the
+        # others (the state sequence, what is saved) with zeros.
+        def recurrence(x, weights):
+            h_seq, h_last, c_last, saved = forward(x, *weights)
 
-            Slices of whole leading rows alias their tensor in TensorFlow, so
-            no (T, B, H) copy of the shifted states is made.
-            """
-            return (tf.matmul(previous[1][:-batch], d[batch:], transpose_a=True)
-                    + tf.matmul(previous[0], d[:batch], transpose_a=True))
+            def gradient(*upstream):
+                upstream = list(upstream)
+                d_h_seq = upstream.pop(0) if return_sequences else None
+                d_h_last = upstream.pop(0)
+                d_c_last = upstream.pop(0) if lstm else None
+                d_h_seq = tf.zeros([0], f32) if d_h_seq is None else d_h_seq
+                d_h_last = tf.zeros_like(h_last) if d_h_last is None else d_h_last
+                d_c_last = tf.zeros_like(c_last) if d_c_last is None else d_c_last
+                kernel, _, recurrent_kernel, _, h0, c0 = weights
+                dx, *d_weights = library.zoo_recurrence_backward(
+                    x, kernel, recurrent_kernel, h0, c0, h_seq, saved, step_mask,
+                    d_h_seq, d_h_last, d_c_last, cell=cell, input_gradient=need_dx,
+                )
+                return dx, tuple(d_weights)
 
-        previous = (h0, as_rows(h_seq))
-        d_rows = as_rows(d_projected)
-        d_candidate_bias = tf.zeros_like(candidate_bias)
-        if cell == "gru":
-            reset = as_rows(saved[:, :, units : 2 * units])
-            reset_previous = (reset[:batch] * h0, reset[batch:] * previous[1][:-batch])
-            d_kernel = tf.concat([
-                outer(previous, d_rows[:, : 2 * units]),
-                tf.matmul(tf.concat([reset_previous[0], reset_previous[1]], 0),
-                          d_rows[:, 2 * units :], transpose_a=True),
-            ], 1)
-        elif cell == "gru_reset_after":
-            d_recurrent_rows = as_rows(d_recurrent)
-            d_kernel = outer(previous, d_recurrent_rows)
-            d_candidate_bias = tf.reduce_sum(d_recurrent_rows[:, 2 * units :], 0)
+            return outputs(h_seq, h_last, c_last), gradient
+
+        if need_dx:
+            @tf.custom_gradient
+            def with_dx(x, *weights):
+                result, gradient = recurrence(x, weights)
+
+                def all_gradients(*upstream):
+                    dx, d_weights = gradient(*upstream)
+                    return (dx,) + d_weights
+
+                return result, all_gradients
+
+            result = with_dx(x, *weights)
         else:
-            d_kernel = outer(previous, d_rows)
-        return d_projected, d_kernel, d_candidate_bias, d_h0, d_c0, tf.zeros_like(mask)
+            @tf.custom_gradient
+            def without_dx(*weights):
+                result, gradient = recurrence(x, weights)
+                return result, lambda *upstream: gradient(*upstream)[1]
 
-    return _recurrence_gradient
+            result = without_dx(*weights)
+    result = list(result)
+    sequence = result.pop(0) if return_sequences else None
+    return sequence, tuple(result)
+
+
+def _register_gradient_errors(tf):
+    """Clear errors where TensorFlow would look for a gradient `run` did not attach."""
+
+    @tf.RegisterGradient("ZooRecurrenceForward")
+    def _forward_without_saved(op, *upstream):
+        raise ValueError(
+            "zoo native recurrence: a gradient was requested through a forward "
+            "pass that ran without keeping its intermediates (save=False); call "
+            "the layer with training=True or under a GradientTape"
+        )
+
+    @tf.RegisterGradient("ZooRecurrenceBackward")
+    def _second_order(op, *upstream):
+        raise ValueError(
+            "zoo native recurrence: second derivatives are not implemented by the "
+            f"native kernels; set {SWITCH}=0 to use the graph kernels"
+        )
 
 
 def main(argv=None):

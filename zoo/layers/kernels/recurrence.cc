@@ -1,29 +1,36 @@
-// Native CPU kernels of the zoo recurrences: the time loop of a SimpleRNN,
-// LSTM or GRU (both reset placements) and its backpropagation through time.
+// Native CPU kernels of the zoo recurrences: a SimpleRNN, LSTM or GRU (both
+// reset placements) over a whole sequence, and its backpropagation through
+// time with all gradients.
 //
-// What runs here is only the sequential part. The caller (zoo/layers/native.py)
-// computes the input projection `x W + b` for all steps in one TensorFlow
-// matrix product before the forward kernel, and the weight gradients as
-// products over all `T * B` rows after the backward kernel; TensorFlow
-// differentiates the projection itself.
+// Per step the work is a product of the step's inputs with the input kernel,
+// one (for the GRU with the reset gate before the product, two) product of
+// the state with the recurrent kernel, and the gate arithmetic. A generic
+// TensorFlow loop pays a few microseconds of executor overhead per op and
+// step; here a step is a few plain function calls. The batch rows of a
+// sequence are independent, so the batch is cut into one block of rows per
+// core and every block runs the whole sequence on its own thread, with no
+// synchronisation between steps. The weights are packed once per call for
+// the step products (`StepProduct`).
 //
-// Per step the work is one (or, for the GRU with the reset gate before the
-// product, two) small matrix products with the recurrent kernel and the gate
-// arithmetic. A generic TensorFlow loop pays a few microseconds of executor
-// overhead per op and step; here a step is a few plain function calls. The
-// batch rows of a sequence are independent, so the batch is cut into one
-// block of rows per core and every block runs the whole sequence on its own
-// thread, with no synchronisation between steps.
+// Nothing of size (T, B, gates * H) is materialised besides what the
+// backward pass needs (`saved`): the input projection is computed step by
+// step, and the backward pass accumulates the weight gradients per thread
+// over chunks of steps (products over about 512 rows), summing the threads'
+// parts at the end.
 //
 // Conventions (time-major, float32, row-major):
-//   projected      (T, B, G*H)  x_t W + b for each step (G gate blocks)
-//   recurrent_kernel (H, G*H)   Keras layout: gate blocks side by side
-//   h_seq          (T, B, H)    state after each step
-//   saved          (T, B, S*H)  what the backward pass needs (see kSaved)
-//   mask           (T, B) with 1 where the step runs, or shape (0) for none;
-//                  a masked row keeps its states.
+//   x                (T, B, I)
+//   kernel           (I, G*H)   Keras layout: G gate blocks side by side
+//   bias             (G*H)
+//   recurrent_kernel (H, G*H)
+//   h_seq            (T, B, H)  state after each step
+//   saved            (T, B, S*H)  what the backward pass needs (see Saved)
+//   mask             (T, B) with 1 where the step runs, or shape (0) for none;
+//                    a masked row keeps its states.
 // Gate blocks: LSTM i, f, c (candidate g), o; GRU z, r, h (candidate).
 // Our GRU: h_t = h_{t-1} + z * (h~ - h_{t-1}) = (1 - z) h_{t-1} + z h~.
+// For `gru_reset_after` the caller folds the recurrent biases of z and r into
+// `bias`; `recurrent_bias` (H) is the candidate's, inside the reset gate.
 
 #include <algorithm>
 #include <atomic>
@@ -212,27 +219,31 @@ class StepProduct {
   bool transpose_;
 };
 
-// Runs `work(first_row, rows)` on blocks of batch rows, one per thread.
-// The calling thread takes blocks too and, once no block is left to start,
-// waits only for blocks another thread has started: if the pool's threads
-// are all busy (say, with kernels waiting the same way), the caller runs
-// every block itself, so the wait cannot deadlock.
-void ForEachRowBlock(OpKernelContext* context, int64_t batch,
-                     const std::function<void(int64_t, int64_t)>& work) {
+// How many blocks of batch rows a kernel runs in parallel.
+int64_t RowBlocks(OpKernelContext* context, int64_t batch) {
   auto* pool = context->device()->tensorflow_cpu_worker_threads()->workers;
   constexpr int64_t kMinRows = 4;
-  int64_t blocks = std::min<int64_t>(pool->NumThreads(), batch / kMinRows);
-  blocks = std::max<int64_t>(blocks, 1);
+  return std::max<int64_t>(1, std::min<int64_t>(pool->NumThreads(), batch / kMinRows));
+}
+
+// Runs `work(block, first_row, rows)` for `blocks` blocks of batch rows, one
+// per thread. The calling thread takes blocks too and, once no block is left
+// to start, waits only for blocks another thread has started: if the pool's
+// threads are all busy (say, with kernels waiting the same way), the caller
+// runs every block itself, so the wait cannot deadlock.
+void ForEachRowBlock(OpKernelContext* context, int64_t batch, int64_t blocks,
+                     const std::function<void(int64_t, int64_t, int64_t)>& work) {
+  const int64_t per_block = (batch + blocks - 1) / blocks;
   if (blocks == 1) {
-    work(0, batch);
+    work(0, 0, batch);
     return;
   }
+  auto* pool = context->device()->tensorflow_cpu_worker_threads()->workers;
   struct Progress {
     std::atomic<int64_t> next{0};
     std::atomic<int64_t> finished{0};
   };
   auto progress = std::make_shared<Progress>();
-  const int64_t per_block = (batch + blocks - 1) / blocks;
   // `work` lives on the caller's stack: it is only touched for a claimed
   // block, and the caller returns only after every block has finished, so a
   // helper that starts late finds nothing to claim and never touches it.
@@ -241,7 +252,7 @@ void ForEachRowBlock(OpKernelContext* context, int64_t batch,
     for (int64_t block; (block = progress->next.fetch_add(1)) < blocks;) {
       const int64_t first = block * per_block;
       const int64_t rows = std::min(batch, first + per_block) - first;
-      if (rows > 0) (*job)(first, rows);
+      if (rows > 0) (*job)(block, first, rows);
       progress->finished.fetch_add(1);
     }
   };
@@ -272,24 +283,30 @@ class RecurrenceForwardOp : public OpKernel {
   }
 
   void Compute(OpKernelContext* context) override {
-    const Tensor& projected = context->input(0);
+    const Tensor& x = context->input(0);
     const Tensor& kernel = context->input(1);
-    const Tensor& recurrent_bias = context->input(2);
-    const Tensor& h0 = context->input(3);
-    const Tensor& c0 = context->input(4);
-    const Tensor& mask = context->input(5);
-    OP_REQUIRES_OK(context, CheckRank(projected, 3, "projected"));
-    OP_REQUIRES_OK(context, CheckRank(kernel, 2, "recurrent_kernel"));
+    const Tensor& bias = context->input(2);
+    const Tensor& recurrent_kernel = context->input(3);
+    const Tensor& recurrent_bias = context->input(4);
+    const Tensor& h0 = context->input(5);
+    const Tensor& c0 = context->input(6);
+    const Tensor& mask = context->input(7);
+    OP_REQUIRES_OK(context, CheckRank(x, 3, "x"));
+    OP_REQUIRES_OK(context, CheckRank(kernel, 2, "kernel"));
+    OP_REQUIRES_OK(context, CheckRank(recurrent_kernel, 2, "recurrent_kernel"));
     OP_REQUIRES_OK(context, CheckRank(h0, 2, "h0"));
-    const int64_t steps = projected.dim_size(0);
-    const int64_t batch = projected.dim_size(1);
-    const int64_t units = kernel.dim_size(0);
+    const int64_t steps = x.dim_size(0), batch = x.dim_size(1), inputs = x.dim_size(2);
+    const int64_t units = recurrent_kernel.dim_size(0);
     const int64_t width = Gates(cell_) * units;
-    OP_REQUIRES(context, kernel.dim_size(1) == width && projected.dim_size(2) == width,
-                InvalidArgument("recurrent_kernel must be (H, ", Gates(cell_),
-                                "H) and projected (T, B, ", Gates(cell_), "H); received ",
-                                kernel.shape().DebugString(), " and ",
-                                projected.shape().DebugString()));
+    OP_REQUIRES(context,
+                recurrent_kernel.dim_size(1) == width && kernel.dim_size(0) == inputs &&
+                    kernel.dim_size(1) == width && bias.NumElements() == width,
+                InvalidArgument("recurrent_kernel must be (H, ", Gates(cell_), "H), kernel (I, ",
+                                Gates(cell_), "H) and bias (", Gates(cell_),
+                                "H) for inputs x of shape (T, B, I); received ",
+                                recurrent_kernel.shape().DebugString(), ", ",
+                                kernel.shape().DebugString(), ", ", bias.shape().DebugString(),
+                                " and ", x.shape().DebugString()));
     OP_REQUIRES(context, h0.dim_size(0) == batch && h0.dim_size(1) == units,
                 InvalidArgument("h0 must be (B, H); received ", h0.shape().DebugString()));
     const bool lstm = cell_ == Cell::kLSTM;
@@ -304,74 +321,82 @@ class RecurrenceForwardOp : public OpKernel {
                 InvalidArgument("mask must be (T, B) or empty; received ",
                                 mask.shape().DebugString()));
 
-    Tensor* h_seq = nullptr;
-    Tensor* c_last = nullptr;
-    Tensor* saved = nullptr;
+    Tensor *h_seq = nullptr, *h_last = nullptr, *c_last = nullptr, *saved = nullptr;
     OP_REQUIRES_OK(context, context->allocate_output(0, TensorShape({steps, batch, units}),
                                                      &h_seq));
+    OP_REQUIRES_OK(context, context->allocate_output(1, h0.shape(), &h_last));
     OP_REQUIRES_OK(context, context->allocate_output(
-                                1, lstm ? TensorShape({batch, units}) : TensorShape({0}),
-                                &c_last));
-    const int64_t saved_width = Saved(cell_) * units;
+                                2, lstm ? h0.shape() : TensorShape({0}), &c_last));
     OP_REQUIRES_OK(context,
                    context->allocate_output(
-                       2, TensorShape({save_ ? steps : 0, batch, saved_width}), &saved));
+                       3, TensorShape({save_ ? steps : 0, batch, Saved(cell_) * units}),
+                       &saved));
 
     Args args;
     args.steps = steps;
     args.batch = batch;
+    args.inputs = inputs;
     args.units = units;
-    args.projected = projected.flat<float>().data();
-    args.kernel = kernel.flat<float>().data();
+    args.x = x.flat<float>().data();
+    args.bias = bias.flat<float>().data();
     args.recurrent_bias =
         cell_ == Cell::kGRUResetAfter ? recurrent_bias.flat<float>().data() : nullptr;
     args.h0 = h0.flat<float>().data();
     args.c0 = lstm ? c0.flat<float>().data() : nullptr;
     args.mask = masked ? mask.flat<float>().data() : nullptr;
     args.h_seq = h_seq->flat<float>().data();
+    args.h_last = h_last->flat<float>().data();
     args.c_last = lstm ? c_last->flat<float>().data() : nullptr;
     args.saved = save_ ? saved->flat<float>().data() : nullptr;
     if (steps == 0) {
+      std::copy_n(args.h0, batch * units, args.h_last);
       if (lstm) std::copy_n(args.c0, batch * units, args.c_last);
       return;
     }
+    const float* recurrent = recurrent_kernel.flat<float>().data();
     // The first 2H columns of the GRU kernel (z and r) act on h, the last H on r*h.
     const int64_t width_on_h = cell_ == Cell::kGRU ? 2 * units : width;
-    const StepProduct on_h(args.kernel, units, width_on_h, width, false);
-    const StepProduct on_reset_h(args.kernel + 2 * units, units,
+    const StepProduct from_x(kernel.flat<float>().data(), inputs, width, width, false);
+    const StepProduct on_h(recurrent, units, width_on_h, width, false);
+    const StepProduct on_reset_h(recurrent + 2 * units, units,
                                  cell_ == Cell::kGRU ? units : 0, width, false);
-    ForEachRowBlock(context, batch, [&](int64_t first, int64_t rows) {
-      Run(args, on_h, on_reset_h, first, rows);
-    });
+    ForEachRowBlock(context, batch, RowBlocks(context, batch),
+                    [&](int64_t, int64_t first, int64_t rows) {
+                      Run(args, from_x, on_h, on_reset_h, first, rows);
+                    });
   }
 
  private:
   struct Args {
-    int64_t steps, batch, units;
-    const float *projected, *kernel, *recurrent_bias, *h0, *c0, *mask;
-    float *h_seq, *c_last, *saved;
+    int64_t steps, batch, inputs, units;
+    const float *x, *bias, *recurrent_bias, *h0, *c0, *mask;
+    float *h_seq, *h_last, *c_last, *saved;
   };
 
-  void Run(const Args& a, const StepProduct& on_h, const StepProduct& on_reset_h,
-           int64_t first, int64_t rows) const {
-    const int64_t H = a.units, B = a.batch;
+  void Run(const Args& a, const StepProduct& from_x, const StepProduct& on_h,
+           const StepProduct& on_reset_h, int64_t first, int64_t rows) const {
+    const int64_t H = a.units, B = a.batch, I = a.inputs;
     const int64_t G = Gates(cell_), S = Saved(cell_) * H;
-    std::vector<float> gates(rows * G * H), reset_h(cell_ == Cell::kGRU ? rows * H : 0);
+    // Per step: `pre` = x_t W + b, `gates` = h_{t-1} U (then activated).
+    std::vector<float> pre(rows * G * H), gates(rows * G * H);
+    std::vector<float> reset_h(cell_ == Cell::kGRU ? rows * H : 0);
     std::vector<float> cell(cell_ == Cell::kLSTM ? rows * H : 0);
     if (cell_ == Cell::kLSTM) std::copy_n(a.c0 + first * H, rows * H, cell.data());
+    ConstVector bias(a.bias, G * H);
 
     for (int64_t t = 0; t < a.steps; ++t) {
       const float* h_prev = t == 0 ? a.h0 + first * H : a.h_seq + ((t - 1) * B + first) * H;
       float* h_out = a.h_seq + (t * B + first) * H;
-      const float* pre = a.projected + (t * B + first) * G * H;
       float* keep = a.saved ? a.saved + (t * B + first) * S : nullptr;
+      from_x.Multiply(a.x + (t * B + first) * I, I, rows, pre.data(), G * H);
+      for (int64_t r = 0; r < rows; ++r) Vector(pre.data() + r * G * H, G * H) += bias;
       on_h.Multiply(h_prev, H, rows, gates.data(), G * H);
 
       if (cell_ == Cell::kGRU) {
         // z and r first; then the candidate from (r * h) U_h.
         for (int64_t r = 0; r < rows; ++r) {
           Vector zr(gates.data() + r * G * H, 2 * H);
-          zr = Sigmoid(zr + ConstVector(pre + r * G * H, 2 * H));
+          zr = Sigmoid(zr + ConstVector(pre.data() + r * G * H, 2 * H));
           Vector(reset_h.data() + r * H, H) =
               zr.segment(H, H) * ConstVector(h_prev + r * H, H);
         }
@@ -381,7 +406,7 @@ class RecurrenceForwardOp : public OpKernel {
       for (int64_t r = 0; r < rows; ++r) {
         const bool runs = !a.mask || a.mask[t * B + first + r] != 0.0f;
         float* g = gates.data() + r * G * H;
-        const float* p = pre + r * G * H;
+        const float* p = pre.data() + r * G * H;
         ConstVector h_last(h_prev + r * H, H);
         Vector h_new(h_out + r * H, H);
         float* k = keep ? keep + r * S : nullptr;
@@ -440,21 +465,22 @@ class RecurrenceForwardOp : public OpKernel {
               h_new = h_last;
               break;
             }
-            Vector a_(g, H);
-            a_ += ConstVector(p, H);
+            Vector pre_activation(g, H);
+            pre_activation += ConstVector(p, H);
             if (cell_ == Cell::kTanh) {
-              h_new = a_.tanh();
+              h_new = pre_activation.tanh();
             } else if (cell_ == Cell::kSigmoid) {
-              h_new = Sigmoid(a_);
+              h_new = Sigmoid(pre_activation);
             } else if (cell_ == Cell::kRelu) {
-              h_new = a_.max(0.0f);
+              h_new = pre_activation.max(0.0f);
             } else {
-              h_new = a_;
+              h_new = pre_activation;
             }
           }
         }
       }
     }
+    std::copy_n(a.h_seq + ((a.steps - 1) * B + first) * H, rows * H, a.h_last + first * H);
     if (cell_ == Cell::kLSTM) std::copy_n(cell.data(), rows * H, a.c_last + first * H);
   }
 
@@ -471,27 +497,35 @@ class RecurrenceBackwardOp : public OpKernel {
   explicit RecurrenceBackwardOp(OpKernelConstruction* context) : OpKernel(context) {
     std::string cell;
     OP_REQUIRES_OK(context, context->GetAttr("cell", &cell));
+    OP_REQUIRES_OK(context, context->GetAttr("input_gradient", &input_gradient_));
     cell_ = ParseCell(cell);
   }
 
   void Compute(OpKernelContext* context) override {
-    const Tensor& kernel = context->input(0);
-    const Tensor& h0 = context->input(1);
-    const Tensor& c0 = context->input(2);
-    const Tensor& h_seq = context->input(3);
-    const Tensor& saved = context->input(4);
-    const Tensor& mask = context->input(5);
-    const Tensor& d_h_seq = context->input(6);
-    const Tensor& d_c_last = context->input(7);
+    const Tensor& x = context->input(0);
+    const Tensor& kernel = context->input(1);
+    const Tensor& recurrent_kernel = context->input(2);
+    const Tensor& h0 = context->input(3);
+    const Tensor& c0 = context->input(4);
+    const Tensor& h_seq = context->input(5);
+    const Tensor& saved = context->input(6);
+    const Tensor& mask = context->input(7);
+    const Tensor& d_h_seq = context->input(8);
+    const Tensor& d_h_last = context->input(9);
+    const Tensor& d_c_last = context->input(10);
+    OP_REQUIRES_OK(context, CheckRank(x, 3, "x"));
     OP_REQUIRES_OK(context, CheckRank(h_seq, 3, "h_seq"));
-    OP_REQUIRES_OK(context, CheckRank(kernel, 2, "recurrent_kernel"));
-    const int64_t steps = h_seq.dim_size(0);
-    const int64_t batch = h_seq.dim_size(1);
-    const int64_t units = h_seq.dim_size(2);
+    OP_REQUIRES_OK(context, CheckRank(kernel, 2, "kernel"));
+    OP_REQUIRES_OK(context, CheckRank(recurrent_kernel, 2, "recurrent_kernel"));
+    const int64_t steps = h_seq.dim_size(0), batch = h_seq.dim_size(1);
+    const int64_t units = h_seq.dim_size(2), inputs = x.dim_size(2);
     const int64_t width = Gates(cell_) * units;
     const bool lstm = cell_ == Cell::kLSTM;
-    OP_REQUIRES(context, kernel.dim_size(0) == units && kernel.dim_size(1) == width,
-                InvalidArgument("recurrent_kernel does not match h_seq"));
+    OP_REQUIRES(context,
+                recurrent_kernel.dim_size(0) == units && recurrent_kernel.dim_size(1) == width &&
+                    kernel.dim_size(0) == inputs && kernel.dim_size(1) == width &&
+                    x.dim_size(0) == steps && x.dim_size(1) == batch,
+                InvalidArgument("x, kernel and recurrent_kernel do not match h_seq"));
     OP_REQUIRES(context, h0.dim_size(0) == batch && h0.dim_size(1) == units,
                 InvalidArgument("h0 does not match h_seq"));
     OP_REQUIRES(context,
@@ -501,92 +535,144 @@ class RecurrenceBackwardOp : public OpKernel {
                 InvalidArgument("the forward kernel did not keep what the backward pass "
                                 "needs (it ran with save=False); received saved of shape ",
                                 saved.shape().DebugString()));
-    OP_REQUIRES(context, d_h_seq.shape() == h_seq.shape(),
-                InvalidArgument("d_h_seq must match h_seq"));
+    const bool sequence_gradient = d_h_seq.NumElements() > 0;
+    OP_REQUIRES(context, !sequence_gradient || d_h_seq.shape() == h_seq.shape(),
+                InvalidArgument("d_h_seq must match h_seq or be empty"));
+    OP_REQUIRES(context, d_h_last.shape() == h0.shape(),
+                InvalidArgument("d_h_last must be (B, H)"));
     OP_REQUIRES(context, !lstm || d_c_last.shape() == h0.shape(),
                 InvalidArgument("d_c_last must be (B, H)"));
     const bool masked = mask.NumElements() > 0;
 
-    Tensor *d_projected = nullptr, *d_recurrent = nullptr, *d_h0 = nullptr, *d_c0 = nullptr;
-    OP_REQUIRES_OK(context, context->allocate_output(0, TensorShape({steps, batch, width}),
-                                                     &d_projected));
-    OP_REQUIRES_OK(context,
-                   context->allocate_output(1,
-                                            cell_ == Cell::kGRUResetAfter
-                                                ? TensorShape({steps, batch, width})
-                                                : TensorShape({0}),
-                                            &d_recurrent));
-    OP_REQUIRES_OK(context, context->allocate_output(2, h0.shape(), &d_h0));
+    Tensor *dx = nullptr, *d_kernel = nullptr, *d_bias = nullptr, *d_recurrent = nullptr;
+    Tensor *d_recurrent_bias = nullptr, *d_h0 = nullptr, *d_c0 = nullptr;
     OP_REQUIRES_OK(context, context->allocate_output(
-                                3, lstm ? h0.shape() : TensorShape({0}), &d_c0));
+                                0, input_gradient_ ? x.shape() : TensorShape({0}), &dx));
+    OP_REQUIRES_OK(context, context->allocate_output(1, kernel.shape(), &d_kernel));
+    OP_REQUIRES_OK(context, context->allocate_output(2, TensorShape({width}), &d_bias));
+    OP_REQUIRES_OK(context,
+                   context->allocate_output(3, recurrent_kernel.shape(), &d_recurrent));
+    OP_REQUIRES_OK(context, context->allocate_output(
+                                4,
+                                cell_ == Cell::kGRUResetAfter ? TensorShape({units})
+                                                              : TensorShape({0}),
+                                &d_recurrent_bias));
+    OP_REQUIRES_OK(context, context->allocate_output(5, h0.shape(), &d_h0));
+    OP_REQUIRES_OK(context, context->allocate_output(
+                                6, lstm ? h0.shape() : TensorShape({0}), &d_c0));
 
     Args args;
     args.steps = steps;
     args.batch = batch;
+    args.inputs = inputs;
     args.units = units;
-    args.kernel = kernel.flat<float>().data();
+    args.x = x.flat<float>().data();
     args.h0 = h0.flat<float>().data();
     args.c0 = lstm ? c0.flat<float>().data() : nullptr;
     args.h_seq = h_seq.flat<float>().data();
     args.saved = Saved(cell_) ? saved.flat<float>().data() : nullptr;
     args.mask = masked ? mask.flat<float>().data() : nullptr;
-    args.d_h_seq = d_h_seq.flat<float>().data();
+    args.d_h_seq = sequence_gradient ? d_h_seq.flat<float>().data() : nullptr;
+    args.d_h_last = d_h_last.flat<float>().data();
     args.d_c_last = lstm ? d_c_last.flat<float>().data() : nullptr;
-    args.d_projected = d_projected->flat<float>().data();
-    args.d_recurrent =
-        cell_ == Cell::kGRUResetAfter ? d_recurrent->flat<float>().data() : nullptr;
+    args.dx = input_gradient_ ? dx->flat<float>().data() : nullptr;
     args.d_h0 = d_h0->flat<float>().data();
     args.d_c0 = lstm ? d_c0->flat<float>().data() : nullptr;
-    if (steps == 0) {
-      std::fill_n(args.d_h0, batch * units, 0.0f);
-      if (lstm) std::copy_n(args.d_c_last, batch * units, args.d_c0);
-      return;
+
+    const int64_t blocks = RowBlocks(context, batch);
+    std::vector<Accumulators> parts(blocks);
+    for (auto& part : parts) {
+      part.kernel.assign(inputs * width, 0.0f);
+      part.bias.assign(width, 0.0f);
+      part.recurrent.assign(units * width, 0.0f);
+      part.recurrent_bias.assign(cell_ == Cell::kGRUResetAfter ? units : 0, 0.0f);
     }
-    // The part of the kernel multiplied by the step's d_pre rows: all of it,
-    // or the z and r blocks for the GRU (its candidate block acts on r*h).
+    const float* recurrent = recurrent_kernel.flat<float>().data();
+    // The part of the recurrent kernel multiplied by the step's d_pre rows:
+    // all of it, or the z and r blocks for the GRU (its candidate block acts
+    // on r*h).
     const int64_t product_width = cell_ == Cell::kGRU ? 2 * units : width;
-    const StepProduct to_h(args.kernel, product_width, units, width, true);
-    const StepProduct to_reset_h(args.kernel + 2 * units, cell_ == Cell::kGRU ? units : 0,
-                                 units, width, true);
-    ForEachRowBlock(context, batch, [&](int64_t first, int64_t rows) {
-      Run(args, to_h, to_reset_h, product_width, first, rows);
-    });
+    if (steps > 0) {
+      const StepProduct to_h(recurrent, product_width, units, width, true);
+      const StepProduct to_reset_h(recurrent + 2 * units, cell_ == Cell::kGRU ? units : 0,
+                                   units, width, true);
+      const StepProduct to_x(kernel.flat<float>().data(), input_gradient_ ? width : 0,
+                             inputs, width, true);
+      ForEachRowBlock(context, batch, blocks,
+                      [&](int64_t block, int64_t first, int64_t rows) {
+                        Run(args, to_h, to_reset_h, to_x, product_width, first, rows,
+                            &parts[block]);
+                      });
+    } else {
+      std::copy_n(args.d_h_last, batch * units, args.d_h0);
+      if (lstm) std::copy_n(args.d_c_last, batch * units, args.d_c0);
+    }
+    Sum(parts, &Accumulators::kernel, d_kernel);
+    Sum(parts, &Accumulators::bias, d_bias);
+    Sum(parts, &Accumulators::recurrent, d_recurrent);
+    Sum(parts, &Accumulators::recurrent_bias, d_recurrent_bias);
   }
 
  private:
   struct Args {
-    int64_t steps, batch, units;
-    const float *kernel, *h0, *c0, *h_seq, *saved, *mask, *d_h_seq, *d_c_last;
-    float *d_projected, *d_recurrent, *d_h0, *d_c0;
+    int64_t steps, batch, inputs, units;
+    const float *x, *h0, *c0, *h_seq, *saved, *mask, *d_h_seq, *d_h_last, *d_c_last;
+    float *dx, *d_h0, *d_c0;
   };
 
+  // One thread's share of the weight gradients.
+  struct Accumulators {
+    std::vector<float> kernel, bias, recurrent, recurrent_bias;
+  };
+
+  static void Sum(const std::vector<Accumulators>& parts,
+                  std::vector<float> Accumulators::*field, Tensor* out) {
+    float* target = out->flat<float>().data();
+    const int64_t size = out->NumElements();
+    std::fill_n(target, size, 0.0f);
+    for (const auto& part : parts) {
+      const std::vector<float>& values = part.*field;
+      for (int64_t i = 0; i < size; ++i) target[i] += values[i];
+    }
+  }
+
   void Run(const Args& a, const StepProduct& to_h, const StepProduct& to_reset_h,
-           int64_t product_width, int64_t first, int64_t rows) const {
-    const int64_t H = a.units, B = a.batch;
+           const StepProduct& to_x, int64_t product_width, int64_t first, int64_t rows,
+           Accumulators* acc) const {
+    const int64_t H = a.units, B = a.batch, I = a.inputs;
     const int64_t G = Gates(cell_), S = Saved(cell_) * H, GH = G * H;
-    // Carried gradients: of h (and of c for the LSTM), and the product
-    // d_pre U^T of the step.
-    std::vector<float> dh(rows * H, 0.0f), dc(cell_ == Cell::kLSTM ? rows * H : 0, 0.0f);
-    std::vector<float> back(rows * H), d_reset_h(cell_ == Cell::kGRU ? rows * H : 0);
-    std::vector<float> scratch(H);
+    const bool gru = cell_ == Cell::kGRU, after = cell_ == Cell::kGRUResetAfter;
+    // Steps per chunk of the weight gradients: about 512 rows per product.
+    const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(64, 512 / rows));
+    // Per chunk: the pre-activation gradients (and, after the reset gate, those
+    // of the recurrent product), the inputs, the previous states (and r*h).
+    std::vector<float> d_pre(chunk * rows * GH), d_rec(after ? chunk * rows * GH : 0);
+    std::vector<float> x_rows(chunk * rows * I), h_rows(chunk * rows * H);
+    std::vector<float> rh_rows(gru ? chunk * rows * H : 0);
+    // Carried gradients of h (and of c for the LSTM); the step's d_pre U^T.
+    std::vector<float> dh(a.d_h_last + first * H, a.d_h_last + (first + rows) * H);
+    std::vector<float> dc(cell_ == Cell::kLSTM ? rows * H : 0);
+    std::vector<float> back(rows * H), d_reset_h(gru ? rows * H : 0), scratch(H);
     if (cell_ == Cell::kLSTM) std::copy_n(a.d_c_last + first * H, rows * H, dc.data());
 
     for (int64_t t = a.steps - 1; t >= 0; --t) {
+      const int64_t chunk_start = (t / chunk) * chunk;
+      const int64_t slot = (t - chunk_start) * rows;  // first row of this step in the chunk
       const int64_t row0 = t * B + first;
       const float* h_prev = t == 0 ? a.h0 + first * H : a.h_seq + (row0 - B) * H;
       const float* h_now = a.h_seq + row0 * H;
       const float* keep = a.saved ? a.saved + row0 * S : nullptr;
-      float* d_pre = a.d_projected + row0 * GH;
-      float* d_rec = a.d_recurrent ? a.d_recurrent + row0 * GH : nullptr;
-      {
-        Vector all(dh.data(), rows * H);
-        all += ConstVector(a.d_h_seq + row0 * H, rows * H);
-      }
+      float* d_step = d_pre.data() + slot * GH;
+      float* d_rec_step = after ? d_rec.data() + slot * GH : nullptr;
+      std::copy_n(a.x + row0 * I, rows * I, x_rows.data() + slot * I);
+      std::copy_n(h_prev, rows * H, h_rows.data() + slot * H);
+      if (a.d_h_seq) Vector(dh.data(), rows * H) += ConstVector(a.d_h_seq + row0 * H, rows * H);
+
       for (int64_t r = 0; r < rows; ++r) {
         const float m = a.mask ? a.mask[row0 + r] : 1.0f;
         Vector d_h(dh.data() + r * H, H);
         ConstVector h_last(h_prev + r * H, H);
-        float* d = d_pre + r * GH;
+        float* d = d_step + r * GH;
         const float* k = keep ? keep + r * S : nullptr;
         switch (cell_) {
           case Cell::kLSTM: {
@@ -615,6 +701,7 @@ class RecurrenceBackwardOp : public OpKernel {
             Vector d_candidate(d + 2 * H, H);
             d_candidate = d_h * z * (1.0f - candidate.square()) * m;
             Vector(d, H) = d_h * (candidate - h_last) * z * (1.0f - z) * m;
+            Vector(rh_rows.data() + (slot + r) * H, H) = rg * h_last;
             break;
           }
           case Cell::kGRUResetAfter: {
@@ -623,7 +710,7 @@ class RecurrenceBackwardOp : public OpKernel {
             d_candidate = d_h * z * (1.0f - candidate.square()) * m;
             Vector(d, H) = d_h * (candidate - h_last) * z * (1.0f - z) * m;
             Vector(d + H, H) = d_candidate * recurrent * rg * (1.0f - rg);
-            float* dr = d_rec + r * GH;
+            float* dr = d_rec_step + r * GH;
             std::copy_n(d, 2 * H, dr);
             Vector(dr + 2 * H, H) = d_candidate * rg;
             break;
@@ -644,27 +731,27 @@ class RecurrenceBackwardOp : public OpKernel {
         }
       }
 
-      if (cell_ == Cell::kGRU) {
+      if (gru) {
         // d(r*h) = d_candidate U_h^T, then the reset gate's derivative.
-        to_reset_h.Multiply(d_pre + 2 * H, GH, rows, d_reset_h.data(), H);
+        to_reset_h.Multiply(d_step + 2 * H, GH, rows, d_reset_h.data(), H);
         for (int64_t r = 0; r < rows; ++r) {
           const float* k = keep + r * S;
           ConstVector rg(k + H, H), h_last(h_prev + r * H, H);
           ConstVector d_rh(d_reset_h.data() + r * H, H);
-          Vector(d_pre + r * GH + H, H) = d_rh * h_last * rg * (1.0f - rg);
+          Vector(d_step + r * GH + H, H) = d_rh * h_last * rg * (1.0f - rg);
         }
       }
+      if (a.dx) to_x.Multiply(d_step, GH, rows, a.dx + row0 * I, I);
 
       // d h_{t-1} = d_pre U^T (+ what bypasses the product).
-      const float* product_rows = d_rec ? d_rec : d_pre;
-      to_h.Multiply(product_rows, GH, rows, back.data(), H);
+      to_h.Multiply(after ? d_rec_step : d_step, GH, rows, back.data(), H);
       for (int64_t r = 0; r < rows; ++r) {
         const float m = a.mask ? a.mask[row0 + r] : 1.0f;
         Vector d_h(dh.data() + r * H, H);
         ConstVector through(back.data() + r * H, H);
-        if (cell_ == Cell::kGRU || cell_ == Cell::kGRUResetAfter) {
+        if (gru || after) {
           ConstVector z(keep + r * S, H);
-          if (cell_ == Cell::kGRU) {
+          if (gru) {
             d_h = through + d_h * (1.0f - z * m) +
                   ConstVector(d_reset_h.data() + r * H, H) * ConstVector(keep + r * S + H, H);
           } else {
@@ -674,12 +761,46 @@ class RecurrenceBackwardOp : public OpKernel {
           d_h = through + d_h * (1.0f - m);
         }
       }
+
+      if (t == chunk_start) {
+        const int64_t n = (std::min(a.steps, chunk_start + chunk) - chunk_start) * rows;
+        AccumulateWeights(n, x_rows.data(), h_rows.data(), rh_rows.data(), d_pre.data(),
+                          d_rec.data(), I, H, acc);
+      }
+      (void)product_width;
     }
     std::copy_n(dh.data(), rows * H, a.d_h0 + first * H);
     if (cell_ == Cell::kLSTM) std::copy_n(dc.data(), rows * H, a.d_c0 + first * H);
   }
 
+  // Adds a chunk's weight gradients: x^T d_pre, colsum(d_pre), and the
+  // recurrent kernel's products with the states that fed each gate block.
+  void AccumulateWeights(int64_t n, const float* x_rows, const float* h_rows,
+                         const float* rh_rows, const float* d_pre, const float* d_rec,
+                         int64_t I, int64_t H, Accumulators* acc) const {
+    const int64_t GH = Gates(cell_) * H;
+    ConstMatrixView d(d_pre, n, GH, Stride(GH));
+    ConstMatrixView h(h_rows, n, H, Stride(H));
+    MatrixView(acc->kernel.data(), I, GH, Stride(GH)).noalias() +=
+        ConstMatrixView(x_rows, n, I, Stride(I)).transpose() * d;
+    Eigen::Map<Eigen::RowVectorXf>(acc->bias.data(), GH) += d.colwise().sum();
+    MatrixView recurrent(acc->recurrent.data(), H, GH, Stride(GH));
+    if (cell_ == Cell::kGRU) {
+      recurrent.leftCols(2 * H).noalias() += h.transpose() * d.leftCols(2 * H);
+      recurrent.rightCols(H).noalias() +=
+          ConstMatrixView(rh_rows, n, H, Stride(H)).transpose() * d.rightCols(H);
+    } else if (cell_ == Cell::kGRUResetAfter) {
+      ConstMatrixView dr(d_rec, n, GH, Stride(GH));
+      recurrent.noalias() += h.transpose() * dr;
+      Eigen::Map<Eigen::RowVectorXf>(acc->recurrent_bias.data(), H) +=
+          dr.rightCols(H).colwise().sum();
+    } else {
+      recurrent.noalias() += h.transpose() * d;
+    }
+  }
+
   Cell cell_;
+  bool input_gradient_;
 };
 
 // ---------------------------------------------------------------------------
@@ -689,55 +810,64 @@ class RecurrenceBackwardOp : public OpKernel {
 int SavedFromName(const std::string& cell) { return Saved(ParseCell(cell)); }
 
 Status ForwardShape(InferenceContext* c) {
-  ShapeHandle projected, kernel, h0;
-  TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &projected));
-  TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 2, &kernel));
-  TF_RETURN_IF_ERROR(c->WithRank(c->input(3), 2, &h0));
+  ShapeHandle x, recurrent_kernel, h0;
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &x));
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(3), 2, &recurrent_kernel));
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(5), 2, &h0));
   std::string cell;
   bool save;
   TF_RETURN_IF_ERROR(c->GetAttr("cell", &cell));
   TF_RETURN_IF_ERROR(c->GetAttr("save", &save));
-  DimensionHandle steps = c->Dim(projected, 0), batch = c->Dim(projected, 1);
-  DimensionHandle units = c->Dim(kernel, 0);
+  DimensionHandle steps = c->Dim(x, 0), batch = c->Dim(x, 1);
+  DimensionHandle units = c->Dim(recurrent_kernel, 0);
   c->set_output(0, c->MakeShape({steps, batch, units}));
-  c->set_output(1, cell == "lstm" ? c->MakeShape({batch, units}) : c->MakeShape({0}));
+  c->set_output(1, c->MakeShape({batch, units}));
+  c->set_output(2, cell == "lstm" ? c->MakeShape({batch, units}) : c->MakeShape({0}));
   DimensionHandle saved_width;
   TF_RETURN_IF_ERROR(c->Multiply(units, SavedFromName(cell), &saved_width));
-  c->set_output(2, c->MakeShape({save ? steps : c->MakeDim(0), batch, saved_width}));
+  c->set_output(3, c->MakeShape({save ? steps : c->MakeDim(0), batch, saved_width}));
   return Status();
 }
 
 Status BackwardShape(InferenceContext* c) {
-  ShapeHandle kernel, h_seq;
-  TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 2, &kernel));
-  TF_RETURN_IF_ERROR(c->WithRank(c->input(3), 3, &h_seq));
   std::string cell;
+  bool input_gradient;
   TF_RETURN_IF_ERROR(c->GetAttr("cell", &cell));
-  ShapeHandle d_projected =
-      c->MakeShape({c->Dim(h_seq, 0), c->Dim(h_seq, 1), c->Dim(kernel, 1)});
-  c->set_output(0, d_projected);
-  c->set_output(1, cell == "gru_reset_after" ? d_projected : c->MakeShape({0}));
-  c->set_output(2, c->input(1));
-  c->set_output(3, cell == "lstm" ? c->input(1) : c->MakeShape({0}));
+  TF_RETURN_IF_ERROR(c->GetAttr("input_gradient", &input_gradient));
+  ShapeHandle recurrent_kernel;
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(2), 2, &recurrent_kernel));
+  c->set_output(0, input_gradient ? c->input(0) : c->MakeShape({0}));
+  c->set_output(1, c->input(1));
+  c->set_output(2, c->MakeShape({c->Dim(recurrent_kernel, 1)}));
+  c->set_output(3, c->input(2));
+  c->set_output(4, cell == "gru_reset_after" ? c->MakeShape({c->Dim(recurrent_kernel, 0)})
+                                             : c->MakeShape({0}));
+  c->set_output(5, c->input(3));
+  c->set_output(6, cell == "lstm" ? c->input(3) : c->MakeShape({0}));
   return Status();
 }
 
 REGISTER_OP("ZooRecurrenceForward")
-    .Input("projected: float")
+    .Input("x: float")
+    .Input("kernel: float")
+    .Input("bias: float")
     .Input("recurrent_kernel: float")
     .Input("recurrent_bias: float")
     .Input("h0: float")
     .Input("c0: float")
     .Input("mask: float")
     .Output("h_seq: float")
+    .Output("h_last: float")
     .Output("c_last: float")
     .Output("saved: float")
     .Attr(kCellAttr)
     .Attr("save: bool = true")
     .SetShapeFn(ForwardShape)
-    .Doc("The time loop of a zoo recurrence (see zoo/layers/native.py).");
+    .Doc("A zoo recurrence over a whole sequence (see zoo/layers/native.py).");
 
 REGISTER_OP("ZooRecurrenceBackward")
+    .Input("x: float")
+    .Input("kernel: float")
     .Input("recurrent_kernel: float")
     .Input("h0: float")
     .Input("c0: float")
@@ -745,12 +875,17 @@ REGISTER_OP("ZooRecurrenceBackward")
     .Input("saved: float")
     .Input("mask: float")
     .Input("d_h_seq: float")
+    .Input("d_h_last: float")
     .Input("d_c_last: float")
-    .Output("d_projected: float")
-    .Output("d_recurrent: float")
+    .Output("dx: float")
+    .Output("d_kernel: float")
+    .Output("d_bias: float")
+    .Output("d_recurrent_kernel: float")
+    .Output("d_recurrent_bias: float")
     .Output("d_h0: float")
     .Output("d_c0: float")
     .Attr(kCellAttr)
+    .Attr("input_gradient: bool = true")
     .SetShapeFn(BackwardShape)
     .Doc("Backpropagation through time of ZooRecurrenceForward.");
 
