@@ -96,6 +96,36 @@ def test_native_matches_graph_kernels(cell, batch, masked, rng):
         np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
 
 
+PORTABLE_CHECK = textwrap.dedent(
+    """
+    import sys
+    sys.path.insert(0, {tests!r})
+    import numpy as np, pytest
+    import test_native
+    from zoo.layers import native
+    assert native.unavailable_reason() is None, native.unavailable_reason()
+    for cell in native.CELLS:
+        for masked in (False, True):
+            test_native.test_native_matches_graph_kernels(
+                cell, 9, masked, np.random.default_rng(5))
+    print("ok")
+    """
+)
+
+
+def test_portable_build_without_avx512_matches(tmp_path):
+    """The product path for CPUs without AVX-512 (Eigen), built here with -mno-avx512f."""
+    script = PORTABLE_CHECK.format(tests=os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, native.EXTRA_FLAGS: "-mno-avx512f", native.DIRECTORY: str(tmp_path),
+           "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env.pop(native.SWITCH, None)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().endswith("ok")
+    assert len(list(tmp_path.glob("zoo_recurrence-*.so"))) == 1
+
+
 def test_gradient_through_unsaved_forward_is_a_clear_error(rng):
     x = tf.constant(rng.normal(size=(4, 2, 3)).astype("float32"))
     params = [tf.constant(rng.normal(size=s).astype("float32")) for s in [(3, 5), (5,), (5, 5)]]

@@ -47,6 +47,7 @@ from pathlib import Path
 SOURCE = Path(__file__).resolve().parent / "kernels" / "recurrence.cc"
 SWITCH = "ZOO_NATIVE_KERNELS"
 DIRECTORY = "ZOO_KERNEL_DIR"
+EXTRA_FLAGS = "ZOO_KERNEL_FLAGS"
 
 #: The cell names of the native kernels.
 CELLS = ("rnn_tanh", "rnn_sigmoid", "rnn_relu", "rnn_linear", "lstm", "gru",
@@ -101,6 +102,9 @@ def _build_inputs():
         # Eigen's half-precision AVX512-FP16 code does not compile with GCC.
         if "avx512_fp16" in features.split():
             flags.append("-mno-avx512fp16")
+    # Extra compiler flags, e.g. "-mno-avx512f" to build (and test) the
+    # portable product path on an AVX-512 machine.
+    flags += os.environ.get(EXTRA_FLAGS, "").split()
     version = subprocess.run([compiler, "--version"], capture_output=True, text=True).stdout
     digest = hashlib.sha256()
     for part in (SOURCE.read_bytes(), tf.__version__, tf.__file__, " ".join(flags),
