@@ -17,7 +17,7 @@ last column is the share of the machine's float32 matrix-product peak (an
 counting `2 * (I + H) * gates * H` FLOPs per sample and step forward, and
 three times that for a training step.
 
-It also measures the peak memory (resident set) of one training step at
+It also measures the peak memory (resident set) of training steps at
 T=1000, zoo against Keras (one subprocess each), and runs a short real
 training run (character-level language model on the text of Python's own
 documentation) in float32 and in `mixed_bfloat16` from the same weights and
@@ -291,7 +291,7 @@ def _rss_mb(field):
 
 
 def memory_child(spec):
-    """Run in a subprocess: peak RSS growth (MB) of one training step."""
+    """Run in a subprocess: how far training steps raise the peak RSS (MB)."""
     impl, cell = spec.split(":")
     batch, steps, inputs, units = MEMORY_SHAPE
     layer = zoo_layer(cell, units) if impl == "zoo" else keras_layer(cell, units)
@@ -449,9 +449,9 @@ def report(rows, machine, memory, loss, args):
         )
     if memory:
         lines.append("")
-        lines.append(f"Peak memory of one training step at B, T, I, H = "
-                     f"{', '.join(str(v) for v in MEMORY_SHAPE)} (growth of the resident "
-                     "set during the step):")
+        lines.append(f"Peak memory of training at B, T, I, H = "
+                     f"{', '.join(str(v) for v in MEMORY_SHAPE)} (rise of the peak resident "
+                     "set over three training steps, from the built model before any call):")
         lines.append("")
         lines.append("| cell | zoo MB | keras MB | zoo/keras |")
         lines.append("|---|---:|---:|---:|")

@@ -302,8 +302,10 @@ class RecurrentSequence(keras.layers.RNN):
 
     * `"cudnn"`: on a GPU, while training, Keras's cuDNN kernels where the
       equations match (LSTM; GRU with `reset_after=True`, weights converted);
-    * `"fused"`: the fast path of `zoo.layers.fused` (whole-sequence op with a
-      hand-written BPTT) whenever the configuration allows it;
+    * `"fused"`: the fast path whenever the configuration allows it: the
+      native kernels of `zoo.layers.native` on a CPU (`last_kernel ==
+      "native"`), else the graph kernels of `zoo.layers.fused` (`"graph"`);
+      both run the whole sequence as one operation with a hand-written BPTT;
     * `"loop"`: the generic step-by-step loop of `keras.layers.RNN`.
 
     The `implementation` argument forces the fused path or the loop;

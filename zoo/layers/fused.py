@@ -1,4 +1,11 @@
-"""The fused fast path of the zoo sequence layers (TensorFlow backend).
+"""The fused fast path of the zoo sequence layers (TensorFlow backend): graph kernels.
+
+On a CPU with a C++ compiler the layers run the native kernels of
+`zoo.layers.native` instead; the graph kernels here are used where those
+cannot run (no compiler, XLA, a GPU) and whenever a graph is traced for
+export, since they consist of standard TensorFlow ops only. The cell
+classes here (`make_math`) also name the native kernel of each cell
+(`native_cell`).
 
 The generic path (`keras.layers.RNN`) calls a cell once per time step inside a
 `while_loop` and lets TensorFlow differentiate every step op by op. This
