@@ -1,8 +1,8 @@
 """Native CPU kernels of the fused path: building, loading and running them.
 
-`kernels/recurrence.cc` holds two TensorFlow ops, the time loop of a
-recurrence and its backpropagation through time (see the comment at its
-top). They are compiled on first use against the installed TensorFlow, for
+`kernels/recurrence.cc` holds two TensorFlow ops, a recurrence over a
+whole sequence and its backpropagation through time (see the comment at
+its top). They are compiled on first use against the installed TensorFlow, for
 the host CPU (`-march=native`), and cached under `kernel_dir()`; the file
 name carries a hash of everything the build depends on (source, TensorFlow
 version and flags, compiler, CPU features), so a changed input rebuilds and
@@ -25,8 +25,8 @@ traced for export: inside `portable()` (what `zoo.hub` uses), while
 `tf.saved_model.save` traces, or while Keras's `model.export` /
 `keras.export.ExportArchive` traces (recognised by its frames on the call
 stack), the graph is built from standard TensorFlow ops, so exported models
-run without zoo. `ZOO_NATIVE_KERNELS=0` turns the
-native path off; the graph kernels of `zoo.layers.fused` then run instead.
+run without zoo. `ZOO_NATIVE_KERNELS=0` turns the native path off; the
+graph kernels of `zoo.layers.fused` then run instead.
 
 Everything is float32: under a mixed policy the recurrence still runs in
 float32 here (on a CPU without AMX, bfloat16 products are slower than
@@ -160,6 +160,9 @@ def load():
         try:
             import tensorflow as tf
 
+            if not library_path().exists():
+                print("zoo: compiling the native recurrence kernels for this machine "
+                      "(once, about 30 s)", file=sys.stderr)
             library = tf.load_op_library(str(build()))
             _register_gradient_errors(tf)
         except Exception as error:  # noqa: BLE001 - any failure means: not available
