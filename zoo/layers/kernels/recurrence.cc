@@ -119,8 +119,8 @@ auto Sigmoid(const Expr& a) { return a.logistic(); }
 // kernel, K x N) is the same for every step of a call and A (m x K) is a
 // block of state rows. A general GEMM repacks B on every call, which for a
 // few batch rows costs about as much as the arithmetic; here B is packed
-// once per call into panels of 32 columns (each panel K x 32, contiguous)
-// and an AVX-512 micro-kernel computes 8 x 32 tiles of C. Without AVX-512
+// once per call into panels of 48 columns (each panel K x 48, contiguous)
+// and an AVX-512 micro-kernel computes 8 x 48 tiles of C. Without AVX-512
 // the product falls back to Eigen.
 // ---------------------------------------------------------------------------
 
@@ -158,21 +158,24 @@ class StepProduct {
 #if defined(__AVX512F__)
     for (int64_t p = 0; p < panels_; ++p) {
       const float* panel = packed_ + p * k_ * kPanel;
-      const int64_t cols = std::min<int64_t>(kPanel, n_ - p * kPanel);
-      const __mmask16 low = cols >= 16 ? 0xFFFF : (__mmask16)((1u << cols) - 1);
-      const __mmask16 high =
-          cols >= 32 ? 0xFFFF : (cols <= 16 ? 0 : (__mmask16)((1u << (cols - 16)) - 1));
+      // Store masks of the panel's three 16-column vectors (the last panel
+      // may be narrower).
+      __mmask16 masks[kVectors];
+      for (int64_t v = 0; v < kVectors; ++v) {
+        const int64_t cols = std::clamp<int64_t>(n_ - p * kPanel - 16 * v, 0, 16);
+        masks[v] = static_cast<__mmask16>((1u << cols) - 1);
+      }
       float* c_panel = c + p * kPanel;
       int64_t r = 0;
-      for (; r + 8 <= m; r += 8) Tile<8>(a + r * lda, lda, panel, c_panel + r * ldc, ldc, low, high);
+      for (; r + 8 <= m; r += 8) Tile<8>(a + r * lda, lda, panel, c_panel + r * ldc, ldc, masks);
       switch (m - r) {
-        case 7: Tile<7>(a + r * lda, lda, panel, c_panel + r * ldc, ldc, low, high); break;
-        case 6: Tile<6>(a + r * lda, lda, panel, c_panel + r * ldc, ldc, low, high); break;
-        case 5: Tile<5>(a + r * lda, lda, panel, c_panel + r * ldc, ldc, low, high); break;
-        case 4: Tile<4>(a + r * lda, lda, panel, c_panel + r * ldc, ldc, low, high); break;
-        case 3: Tile<3>(a + r * lda, lda, panel, c_panel + r * ldc, ldc, low, high); break;
-        case 2: Tile<2>(a + r * lda, lda, panel, c_panel + r * ldc, ldc, low, high); break;
-        case 1: Tile<1>(a + r * lda, lda, panel, c_panel + r * ldc, ldc, low, high); break;
+        case 7: Tile<7>(a + r * lda, lda, panel, c_panel + r * ldc, ldc, masks); break;
+        case 6: Tile<6>(a + r * lda, lda, panel, c_panel + r * ldc, ldc, masks); break;
+        case 5: Tile<5>(a + r * lda, lda, panel, c_panel + r * ldc, ldc, masks); break;
+        case 4: Tile<4>(a + r * lda, lda, panel, c_panel + r * ldc, ldc, masks); break;
+        case 3: Tile<3>(a + r * lda, lda, panel, c_panel + r * ldc, ldc, masks); break;
+        case 2: Tile<2>(a + r * lda, lda, panel, c_panel + r * ldc, ldc, masks); break;
+        case 1: Tile<1>(a + r * lda, lda, panel, c_panel + r * ldc, ldc, masks); break;
         default: break;
       }
     }
@@ -189,25 +192,30 @@ class StepProduct {
 
  private:
 #if defined(__AVX512F__)
-  static constexpr int64_t kPanel = 32;
+  // A tile of C is R rows x kPanel columns: R * kVectors accumulators, which
+  // with R = 8 and three vectors fill 24 of the 32 vector registers.
+  static constexpr int64_t kVectors = 3;
+  static constexpr int64_t kPanel = 16 * kVectors;
 
   template <int R>
   void Tile(const float* a, int64_t lda, const float* panel, float* c, int64_t ldc,
-            __mmask16 low, __mmask16 high) const {
-    __m512 acc[R][2];
-    for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+            const __mmask16* masks) const {
+    __m512 acc[R][kVectors];
+    for (int r = 0; r < R; ++r) {
+      for (int v = 0; v < kVectors; ++v) acc[r][v] = _mm512_setzero_ps();
+    }
     for (int64_t kk = 0; kk < k_; ++kk) {
-      const __m512 b0 = _mm512_load_ps(panel + kk * kPanel);
-      const __m512 b1 = _mm512_load_ps(panel + kk * kPanel + 16);
+      __m512 b[kVectors];
+      for (int v = 0; v < kVectors; ++v) b[v] = _mm512_load_ps(panel + kk * kPanel + 16 * v);
       for (int r = 0; r < R; ++r) {
         const __m512 x = _mm512_set1_ps(a[r * lda + kk]);
-        acc[r][0] = _mm512_fmadd_ps(x, b0, acc[r][0]);
-        acc[r][1] = _mm512_fmadd_ps(x, b1, acc[r][1]);
+        for (int v = 0; v < kVectors; ++v) acc[r][v] = _mm512_fmadd_ps(x, b[v], acc[r][v]);
       }
     }
     for (int r = 0; r < R; ++r) {
-      _mm512_mask_storeu_ps(c + r * ldc, low, acc[r][0]);
-      _mm512_mask_storeu_ps(c + r * ldc + 16, high, acc[r][1]);
+      for (int v = 0; v < kVectors; ++v) {
+        _mm512_mask_storeu_ps(c + r * ldc + 16 * v, masks[v], acc[r][v]);
+      }
     }
   }
 
