@@ -36,6 +36,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -82,6 +83,8 @@ def parse_args(argv=None):
                         help="training steps of the loss-curve check (default 150)")
     parser.add_argument("--output", default=None,
                         help="also write the markdown report to this file")
+    parser.add_argument("--assess", default=None, metavar="REPORT",
+                        help="print how a saved report meets the issue's targets, then exit")
     parser.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.cells = [c.strip() for c in args.cells.split(",") if c.strip()]
@@ -418,6 +421,64 @@ def fmt(v):
     return f"{v:,.0f}" if v else "-"
 
 
+# -- the issue's targets -------------------------------------------------------
+
+# (what, cells, mode, ratio column, floor) of the speed issue, checked on the
+# three shapes; the ratio columns are those of the report's table.
+SPEED_TARGETS = [
+    ("train f32: LSTM, GRU >= 1.5x Keras", ("LSTM", "GRU"), "train", "zoo/keras", 1.5),
+    ("train f32: SimpleRNN >= 2x Keras", ("SimpleRNN",), "train", "zoo/keras", 2.0),
+    ("train f32: LSTM >= 1.0x torch.nn.LSTM", ("LSTM",), "train", "zoo/torch", 1.0),
+    ("inference >= 1.5x Keras", ("SimpleRNN", "LSTM", "GRU"), "infer", "zoo/keras", 1.5),
+    ("mixed_bfloat16 train >= 2.5x Keras LSTM f32", ("LSTM",), "train", "bf16/keras", 2.5),
+]
+MEMORY_LIMIT = 1.10  # zoo/keras peak memory at T=1000
+LOSS_LIMIT = 0.02  # relative gap of the bfloat16 loss curve
+
+
+def _report_table(text):
+    """{(cell, mode, shape): {column: value}} from a report's markdown table."""
+    header, rows = None, {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if cells[:2] == ["cell", "mode"]:
+            header = cells
+        elif header and len(cells) == len(header) and cells[1] in ("train", "infer"):
+            row = dict(zip(header, cells))
+            rows[(row["cell"], row["mode"], row["B, T, I, H"])] = row
+        elif header and not line.startswith("|"):
+            header = None
+    return rows
+
+
+def assess(text):
+    """Markdown lines checking a report (its text) against the issue's targets."""
+    rows = _report_table(text)
+    shapes = [", ".join(str(v) for v in s) for s in SHAPES]
+    lines = ["| target | result (shapes in order) | verdict |", "|---|---|---|"]
+    for what, cells, mode, column, floor in SPEED_TARGETS:
+        results, verdicts = [], []
+        for cell in cells:
+            values = [rows.get((cell, mode, s), {}).get(column, "-") for s in shapes]
+            results.append(f"{cell} {', '.join(values)}")
+            numbers = [float(v.rstrip("x")) for v in values if v not in ("-", "")]
+            hits = sum(n >= floor for n in numbers)
+            verdicts.append(f"{cell} {hits}/{len(numbers)} shapes")
+        lines.append(f"| {what} | {'; '.join(results)} | {'; '.join(verdicts)} |")
+    loss = re.search(r"largest relative gap ([\d.]+)%", text)
+    if loss:
+        ok = float(loss.group(1)) / 100 <= LOSS_LIMIT
+        lines.append(f"| bf16 loss curve within 2% of f32 | {loss.group(1)}% | "
+                     f"{'met' if ok else 'missed'} |")
+    memory = re.findall(r"^\| (\w+) \| [\d.]+ \| [\d.]+ \| ([\d.]+) \|$", text, re.M)
+    if memory:
+        ok = all(float(v) <= MEMORY_LIMIT for _, v in memory)
+        lines.append("| peak memory at T=1000 <= Keras + 10% | "
+                     + ", ".join(f"{c} {v}x" for c, v in memory)
+                     + f" | {'met' if ok else 'missed'} |")
+    return lines
+
+
 def report(rows, machine, memory, loss, args):
     lines = []
     lines.append(f"Date: {machine['date']}  ")
@@ -470,11 +531,17 @@ def report(rows, machine, memory, loss, args):
             f"{'within' if loss['ok'] else 'NOT within'} 2% (largest gap per seed: "
             + ", ".join(f"{g:.2%}" for g in loss["per_seed"]) + ")."
         )
+    lines += ["", "Against the targets of the speed issue:", ""]
+    lines += assess("\n".join(lines))
     return "\n".join(lines)
 
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.assess:
+        with open(args.assess) as handle:
+            print("\n".join(assess(handle.read())))
+        return 0
     if args.memory_child:
         memory_child(args.memory_child)
         return 0

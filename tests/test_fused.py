@@ -330,9 +330,7 @@ def test_simple_rnn_step_forms_agree(form, rng):
         np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.slow
-def test_mixed_bfloat16_loss_curve_tracks_float32():
-    """A short real training run (the benchmark's check): bf16 within 2% of f32."""
+def _benchmark_module():
     import importlib.util
     import pathlib
 
@@ -340,6 +338,31 @@ def test_mixed_bfloat16_loss_curve_tracks_float32():
     spec = importlib.util.spec_from_file_location("rnn_speed", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    return bench
+
+
+def test_benchmark_assessment_reads_its_report():
+    """The targets table is computed from the report's own rows, not typed in."""
+    bench = _benchmark_module()
+    header = ("| cell | mode | B, T, I, H | zoo f32 | zoo bf16 | keras f32 | torch f32 "
+              "| zoo/keras | zoo/torch | bf16/keras | f32 peak |")
+    lines = [header, "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for shape, ratio in zip(bench.SHAPES, ("1.60x", "1.40x", "2.10x")):
+        shape = ", ".join(str(v) for v in shape)
+        lines.append(f"| LSTM | train | {shape} | 1 | 1 | 1 | 1 | {ratio} | 0.90x | 1.00x | 50% |")
+    lines += ["", "| cell | zoo MB | keras MB | zoo/keras |", "|---|---:|---:|---:|",
+              "| LSTM | 120 | 100 | 1.20 |", "", "largest relative gap 0.50% -> within 2%"]
+    table = "\n".join(bench.assess("\n".join(lines)))
+    assert "| LSTM 1.60x, 1.40x, 2.10x; GRU -, -, - | LSTM 2/3 shapes; GRU 0/0 shapes |" in table
+    assert "| LSTM 0.90x, 0.90x, 0.90x | LSTM 0/3 shapes |" in table
+    assert "| 0.50% | met |" in table
+    assert "LSTM 1.20x | missed |" in table
+
+
+@pytest.mark.slow
+def test_mixed_bfloat16_loss_curve_tracks_float32():
+    """A short real training run (the benchmark's check): bf16 within 2% of f32."""
+    bench = _benchmark_module()
     result = bench.loss_curve_check(60, seeds=(1,), units=128, batch=32, steps=64)
     assert result["final_f32"] < 0.8 * result["first_loss"]  # it really trains
     assert result["ok"], result
