@@ -91,8 +91,6 @@ Cell ParseCell(const std::string& name) {
   return Cell::kGRUResetAfter;
 }
 
-bool IsSimple(Cell cell) { return cell <= Cell::kLinear; }
-
 // Gate blocks in the weights.
 int Gates(Cell cell) {
   if (cell == Cell::kLSTM) return 4;
@@ -608,7 +606,7 @@ class RecurrenceBackwardOp : public OpKernel {
                              inputs, width, true);
       ForEachRowBlock(context, batch, blocks,
                       [&](int64_t block, int64_t first, int64_t rows) {
-                        Run(args, to_h, to_reset_h, to_x, product_width, first, rows,
+                        Run(args, to_h, to_reset_h, to_x, first, rows,
                             &parts[block]);
                       });
     } else {
@@ -645,7 +643,7 @@ class RecurrenceBackwardOp : public OpKernel {
   }
 
   void Run(const Args& a, const StepProduct& to_h, const StepProduct& to_reset_h,
-           const StepProduct& to_x, int64_t product_width, int64_t first, int64_t rows,
+           const StepProduct& to_x, int64_t first, int64_t rows,
            Accumulators* acc) const {
     const int64_t H = a.units, B = a.batch, I = a.inputs;
     const int64_t G = Gates(cell_), S = Saved(cell_) * H, GH = G * H;
@@ -775,7 +773,6 @@ class RecurrenceBackwardOp : public OpKernel {
         AccumulateWeights(n, x_rows.data(), h_rows.data(), rh_rows.data(), d_pre.data(),
                           d_rec.data(), I, H, acc);
       }
-      (void)product_width;
     }
     std::copy_n(dh.data(), rows * H, a.d_h0 + first * H);
     if (cell_ == Cell::kLSTM) std::copy_n(dc.data(), rows * H, a.d_c0 + first * H);
