@@ -1,4 +1,4 @@
-"""Load a recipe script (recipes/NAME.py) as a module, for in-process smoke runs."""
+"""Load repository scripts (recipes, benchmarks) as modules, for in-process runs."""
 
 import importlib.util
 from pathlib import Path
@@ -6,11 +6,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def load_recipe(name):
-    spec = importlib.util.spec_from_file_location(f"{name}_recipe", ROOT / "recipes" / f"{name}.py")
+def load_script(relative_path, module_name):
+    """Load a script of the repository (not a package module) as a module."""
+    spec = importlib.util.spec_from_file_location(module_name, ROOT / relative_path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_recipe(name):
+    return load_script(f"recipes/{name}.py", f"{name}_recipe")
 
 
 def train_smoke_model(recipe_name, options, model_name, root):

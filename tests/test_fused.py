@@ -331,14 +331,9 @@ def test_simple_rnn_step_forms_agree(form, rng):
 
 
 def _benchmark_module():
-    import importlib.util
-    import pathlib
+    from recipe_helpers import load_script
 
-    path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "rnn_speed.py"
-    spec = importlib.util.spec_from_file_location("rnn_speed", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    return bench
+    return load_script("benchmarks/rnn_speed.py", "rnn_speed")
 
 
 def test_benchmark_assessment_reads_its_report():

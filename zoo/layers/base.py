@@ -532,31 +532,21 @@ class RecurrentSequence(keras.layers.RNN):
                 step_mask = tf.reverse(step_mask, [0])
         math = self._fused_math(static_shape(sequences)[0])
         stash = bool(training) or fused.gradients_may_be_requested()
-        if math.native_cell is not None and native.usable():
+        need_dx = stash and fused.gradient_needed_for(x)
+        arguments = (x, self._fused_params(), tuple(initial_state), step_mask)
+        if native.usable():
             self.last_kernel = "native"
             sequence, final = native.run(
-                math.native_cell,
-                x,
-                self._fused_params(),
-                tuple(initial_state),
-                step_mask,
-                return_sequences=self.return_sequences,
-                save=stash,
-                need_dx=stash and fused.gradient_needed_for(x),
+                math.native_cell, *arguments, return_sequences=self.return_sequences,
+                save=stash, need_dx=need_dx,
             )
         else:
             self.last_kernel = "graph"
             sequence, final = fused.run(
-                math,
-                x,
-                self._fused_params(),
-                tuple(initial_state),
-                step_mask,
-                compute_dtype=cell.compute_dtype,
+                math, *arguments, compute_dtype=cell.compute_dtype,
                 return_sequences=self.return_sequences,
                 chunk=self._fused_chunk or fused.default_chunk(static_shape(sequences)[0]),
-                stash=stash,
-                need_dx=stash and fused.gradient_needed_for(x),
+                stash=stash, need_dx=need_dx,
             )
         last_output = final[0]
         if step_mask is not None:

@@ -655,6 +655,34 @@ def _backward(math, ctx, x, state_tas, saved_tas, mask, chunk,
     return dx, accumulators, carry
 
 
+def with_gradient(forward, x, inputs, need_dx):
+    """Runs `forward(x, inputs)` under a hand-written gradient.
+
+    `forward` returns `(outputs, gradient)`, where `gradient(*upstream)`
+    returns `(dx, gradients of inputs)`. With `need_dx=False`, `x` is
+    treated as a constant (its gradient is neither requested nor returned).
+    """
+    if need_dx:
+        @tf.custom_gradient
+        def with_dx(x, *inputs):
+            outputs, gradient = forward(x, inputs)
+
+            def all_gradients(*upstream):
+                dx, d_inputs = gradient(*upstream)
+                return (dx,) + tuple(d_inputs)
+
+            return outputs, all_gradients
+
+        return with_dx(x, *inputs)
+
+    @tf.custom_gradient
+    def without_dx(*inputs):
+        outputs, gradient = forward(x, inputs)
+        return outputs, lambda *upstream: tuple(gradient(*upstream)[1])
+
+    return without_dx(*inputs)
+
+
 def run(math, x, params, states, mask=None, *, compute_dtype="float32",
         return_sequences=True, chunk=32, stash=True, need_dx=True):
     """Runs a fused recurrence.
@@ -687,7 +715,8 @@ def run(math, x, params, states, mask=None, *, compute_dtype="float32",
 
     n_params, n_states = len(params), len(states)
 
-    def fused(x, params, initial):
+    def fused(x, flat):
+        params, initial = flat[:n_params], flat[n_params:]
         ctx = math.context(ops, *params)
         final, state_tas, saved_tas = _forward(math, ctx, x, initial, mask, True, True)
         outputs = tuple(final)
@@ -709,34 +738,11 @@ def run(math, x, params, states, mask=None, *, compute_dtype="float32",
                 math, back_ctx, x, state_tas, saved_tas, mask, chunk,
                 d_sequence, d_final, [p.shape for p in params], need_dx,
             )
-            return dx, tuple(param_grads), tuple(d_initial)
+            return dx, tuple(param_grads) + tuple(d_initial)
 
         return outputs, grad
 
-    if need_dx:
-        @tf.custom_gradient
-        def with_dx(x, *flat):
-            outputs, grad = fused(x, flat[:n_params], flat[n_params:])
-
-            def grad_all(*upstream):
-                dx, d_params, d_initial = grad(*upstream)
-                return (dx,) + d_params + d_initial
-
-            return outputs, grad_all
-
-        outputs = with_dx(x, *params, *states)
-    else:
-        @tf.custom_gradient
-        def without_dx(*flat):
-            outputs, grad = fused(x, flat[:n_params], flat[n_params:])
-
-            def grad_all(*upstream):
-                _, d_params, d_initial = grad(*upstream)
-                return d_params + d_initial
-
-            return outputs, grad_all
-
-        outputs = without_dx(*params, *states)
+    outputs = with_gradient(fused, x, (*params, *states), need_dx)
 
     if return_sequences:
         return outputs[0], tuple(outputs[1 : 1 + n_states])

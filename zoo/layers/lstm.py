@@ -128,8 +128,10 @@ class LSTM(RecurrentSequence):
             Keras's cuDNN kernel (no mask, `use_bias=True`); inference stays
             on the fused path, so a model exported on a GPU runs on a CPU.
             `False`: never.
-        implementation: `"auto"` (default) runs the fused fast path
-            (`zoo.layers.fused`) whenever the configuration allows it and the
+        implementation: `"auto"` (default) runs the fused fast path (the
+            native kernels of `zoo.layers.native` on a CPU, else the graph
+            kernels of `zoo.layers.fused`; `last_kernel` tells which)
+            whenever the configuration allows it and the
             generic step-by-step loop otherwise; `"fused"` requires the fast
             path (a `ValueError` names what rules it out); `"loop"` always
             runs the generic loop. The fast path needs the TensorFlow

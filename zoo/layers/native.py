@@ -118,8 +118,11 @@ def library_path():
     return kernel_dir() / f"zoo_recurrence-{_build_inputs()[2]}.so"
 
 
-def build(verbose=False):
-    """Compiles the kernels if no up-to-date library is cached; returns its path."""
+def build(verbose=False, notify=False):
+    """Compiles the kernels if no up-to-date library is cached; returns its path.
+
+    `notify` prints a one-line notice before compiling (on first use).
+    """
     import fcntl
 
     import tensorflow as tf
@@ -133,6 +136,9 @@ def build(verbose=False):
         fcntl.flock(lock, fcntl.LOCK_EX)
         if target.exists():  # built by another process meanwhile
             return target
+        if notify:
+            print("zoo: compiling the native recurrence kernels for this machine "
+                  "(once, about 30 s)", file=sys.stderr)
         handle, temporary = tempfile.mkstemp(suffix=".so", dir=target.parent)
         os.close(handle)
         command = [compiler, *flags, str(SOURCE), "-o", temporary,
@@ -160,10 +166,7 @@ def load():
         try:
             import tensorflow as tf
 
-            if not library_path().exists():
-                print("zoo: compiling the native recurrence kernels for this machine "
-                      "(once, about 30 s)", file=sys.stderr)
-            library = tf.load_op_library(str(build()))
+            library = tf.load_op_library(str(build(notify=True)))
             _register_gradient_errors(tf)
         except Exception as error:  # noqa: BLE001 - any failure means: not available
             _loaded["error"] = f"{type(error).__name__}: {error}"
@@ -276,6 +279,8 @@ def run(cell, x, params, states, mask=None, *, return_sequences=True, save=True,
     """
     import tensorflow as tf
 
+    from zoo.layers import fused
+
     library = load()
     f32 = tf.float32
     lstm = cell == "lstm"
@@ -332,25 +337,7 @@ def run(cell, x, params, states, mask=None, *, return_sequences=True, save=True,
 
             return outputs(h_seq, h_last, c_last), gradient
 
-        if need_dx:
-            @tf.custom_gradient
-            def with_dx(x, *weights):
-                result, gradient = recurrence(x, weights)
-
-                def all_gradients(*upstream):
-                    dx, d_weights = gradient(*upstream)
-                    return (dx,) + d_weights
-
-                return result, all_gradients
-
-            result = with_dx(x, *weights)
-        else:
-            @tf.custom_gradient
-            def without_dx(*weights):
-                result, gradient = recurrence(x, weights)
-                return result, lambda *upstream: gradient(*upstream)[1]
-
-            result = without_dx(*weights)
+        result = fused.with_gradient(recurrence, x, weights, need_dx)
     result = list(result)
     sequence = result.pop(0) if return_sequences else None
     return sequence, tuple(result)

@@ -85,8 +85,10 @@ class SimpleRNN(RecurrentSequence):
         stateful: Carry the final state of a batch into the next batch;
             `reset_state()` zeroes it.
         unroll: Unroll the loop (short sequences only).
-        implementation: `"auto"` (default) runs the fused fast path
-            (`zoo.layers.fused`) whenever the configuration allows it and the
+        implementation: `"auto"` (default) runs the fused fast path (the
+            native kernels of `zoo.layers.native` on a CPU, else the graph
+            kernels of `zoo.layers.fused`; `last_kernel` tells which)
+            whenever the configuration allows it and the
             generic step-by-step loop otherwise; `"fused"` requires the fast
             path (a `ValueError` names what rules it out); `"loop"` always
             runs the generic loop. The fast path needs the TensorFlow
