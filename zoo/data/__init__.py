@@ -13,6 +13,14 @@ a list of ``str`` and ``labels`` an ``int64`` array of 0/1:
   is reachable, or offline once cached).
 * ``"imdb"``: :func:`load_imdb_splits`, TFDS ``imdb_reviews`` (needs internet
   or a prepared TFDS ``data_dir``).
+
+Translation (German -> English) sources, all returning
+``{"train": [(german, english), ...], "validation": ..., "test": ...}``:
+
+* ``"ding"``: :func:`zoo.data.ding.load_translation_splits`, 18,143 example
+  sentence pairs of the Ding dictionary (Debian package ``trans-de-en``).
+* ``"wmt14"``: :func:`load_wmt_splits`, TFDS ``wmt14_translate/de-en``
+  (needs internet or a prepared TFDS ``data_dir``).
 """
 
 from zoo.data.cache import (
@@ -33,6 +41,8 @@ from zoo.data.movie_reviews import (
     movie_review_splits,
 )
 from zoo.data.splits import stratified_split
+from zoo.data import ding
+from zoo.data.wmt import load_wmt_splits
 
 #: Sentiment data sets by name: each value returns the splits dict.
 SENTIMENT_DATASETS = {
@@ -55,11 +65,33 @@ def load_sentiment_splits(name: str, **kwargs):
     return loader(**kwargs)
 
 
+#: Translation data sets by name: each value returns the splits dict.
+TRANSLATION_DATASETS = {
+    "ding": ding.load_translation_splits,
+    "wmt14": load_wmt_splits,
+}
+
+
+def load_translation_splits(name: str, **kwargs):
+    """Splits of the translation data set ``name`` (a key of ``TRANSLATION_DATASETS``).
+
+    Keyword arguments go to the loader (e.g. ``seed=`` for ``"ding"``,
+    ``data_dir=`` / ``max_examples=`` for ``"wmt14"``).
+    """
+    try:
+        loader = TRANSLATION_DATASETS[name]
+    except KeyError:
+        known = ", ".join(repr(k) for k in sorted(TRANSLATION_DATASETS))
+        raise ValueError(f"unknown translation data set {name!r}; known: {known}") from None
+    return loader(**kwargs)
+
+
 __all__ = [
     "movie_review_scores",
     "ChecksumError",
     "DataUnavailableError",
     "SENTIMENT_DATASETS",
+    "TRANSLATION_DATASETS",
     "as_dataset",
     "atomic_write_bytes",
     "atomic_write_text",
@@ -69,6 +101,8 @@ __all__ = [
     "load_imdb_splits",
     "load_movie_reviews",
     "load_sentiment_splits",
+    "load_translation_splits",
+    "load_wmt_splits",
     "movie_review_splits",
     "sha256_file",
     "stratified_split",

@@ -1,0 +1,608 @@
+"""German-English sentence pairs from the Ding dictionary (Debian package ``trans-de-en``).
+
+Source: the German-English word list of the Ding dictionary by Frank Richter
+(TU Chemnitz, https://dict.tu-chemnitz.de/, GPL-2+), as packaged by Debian in
+``trans-de-en`` 1.9-6 (list version "devel 2023-01-30"). The package holds one
+text file, ``usr/share/trans/de-en``, with one entry per line::
+
+    german :: english
+
+Both sides hold sub-entries separated by `` | `` (a headword, its inflected
+forms, example phrases and example sentences), and each sub-entry lists
+alternatives separated by ``; ``. Many entries carry example sentences, e.g.
+``Mein Entschluss steht fest. :: My mind is made up.``.
+
+Parsing (:func:`read_sentence_pairs`, :func:`read_dictionary_pairs`):
+
+* the sub-entries of a line are paired up position by position, and only when
+  both sides have the same number of them (otherwise the pairing is unknown and
+  the line is skipped);
+* of each sub-entry the first ``; `` alternative is kept;
+* annotations in ``{...}`` (grammar: ``{n}``, ``{vt}``) and ``[...]`` (usage:
+  ``[coll.]``, ``[Br.]``) are removed and whitespace is collapsed.
+
+A pair is a *sentence pair* when both sides end in ``.``, ``?`` or ``!``, the
+English side has at least 4 words and neither side has more than 15 words
+(words are whitespace-separated). Repeated pairs are kept once, in file order:
+18,143 pairs with 18,033 distinct German sentences. Every other pair of the
+file is a *dictionary pair* (words and short phrases such as
+``Aalsuppe :: eel soup``), offered as extra training data by
+:func:`dictionary_pairs`.
+
+Splits (:func:`load_translation_splits`) are made by German sentence: all the
+pairs of one source sentence go to the same split, so no source sentence of
+the validation or test set is seen in training. Two German sentences that
+differ only in case or in their final punctuation count as one sentence.
+
+Fetching (:func:`dictionary_path`): the package is downloaded with
+``apt-get download trans-de-en=1.9-6`` into ``data_dir()/downloads/`` (after
+``apt-get update`` if apt does not know the package yet), its sha256 is
+checked, and it is unpacked with ``dpkg-deb -x`` (or, where ``dpkg-deb`` is
+missing, by reading the ``.deb`` archive in Python) into
+``data_dir()/ding/``. A ``.deb`` copied by hand into the downloads folder is
+used as well, so machines without apt work too. Nothing happens at import time.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import threading
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from zoo.data.cache import (
+    ChecksumError,
+    DataUnavailableError,
+    _default_file_mode,
+    _fsync_dir,
+    _kill_process_group,
+    data_dir,
+    downloads_dir,
+    sha256_file,
+)
+from zoo.data.splits import SPLIT_NAMES, split_counts
+
+__all__ = [
+    "DEB_NAME",
+    "DEB_SHA256",
+    "DEB_VERSION",
+    "FRACTIONS",
+    "SOURCE",
+    "SPLIT_SEED",
+    "describe_split",
+    "dictionary_pairs",
+    "dictionary_path",
+    "load_translation_splits",
+    "read_dictionary_pairs",
+    "read_sentence_pairs",
+    "sentence_pairs",
+    "split_by_source",
+]
+
+log = logging.getLogger(__name__)
+
+DEB_NAME, DEB_VERSION = "trans-de-en", "1.9-6"
+#: sha256 of trans-de-en_1.9-6_all.deb as served by the Debian archive (measured when pinning).
+DEB_SHA256 = "45f6b4cf1c434776fba6811d7bc522efabb5425c43ba8afd0e289bf9e2e53df4"
+DEB_FILENAME = f"{DEB_NAME}_{DEB_VERSION}_all.deb"
+#: The dictionary inside the package, and its sha256 (checked after unpacking).
+DICTIONARY_MEMBER = "usr/share/trans/de-en"
+DICTIONARY_SHA256 = "34052c6021d09eadfee7a893a789204265954df70fe9c36d38fa00058d79d326"
+#: Where the package can be downloaded by hand.
+DEB_URL = f"https://deb.debian.org/debian/pool/main/t/{DEB_NAME}/{DEB_FILENAME}"
+SNAPSHOT_URL = f"https://snapshot.debian.org/package/{DEB_NAME}/{DEB_VERSION}/"
+
+#: Seconds ``apt-get download`` (and ``apt-get update``) may run before it is stopped.
+DEFAULT_FETCH_TIMEOUT = 300.0
+#: Seconds ``dpkg-deb -x`` may run.
+UNPACK_TIMEOUT = 120.0
+
+#: Sentence filters (see the module docstring).
+SENTENCE_END = (".", "?", "!")
+MIN_ENGLISH_WORDS = 4
+MAX_WORDS = 15
+#: What the pinned file yields with these filters.
+EXPECTED_SENTENCE_PAIRS = 18_143
+
+SPLIT_SEED = 1337
+FRACTIONS = (0.8, 0.1, 0.1)
+
+SOURCE = {
+    "name": "ding-de-en",
+    "version": f"{DEB_NAME}-{DEB_VERSION}",
+    "description": (
+        "German-English example sentences of the Ding dictionary (Frank Richter, TU Chemnitz), "
+        "taken from the entries of its de-en word list: sub-entries paired by position when both "
+        "sides have as many, first '; ' alternative, {...} and [...] annotations removed; both "
+        "sides end in . ? or !, English >= 4 words, both <= 15 words; duplicates removed."
+    ),
+    "origin": {
+        "package": DEB_NAME,
+        "version": DEB_VERSION,
+        "distribution": "Debian (bookworm) binary package",
+        "url": DEB_URL,
+        "sha256": DEB_SHA256,
+        "data_member": DICTIONARY_MEMBER,
+        "data_sha256": DICTIONARY_SHA256,
+        "list_version": "devel 2023-01-30",
+        "homepage": "https://dict.tu-chemnitz.de/",
+    },
+    "license": "GPL-2+ (GNU General Public License, version 2 or later)",
+    "citation": [
+        "Frank Richter. Ding: a dictionary lookup program, German-English word list "
+        "(version devel 2023-01-30). TU Chemnitz, https://dict.tu-chemnitz.de/.",
+    ],
+}
+
+_ANNOTATION = re.compile(r"\{[^{}]*\}|\[[^\[\]]*\]")
+# Dictionary pairs also lose (...) explanations and <...> search keys.
+_PHRASE_ANNOTATION = re.compile(r"\{[^{}]*\}|\[[^\[\]]*\]|\([^()]*\)|<[^<>]*>")
+_TRAILING_PUNCTUATION = re.compile(r"[\s.?!]+$")
+
+_lock = threading.Lock()
+_sentence_pairs: tuple[tuple[str, str], ...] | None = None
+
+
+# --------------------------------------------------------------------------
+# Parsing
+# --------------------------------------------------------------------------
+
+
+def _clean(text: str, annotation: re.Pattern = _ANNOTATION) -> str:
+    """The first ``; `` alternative of a sub-entry, annotations removed, spaces collapsed."""
+    first = text.split("; ", 1)[0]
+    return " ".join(annotation.sub(" ", first).split())
+
+
+def _aligned_sub_entries(lines: Iterable[str]):
+    """Yield ``(german, english)`` raw sub-entries of each line whose sides have equal counts."""
+    for line in lines:
+        line = line.rstrip("\r\n")
+        if not line or line.startswith("#") or " :: " not in line:
+            continue
+        german, english = line.split(" :: ", 1)
+        german_parts, english_parts = german.split(" | "), english.split(" | ")
+        if len(german_parts) != len(english_parts):
+            continue
+        yield from zip(german_parts, english_parts)
+
+
+def _is_sentence_pair(german: str, english: str) -> bool:
+    if not (german.endswith(SENTENCE_END) and english.endswith(SENTENCE_END)):
+        return False
+    english_words, german_words = len(english.split()), len(german.split())
+    return MIN_ENGLISH_WORDS <= english_words <= MAX_WORDS and german_words <= MAX_WORDS
+
+
+def _read_lines(path) -> list[str]:
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        return handle.readlines()
+
+
+def read_sentence_pairs(path) -> list[tuple[str, str]]:
+    """The sentence pairs of a Ding word list at ``path`` (rules in the module docstring).
+
+    Args:
+        path: a file in the Ding ``german :: english`` format.
+
+    Returns:
+        Distinct ``(german, english)`` pairs in file order.
+    """
+    pairs: dict[tuple[str, str], None] = {}
+    for german_raw, english_raw in _aligned_sub_entries(_read_lines(path)):
+        german, english = _clean(german_raw), _clean(english_raw)
+        if german and english and _is_sentence_pair(german, english):
+            pairs.setdefault((german, english), None)
+    return list(pairs)
+
+
+def _sentence_key(german: str) -> str:
+    """What makes two German sentences "the same" for splitting and exclusion."""
+    return " ".join(_TRAILING_PUNCTUATION.sub("", german).casefold().split())
+
+
+def read_dictionary_pairs(
+    path,
+    exclude_german: Iterable[str] = (),
+    max_words: int = 4,
+) -> list[tuple[str, str]]:
+    """The word and phrase pairs of a Ding word list at ``path``.
+
+    These are the aligned sub-entries that are not sentence-like (not both sides
+    ending in ``.``, ``?`` or ``!``), cleaned like sentences and additionally
+    stripped of ``(...)`` explanations and ``<...>`` search keys, with at most
+    ``max_words`` words on each side.
+
+    Args:
+        path: a file in the Ding ``german :: english`` format.
+        exclude_german: German sentences whose pairs must not be returned (e.g.
+            the validation and test sources); compared ignoring case and final
+            punctuation.
+        max_words: the longest phrase kept, in words, on either side.
+
+    Returns:
+        Distinct ``(german, english)`` pairs in file order.
+    """
+    if max_words < 1:
+        raise ValueError(f"max_words must be >= 1, got {max_words}")
+    excluded = {_sentence_key(g) for g in exclude_german}
+    pairs: dict[tuple[str, str], None] = {}
+    for german_raw, english_raw in _aligned_sub_entries(_read_lines(path)):
+        german = _clean(german_raw, _PHRASE_ANNOTATION)
+        english = _clean(english_raw, _PHRASE_ANNOTATION)
+        if not german or not english:
+            continue
+        if german.endswith(SENTENCE_END) and english.endswith(SENTENCE_END):
+            continue
+        if len(german.split()) > max_words or len(english.split()) > max_words:
+            continue
+        if _sentence_key(german) in excluded:
+            continue
+        pairs.setdefault((german, english), None)
+    return list(pairs)
+
+
+# --------------------------------------------------------------------------
+# Fetching and unpacking the package
+# --------------------------------------------------------------------------
+
+
+def _which(tool: str) -> str | None:
+    """Path of ``tool`` on PATH (a function so tests can pretend a tool is missing)."""
+    return shutil.which(tool)
+
+
+def _apt_get_download_command(apt_get: str) -> list[str]:
+    return [apt_get, "-q", "download", f"{DEB_NAME}={DEB_VERSION}"]
+
+
+def _apt_get_update_command(apt_get: str) -> list[str]:
+    return [apt_get, "-q", "update"]
+
+
+def _run(cmd: list[str], cwd: Path, timeout: float) -> tuple[int, str]:
+    """Run ``cmd`` in ``cwd``; return (exit code, combined output). Kills the tree on timeout."""
+    proc = subprocess.Popen(
+        cmd,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=(os.name == "posix"),
+    )
+    try:
+        output, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_process_group(proc)
+        proc.communicate()
+        raise
+    return proc.returncode, output.decode("utf-8", errors="replace")
+
+
+def _unavailable(reason: str) -> DataUnavailableError:
+    return DataUnavailableError(
+        f"Could not obtain the Debian package {DEB_NAME} {DEB_VERSION} (the Ding German-English "
+        f"dictionary): {reason}\n"
+        f"On Debian or Ubuntu: install apt (it is there by default), run `apt-get update` as root "
+        f"if the package lists are empty, then `apt-get download {DEB_NAME}={DEB_VERSION}`.\n"
+        f"Elsewhere: download {DEB_URL} (older copies: {SNAPSHOT_URL}) on a machine with network "
+        f"access and copy it to {downloads_dir() / DEB_FILENAME} (the 'downloads' folder of the "
+        f"zoo data dir: $ZOO_DATA_DIR, else $XDG_CACHE_HOME/zoo or ~/.cache/zoo). Its sha256 "
+        f"must be {DEB_SHA256}."
+    )
+
+
+def _tail(output: str, lines: int = 15) -> str:
+    return "\n".join(output.strip().splitlines()[-lines:])
+
+
+def _download_deb(timeout: float) -> Path:
+    """Fetch the package with apt-get into the downloads folder, check it, return its path."""
+    apt_get = _which("apt-get")
+    if apt_get is None:
+        raise _unavailable("apt-get is not installed and no copy of the package is cached.")
+    directory = downloads_dir()
+    with tempfile.TemporaryDirectory(dir=directory, prefix=".apt-download-") as tmp:
+        tmp = Path(tmp)
+
+        def download() -> tuple[int, str]:
+            return _run(_apt_get_download_command(apt_get), tmp, timeout)
+
+        try:
+            returncode, output = download()
+            if returncode != 0:
+                # Empty or stale package lists: apt does not know the package yet.
+                log.info("apt-get download failed; running apt-get update and retrying.")
+                update_code, update_output = _run(_apt_get_update_command(apt_get), tmp, timeout)
+                if update_code != 0:
+                    raise _unavailable(
+                        f"apt-get download exited with status {returncode}:\n{_tail(output)}\n"
+                        f"and apt-get update exited with status {update_code}:\n"
+                        f"{_tail(update_output)}"
+                    )
+                returncode, output = download()
+        except subprocess.TimeoutExpired:
+            raise _unavailable(f"apt-get did not finish within {timeout:g} s.") from None
+        except OSError as exc:
+            raise _unavailable(f"could not run apt-get ({exc}).") from exc
+        if returncode != 0:
+            raise _unavailable(
+                f"apt-get download exited with status {returncode}:\n{_tail(output)}"
+            )
+        downloaded = tmp / DEB_FILENAME
+        if not downloaded.is_file():
+            found = ", ".join(sorted(p.name for p in tmp.iterdir())) or "nothing"
+            raise _unavailable(f"apt-get succeeded but saved no {DEB_FILENAME} (found: {found}).")
+        actual = sha256_file(downloaded)
+        if actual != DEB_SHA256:
+            raise ChecksumError(downloaded.name, DEB_SHA256, actual, "The download was discarded.")
+        with open(downloaded, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.chmod(downloaded, _default_file_mode())
+        final = directory / DEB_FILENAME
+        os.replace(downloaded, final)
+        _fsync_dir(directory)
+    return final
+
+
+def _cached_deb() -> Path:
+    """The verified package in the downloads folder, downloading it first if needed."""
+    path = downloads_dir() / DEB_FILENAME
+    if not path.is_file():
+        return _download_deb(DEFAULT_FETCH_TIMEOUT)
+    actual = sha256_file(path)
+    if actual != DEB_SHA256:
+        path.unlink(missing_ok=True)
+        raise ChecksumError(
+            path,
+            DEB_SHA256,
+            actual,
+            "The cached file was deleted; the next call downloads it again.",
+        )
+    return path
+
+
+def _ar_members(deb: Path):
+    """Yield ``(name, offset, size)`` of the members of an ``ar`` archive (a ``.deb``)."""
+    with open(deb, "rb") as handle:
+        if handle.read(8) != b"!<arch>\n":
+            raise ValueError(f"{deb} is not a Debian package (no ar header)")
+        while True:
+            header = handle.read(60)
+            if len(header) < 60:
+                return
+            name = header[:16].decode("ascii").strip().rstrip("/")
+            size = int(header[48:58].decode("ascii").strip())
+            offset = handle.tell()
+            yield name, offset, size
+            handle.seek(offset + size + (size % 2))
+
+
+def _unpack_in_python(deb: Path, target: Path) -> None:
+    """Extract the dictionary from ``deb`` into ``target`` without dpkg-deb."""
+    for name, offset, size in _ar_members(deb):
+        if not name.startswith("data.tar"):
+            continue
+        with open(deb, "rb") as handle:
+            handle.seek(offset)
+            blob = handle.read(size)
+        try:
+            archive = tarfile.open(fileobj=io.BytesIO(blob), mode="r:*")
+        except tarfile.ReadError as exc:
+            raise DataUnavailableError(
+                f"{deb}: cannot read {name} without dpkg-deb ({exc}); install dpkg."
+            ) from exc
+        with archive:
+            for member in archive.getmembers():
+                if member.name.lstrip("./") == DICTIONARY_MEMBER and member.isfile():
+                    destination = target / DICTIONARY_MEMBER
+                    destination.parent.mkdir(parents=True, exist_ok=True)
+                    destination.write_bytes(archive.extractfile(member).read())
+                    return
+        raise ValueError(f"{deb}: {name} has no member {DICTIONARY_MEMBER}")
+    raise ValueError(f"{deb} has no data.tar member")
+
+
+def _unpack(deb: Path, target: Path) -> None:
+    dpkg_deb = _which("dpkg-deb")
+    if dpkg_deb is None:
+        _unpack_in_python(deb, target)
+        return
+    try:
+        returncode, output = _run([dpkg_deb, "-x", str(deb), str(target)], target, UNPACK_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise DataUnavailableError(f"dpkg-deb -x {deb} did not finish within {UNPACK_TIMEOUT:g} s.")
+    if returncode != 0:
+        raise DataUnavailableError(
+            f"dpkg-deb -x {deb} exited with status {returncode}:\n{_tail(output)}"
+        )
+
+
+def _unpacked_dir() -> Path:
+    return data_dir() / "ding" / f"{DEB_NAME}_{DEB_VERSION}"
+
+
+def dictionary_path() -> Path:
+    """The unpacked Ding word list ``usr/share/trans/de-en``, fetched and unpacked on first use.
+
+    The first call downloads the 6.3 MB package with apt-get (see the module
+    docstring) unless ``data_dir()/downloads/`` already holds it, checks its
+    sha256, and unpacks it into ``data_dir()/ding/``. Later calls only check
+    the unpacked file's sha256.
+
+    Raises:
+        ChecksumError: the package (cached or downloaded) or the unpacked file
+            is not the pinned one; a bad cached package is deleted.
+        DataUnavailableError: the package is not cached and cannot be fetched
+            (no apt-get, no network, apt-get failed); the message says how to
+            provide it by hand.
+    """
+    final_dir = _unpacked_dir()
+    dictionary = final_dir / DICTIONARY_MEMBER
+    if dictionary.is_file():
+        if sha256_file(dictionary) == DICTIONARY_SHA256:
+            return dictionary
+        log.warning("Unpacked %s does not match its pinned sha256; unpacking again.", dictionary)
+        shutil.rmtree(final_dir, ignore_errors=True)
+
+    deb = _cached_deb()
+    final_dir.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=final_dir.parent, prefix=".unpack-") as tmp:
+        staging = Path(tmp) / "root"
+        staging.mkdir()
+        _unpack(deb, staging)
+        unpacked = staging / DICTIONARY_MEMBER
+        if not unpacked.is_file():
+            raise ValueError(f"{deb} has no file {DICTIONARY_MEMBER}")
+        actual = sha256_file(unpacked)
+        if actual != DICTIONARY_SHA256:
+            raise ChecksumError(f"{DICTIONARY_MEMBER} in {deb.name}", DICTIONARY_SHA256, actual)
+        try:
+            os.replace(staging, final_dir)
+        except OSError:
+            # Another process unpacked it first; theirs is as good as ours.
+            if not dictionary.is_file():
+                raise
+    return dictionary
+
+
+# --------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------
+
+
+def sentence_pairs() -> list[tuple[str, str]]:
+    """All 18,143 ``(german, english)`` sentence pairs of the pinned dictionary, in file order.
+
+    Example: ``("Mein Entschluss steht fest.", "My mind is made up.")``. Parsed
+    once per process (about a second); see :func:`dictionary_path` for what
+    the first call may download and raise.
+    """
+    global _sentence_pairs
+    with _lock:
+        if _sentence_pairs is None:
+            pairs = read_sentence_pairs(dictionary_path())
+            if len(pairs) != EXPECTED_SENTENCE_PAIRS:
+                raise ValueError(
+                    f"{DICTIONARY_MEMBER}: expected {EXPECTED_SENTENCE_PAIRS} sentence pairs, "
+                    f"parsed {len(pairs)}"
+                )
+            _sentence_pairs = tuple(pairs)
+        return list(_sentence_pairs)
+
+
+def _check_fractions(fractions: Sequence[float]) -> tuple[float, ...]:
+    fractions = tuple(float(f) for f in fractions)
+    if len(fractions) != len(SPLIT_NAMES):
+        raise ValueError(f"need one fraction per split {SPLIT_NAMES}, got {fractions}")
+    if any(f < 0 for f in fractions) or not np.isclose(sum(fractions), 1.0, atol=1e-6):
+        raise ValueError(f"fractions must be non-negative and sum to 1, got {fractions}")
+    return fractions
+
+
+def split_by_source(
+    pairs: Sequence[tuple[str, str]],
+    seed: int = SPLIT_SEED,
+    fractions: Sequence[float] = FRACTIONS,
+) -> dict[str, list[tuple[str, str]]]:
+    """Split translation pairs so that each German sentence lies in one split only.
+
+    The distinct source sentences (ignoring case and final punctuation), in
+    order of first appearance, are shuffled with
+    ``numpy.random.default_rng(seed)`` and cut by
+    :func:`zoo.data.splits.split_counts`; every pair follows its source
+    sentence. Within a split the pairs keep their input order.
+
+    Returns:
+        ``{"train": [...], "validation": [...], "test": [...]}``.
+    """
+    fractions = _check_fractions(fractions)
+    keys: dict[str, int] = {}
+    for german, _ in pairs:
+        keys.setdefault(_sentence_key(german), len(keys))
+    order = np.random.default_rng(seed).permutation(len(keys))
+    split_of_group = np.empty(len(keys), dtype=np.int64)
+    start = 0
+    for split_index, count in enumerate(split_counts(len(keys), fractions)):
+        split_of_group[order[start : start + count]] = split_index
+        start += count
+    splits: dict[str, list[tuple[str, str]]] = {name: [] for name in SPLIT_NAMES}
+    for german, english in pairs:
+        name = SPLIT_NAMES[split_of_group[keys[_sentence_key(german)]]]
+        splits[name].append((german, english))
+    return splits
+
+
+def load_translation_splits(
+    seed: int = SPLIT_SEED,
+    fractions: Sequence[float] = FRACTIONS,
+) -> dict[str, list[tuple[str, str]]]:
+    """Train/validation/test splits of :func:`sentence_pairs`, made by German sentence.
+
+    Returns:
+        ``{"train": [(german, english), ...], "validation": ..., "test": ...}``;
+        with the defaults, identical on every machine.
+    """
+    return split_by_source(sentence_pairs(), seed=seed, fractions=fractions)
+
+
+def dictionary_pairs(
+    exclude_german: Iterable[str] = (),
+    max_words: int = 4,
+) -> list[tuple[str, str]]:
+    """Word and phrase pairs of the dictionary (not sentences), for extra training data.
+
+    Args:
+        exclude_german: German sentences to leave out, e.g. the sources of the
+            validation and test splits (compared ignoring case and final
+            punctuation).
+        max_words: the longest phrase kept, in words, on either side.
+
+    Returns:
+        Distinct ``(german, english)`` pairs in file order, such as
+        ``("Aalsuppe", "eel soup")``; see :func:`read_dictionary_pairs`.
+    """
+    return read_dictionary_pairs(
+        dictionary_path(), exclude_german=exclude_german, max_words=max_words
+    )
+
+
+def describe_split(seed: int = SPLIT_SEED, fractions: Sequence[float] = FRACTIONS) -> dict:
+    """A JSON-ready description of the splits, for a model card."""
+    fractions = _check_fractions(fractions)
+    splits = load_translation_splits(seed=seed, fractions=fractions)
+    return {
+        "name": SOURCE["name"],
+        "version": SOURCE["version"],
+        "source": SOURCE,
+        "license": SOURCE["license"],
+        "sha256": DEB_SHA256,
+        "split_seed": int(seed),
+        "fractions": dict(zip(SPLIT_NAMES, fractions)),
+        "split_method": (
+            "zoo.data.ding.split_by_source: distinct German sentences (ignoring case and final "
+            "punctuation) shuffled with numpy default_rng(seed) and cut by "
+            "zoo.data.splits.split_counts; each pair follows its German sentence, so no source "
+            "sentence is in two splits"
+        ),
+        "filters": {
+            "sentence_end": list(SENTENCE_END),
+            "min_english_words": MIN_ENGLISH_WORDS,
+            "max_words": MAX_WORDS,
+        },
+        "total_pairs": sum(len(pairs) for pairs in splits.values()),
+        "counts": {name: len(pairs) for name, pairs in splits.items()},
+        "source_sentences": {
+            name: len({_sentence_key(german) for german, _ in pairs})
+            for name, pairs in splits.items()
+        },
+    }
