@@ -1,5 +1,12 @@
 """Recurrent cells and sequence layers that compute exactly our documented equations."""
 
+from zoo.layers.attention import (
+    AdditiveAttention,
+    AttentionDecoder,
+    DotAttention,
+    GeneralAttention,
+    attention_layer,
+)
 from zoo.layers.gru import GRU, GRUCell
 from zoo.layers.lstm import LSTM, LSTMCell
 from zoo.layers.simple_rnn import SimpleRNN, SimpleRNNCell
@@ -26,4 +33,9 @@ __all__ = [
     "GRU",
     "SEQUENCE_LAYERS",
     "sequence_layer_class",
+    "AdditiveAttention",
+    "DotAttention",
+    "GeneralAttention",
+    "attention_layer",
+    "AttentionDecoder",
 ]
