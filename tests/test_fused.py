@@ -12,8 +12,8 @@ from layer_cases import CELLS, random_mask
 def _pair(name, units, input_dim, rng, **kwargs):
     """The same layer twice, forced to the fused path and to the generic loop."""
     cls, extra, _ = CELLS[name]
-    fused = cls(units, implementation="fused", **extra, **kwargs)
-    loop = cls(units, implementation="loop", **extra, **kwargs)
+    fused = cls(units, recurrence_path="fused", **extra, **kwargs)
+    loop = cls(units, recurrence_path="loop", **extra, **kwargs)
     for layer in (fused, loop):
         layer.build((None, None, input_dim))
     weights = [rng.normal(0.0, 0.5, size=w.shape).astype("float32")
@@ -66,8 +66,8 @@ def test_fused_matches_loop(name, go_backwards, masked, initial, sequences, chun
     mask = tf.constant(random_mask(rng, batch, steps)) if masked else None
     out_f, grads_f = _run(fused, x, states, mask, chunk)
     out_l, grads_l = _run(loop, x, states, mask)
-    assert fused.last_implementation == "fused" and loop.last_implementation == "loop"
-    assert fused.last_kernel == kernel
+    assert fused.last_recurrence_path == "fused" and loop.last_recurrence_path == "loop"
+    assert fused.last_recurrence_kernel == kernel
     for a, b in zip(out_f, out_l):
         np.testing.assert_allclose(a, b, atol=1e-5)
     for a, b in zip(grads_f, grads_l):
@@ -108,7 +108,7 @@ def test_inference_graph_matches_and_dropout_is_off(name, rng):
     x = rng.normal(size=(4, 8, 3)).astype("float32")
     mask = tf.constant(random_mask(rng, 4, 8))
     got = tf.function(lambda x, m: fused(x, mask=m, training=False))(x, mask)
-    assert fused.last_implementation == "fused"  # recurrent_dropout is off at inference
+    assert fused.last_recurrence_path == "fused"  # recurrent_dropout is off at inference
     want = loop(x, mask=mask, training=False)
     np.testing.assert_allclose(got, want, atol=1e-5)
 
@@ -120,7 +120,7 @@ def test_input_dropout_in_training_matches_loop(name, rng):
     x = rng.normal(size=(4, 6, 3)).astype("float32")
     got = fused(x, training=True)
     want = loop(x, training=True)
-    assert fused.last_implementation == "fused"
+    assert fused.last_recurrence_path == "fused"
     np.testing.assert_allclose(got, want, atol=1e-5)
     assert not np.allclose(got, fused(x, training=False), atol=1e-3)
 
@@ -129,10 +129,10 @@ def test_recurrent_dropout_falls_back_while_training(rng):
     layer = layers.GRU(4, recurrent_dropout=0.5, return_sequences=True)
     x = rng.normal(size=(2, 5, 3)).astype("float32")
     layer(x, training=True)
-    assert layer.last_implementation == "loop"
+    assert layer.last_recurrence_path == "loop"
     assert layer.fused_blocker(training=True) == "recurrent_dropout > 0 while training"
     layer(x, training=False)
-    assert layer.last_implementation == "fused"
+    assert layer.last_recurrence_path == "fused"
 
 
 @pytest.mark.parametrize(
@@ -149,32 +149,32 @@ def test_auto_falls_back_and_fused_refuses(kwargs, reason, rng):
     assert reason in layer.fused_blocker()
     x = rng.normal(size=(2, 4, 3)).astype(layer.compute_dtype)
     layer(x)
-    assert layer.last_implementation == "loop"
-    with pytest.raises(ValueError, match=rf"implementation='fused'.*{reason}"):
-        layers.LSTM(3, implementation="fused", **kwargs)
+    assert layer.last_recurrence_path == "loop"
+    with pytest.raises(ValueError, match=rf"recurrence_path='fused'.*{reason}"):
+        layers.LSTM(3, recurrence_path="fused", **kwargs)
 
 
 def test_fused_refuses_recurrent_dropout():
     with pytest.raises(ValueError, match="recurrent_dropout"):
-        layers.SimpleRNN(3, implementation="fused", recurrent_dropout=0.2)
+        layers.SimpleRNN(3, recurrence_path="fused", recurrent_dropout=0.2)
 
 
 @pytest.mark.parametrize("cls", [layers.SimpleRNN, layers.LSTM, layers.GRU])
 @pytest.mark.parametrize("value", ["fast", None, 1, "FUSED"])
-def test_bad_implementation(cls, value):
-    with pytest.raises(ValueError, match=r"implementation.*'auto', 'fused', 'loop'.*Received"):
-        cls(3, implementation=value)
+def test_bad_recurrence_path(cls, value):
+    with pytest.raises(ValueError, match=r"recurrence_path.*'auto', 'fused', 'loop'.*Received"):
+        cls(3, recurrence_path=value)
 
 
 @pytest.mark.parametrize("value", ["auto", "fused", "loop"])
-def test_implementation_in_config(value, rng):
-    layer = layers.GRU(3, implementation=value)
+def test_recurrence_path_in_config(value, rng):
+    layer = layers.GRU(3, recurrence_path=value)
     config = layer.get_config()
-    assert config.get("implementation", "auto") == value
+    assert config["recurrence_path"] == value
     again = layers.GRU.from_config(config)
-    assert again.implementation == value
+    assert again.recurrence_path == value
     again(rng.normal(size=(2, 4, 3)).astype("float32"))
-    assert again.last_implementation == ("loop" if value == "loop" else "fused")
+    assert again.last_recurrence_path == ("loop" if value == "loop" else "fused")
 
 
 @pytest.mark.parametrize("name", ["lstm", "gru"])
@@ -184,13 +184,13 @@ def test_bidirectional_and_fit_match_loop(name, rng):
     x = rng.normal(size=(16, 7, 3)).astype("float32")
     y = rng.normal(size=(16, 1)).astype("float32")
 
-    def model(implementation):
+    def model(recurrence_path):
         keras.utils.set_random_seed(3)
         inputs = keras.Input((7, 3))
         h = keras.layers.Bidirectional(
-            cls(4, return_sequences=True, implementation=implementation, **extra)
+            cls(4, return_sequences=True, recurrence_path=recurrence_path, **extra)
         )(inputs)
-        h = cls(5, implementation=implementation, **extra)(h)
+        h = cls(5, recurrence_path=recurrence_path, **extra)(h)
         m = keras.Model(inputs, keras.layers.Dense(1)(h))
         m.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
         return m
@@ -218,7 +218,7 @@ def test_mixed_bfloat16(name, rng):
         out = low(x)
         loss = tf.reduce_sum(tf.cast(out, "float32") ** 2)
     grads = tape.gradient(loss, low.trainable_weights)
-    assert low.last_implementation == "fused" and out.dtype == "bfloat16"
+    assert low.last_recurrence_path == "fused" and out.dtype == "bfloat16"
     np.testing.assert_allclose(np.asarray(out, "float32"), ref(x), atol=3e-2)
     assert all(np.all(np.isfinite(g)) for g in grads)
 
@@ -281,7 +281,7 @@ def test_cudnn_dispatch_on_gpu(name, go_backwards, sequences, rng, monkeypatch):
                         lambda kind=None: ["GPU:0"] if kind == "GPU" else [])
     fused, loop = _pair(name, 4, 3, rng, go_backwards=go_backwards,
                         return_sequences=sequences, return_state=True)
-    fused.implementation = "auto"
+    fused.recurrence_path = "auto"
     x = rng.normal(size=(3, 6, 3)).astype("float32")
     states = [rng.normal(size=(3, 4)).astype("float32") for _ in range(CELLS[name][2])]
 
@@ -294,15 +294,15 @@ def test_cudnn_dispatch_on_gpu(name, go_backwards, sequences, rng, monkeypatch):
         return outputs, tape.gradient(loss, [xt] + st + layer.trainable_weights)
 
     out_gpu, grads_gpu = run(fused, True)
-    assert fused.last_implementation == "cudnn" and fake.calls
+    assert fused.last_recurrence_path == "cudnn" and fake.calls
     out_ref, grads_ref = run(loop, True)
     for a, b in zip(list(out_gpu) + grads_gpu, list(out_ref) + grads_ref):
         np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
     fused(x, training=False)
-    assert fused.last_implementation == "fused"
+    assert fused.last_recurrence_path == "fused"
     fused.use_cudnn = False
     fused(x, training=True)
-    assert fused.last_implementation == "fused"
+    assert fused.last_recurrence_path == "fused"
 
 
 @pytest.mark.parametrize("form", [{"project": True}, {"parts": 1}, {"parts": 2}, {"parts": 3}])
@@ -310,7 +310,7 @@ def test_simple_rnn_step_forms_agree(form, rng):
     """The SimpleRNN step has equivalent forms picked by size; all give the loop's numbers."""
     from zoo.layers import fused
 
-    layer = layers.SimpleRNN(7, return_sequences=True, implementation="loop")
+    layer = layers.SimpleRNN(7, return_sequences=True, recurrence_path="loop")
     x = rng.normal(size=(3, 5, 4)).astype("float32")
     layer.build(x.shape)
     layer.set_weights([rng.normal(0, 0.5, size=w.shape).astype("float32")

@@ -1,5 +1,6 @@
 """Serialization, export and bad-input handling of zoo.layers."""
 
+import pathlib
 import subprocess
 import sys
 import textwrap
@@ -156,14 +157,147 @@ def test_bad_use_cudnn():
         layers.LSTM(3, use_cudnn="sometimes")
 
 
-@pytest.mark.parametrize("implementation", ["fused", "loop"])
-def test_to_keras_accepts_any_implementation(implementation, rng):
+@pytest.mark.parametrize("recurrence_path", ["fused", "loop"])
+def test_to_keras_accepts_any_recurrence_path(recurrence_path, rng):
     from zoo import convert
 
-    ours = layers.LSTM(4, implementation=implementation, return_sequences=True)
+    ours = layers.LSTM(4, recurrence_path=recurrence_path, implementation=1,
+                       return_sequences=True)
     x = rng.normal(size=(2, 5, 3)).astype("float32")
     want = ours(x)
     theirs = convert.to_keras(ours)
     assert isinstance(theirs, keras.layers.LSTM)
+    assert theirs.cell.implementation == 1
     np.testing.assert_allclose(theirs(x), want, atol=1e-5)
-    assert ours.get_config()["implementation"] == implementation
+    assert ours.get_config()["recurrence_path"] == recurrence_path
+    assert convert.from_keras(theirs).implementation == 1
+
+
+# -- Keras's `implementation` and the zoo's `recurrence_path` -------------------
+
+
+@pytest.mark.parametrize("cls", [layers.LSTM, layers.GRU])
+@pytest.mark.parametrize("value", [0, 1, 2])
+def test_keras_implementation_is_kept_as_keras_keeps_it(cls, value, rng):
+    keras_cls = getattr(keras.layers, cls.__name__)
+    for recurrent_dropout in (0.0, 0.2):
+        ours = cls(3, implementation=value, recurrent_dropout=recurrent_dropout)
+        theirs = keras_cls(3, implementation=value, recurrent_dropout=recurrent_dropout)
+        assert ours.implementation == ours.cell.implementation == theirs.cell.implementation
+        again = cls.from_config(ours.get_config())
+        assert again.implementation == ours.implementation
+        assert again.get_config() == ours.get_config()
+    assert cls(3).implementation == keras_cls(3).cell.implementation == 2
+    # Same equations whatever the value: identical outputs.
+    x = rng.normal(size=(2, 5, 4)).astype("float32")
+    one, two = cls(3, implementation=1), cls(3, implementation=2)
+    one.build(x.shape)
+    two.build(x.shape)
+    two.set_weights(one.get_weights())
+    np.testing.assert_array_equal(one(x), two(x))
+
+
+@pytest.mark.parametrize("cls", [layers.LSTM, layers.GRU, layers.LSTMCell, layers.GRUCell])
+@pytest.mark.parametrize("value", [1.5, "2", "fast", True])
+def test_bad_keras_implementation(cls, value):
+    with pytest.raises(ValueError, match=r"implementation.*recurrence_path.*Received: implementation="):
+        cls(3, implementation=value)
+
+
+def test_simple_rnn_has_no_integer_implementation():
+    # keras.layers.SimpleRNN has none either.
+    with pytest.raises(ValueError, match=r"SimpleRNN.*recurrence_path.*Received: implementation=2"):
+        layers.SimpleRNN(3, implementation=2)
+    assert "implementation" not in layers.SimpleRNN(3).get_config()
+
+
+@pytest.mark.parametrize("cls", LAYER_CLASSES)
+@pytest.mark.parametrize("old_value", ["auto", "fused", "loop"])
+def test_previous_path_strings_still_read_with_a_warning(cls, old_value):
+    with pytest.warns(DeprecationWarning, match=rf"implementation='{old_value}'.*recurrence_path"):
+        layer = cls(3, implementation=old_value)
+    assert layer.recurrence_path == old_value
+    config = layer.get_config()
+    assert config["recurrence_path"] == old_value
+    assert config.get("implementation", 2) == 2  # Keras's default (LSTM, GRU)
+
+
+def test_previous_path_string_conflicting_with_recurrence_path():
+    with pytest.raises(ValueError, match=r"contradicts.*recurrence_path='loop'"):
+        layers.GRU(3, implementation="fused", recurrence_path="loop")
+
+
+def test_renamed_introspection_keeps_its_old_names(rng):
+    layer = layers.GRU(3, recurrence_path="fused")
+    assert layer.last_recurrence_path is None and layer.last_recurrence_kernel is None
+    layer(rng.normal(size=(2, 4, 3)).astype("float32"))
+    assert layer.last_recurrence_path == "fused"
+    assert layer.last_recurrence_kernel in ("native", "graph")
+    assert layer.last_implementation == layer.last_recurrence_path
+    assert layer.last_kernel == layer.last_recurrence_kernel
+
+
+CONFIG_BEFORE_RECURRENCE_PATH = (
+    pathlib.Path(__file__).parent / "data" / "model_config_before_recurrence_path.json"
+)
+
+
+def test_model_config_of_the_previous_version_loads(rng):
+    """A functional model written before `recurrence_path` existed: GRU
+    (Bidirectional, implementation="fused"), SimpleRNN ("auto"), LSTM ("loop")."""
+    text = CONFIG_BEFORE_RECURRENCE_PATH.read_text()
+    assert '"implementation": "fused"' in text  # the file is what the old version wrote
+    with pytest.warns(DeprecationWarning, match="recurrence_path"):
+        model = keras.models.model_from_json(text)
+    bidirectional, simple_rnn, lstm = model.layers[1:]
+    assert bidirectional.forward_layer.recurrence_path == "fused"
+    assert bidirectional.backward_layer.recurrence_path == "fused"
+    assert bidirectional.forward_layer.reset_after is True
+    assert simple_rnn.recurrence_path == "auto"
+    assert lstm.recurrence_path == "loop"
+    assert lstm.implementation == 1  # recurrent_dropout=0.1, as Keras keeps it
+    out = model(rng.normal(size=(2, 5, 3)).astype("float32"))
+    assert out.shape == (2, 2)
+    assert lstm.last_recurrence_path == "loop"
+    assert bidirectional.forward_layer.last_recurrence_path == "fused"
+    # Saved again, the config uses the new name only.
+    again = keras.models.model_from_json(model.to_json())
+    assert again.layers[-1].get_config()["recurrence_path"] == "loop"
+    assert again.layers[-1].get_config()["implementation"] == 1
+
+
+def test_shipped_model_saved_with_path_strings_loads():
+    """`saved_models/*/model.keras` were written with `implementation="auto"`."""
+    import zoo
+
+    with pytest.warns(DeprecationWarning, match="recurrence_path"):
+        model = zoo.load("sentiment-bilstm-mr")
+    recurrent = [layer for layer in model._flatten_layers() if isinstance(layer, layers.LSTM)]
+    assert recurrent and all(layer.recurrence_path == "auto" for layer in recurrent)
+    assert all(layer.implementation == 2 for layer in recurrent)
+
+
+# -- masks -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(CELLS))
+@pytest.mark.parametrize("recurrence_path", ["fused", "loop"])
+def test_mask_with_trailing_unit_axis_is_accepted(name, recurrence_path, rng):
+    """Keras accepts a `(batch, timesteps, 1)` mask; it means the same as `(batch, timesteps)`."""
+    cls, extra, _ = CELLS[name]
+    layer = cls(4, return_sequences=True, recurrence_path=recurrence_path, **extra)
+    x = rng.normal(size=(3, 6, 2)).astype("float32")
+    mask = np.ones((3, 6), dtype=bool)
+    mask[0, 4:] = False
+    mask[1, 2] = False
+    want = layer(x, mask=mask)
+    got = layer(x, mask=mask[:, :, None])
+    assert layer.last_recurrence_path == recurrence_path
+    np.testing.assert_array_equal(got, want)
+    assert not np.allclose(want, layer(x))  # the mask matters
+
+
+def test_mask_of_another_shape_is_refused():
+    layer = layers.LSTM(4, name="masked")
+    with pytest.raises(ValueError, match=r"masked.*mask of shape.*Received mask shape \(2, 5, 3\)"):
+        layer(np.zeros((2, 5, 3), "float32"), mask=np.ones((2, 5, 3), bool))

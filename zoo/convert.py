@@ -95,7 +95,10 @@ def _translate(layer, source_classes, target_for):
     if target_class is keras.layers.SimpleRNN:
         config.pop("recurrent_activation", None)
     if not issubclass(target_class, zoo_layers.base.RecurrentSequence):
-        config.pop("implementation", None)  # a zoo-only choice of fast path
+        config.pop("recurrence_path", None)  # the zoo's choice of fast path
+    if target_class in (keras.layers.LSTM, keras.layers.GRU, zoo_layers.LSTM, zoo_layers.GRU):
+        # Keras keeps `implementation` on the cell and leaves it out of its config.
+        config["implementation"] = layer.cell.implementation
     target = target_class.from_config(config)
     input_dim = int(layer.cell.kernel.shape[0])
     target.build((None, None, input_dim))

@@ -2,18 +2,36 @@
 
 A cell computes one time step; a sequence layer (a `keras.layers.RNN`
 subclass) owns the loop over time, masking, statefulness and the choice of
-implementation (fused fast path, cuDNN, or the generic loop). The helpers here hold what the three cell families share:
-argument validation, the common constructor arguments, and the checks that
-turn bad input into a `ValueError` at the API boundary instead of a crash
-deep inside TensorFlow.
+recurrence path (fused fast path, cuDNN, or the generic loop). The helpers
+here hold what the three cell families share: argument validation, the common
+constructor arguments, and the checks that turn bad input into a `ValueError`
+at the API boundary instead of a crash deep inside TensorFlow.
+
+Two arguments are easy to confuse:
+
+* `recurrence_path` (`"auto"`, `"fused"`, `"loop"`) is the zoo's choice of
+  how the sequence is run;
+* `implementation` (LSTM and GRU only) is Keras's argument of the same name,
+  accepted and kept for compatibility exactly as Keras 3 keeps it (default
+  2, set to 1 by a nonzero `recurrent_dropout`). It does not change what the
+  zoo layers compute.
+
+Configurations saved before `recurrence_path` existed carry the path choice
+as `implementation="auto"|"fused"|"loop"`; those strings are still read, as
+`recurrence_path`, with a `DeprecationWarning`.
 """
 
 from zoo import _backend  # noqa: F401  (sets the Keras backend before import)
 
+import numbers
+import warnings
+
 import keras
 from keras import activations, constraints, initializers, ops, regularizers
 
-IMPLEMENTATIONS = ("auto", "fused", "loop")
+RECURRENCE_PATHS = ("auto", "fused", "loop")
+# Keras's default `implementation` of its LSTM and GRU cells.
+KERAS_DEFAULT_IMPLEMENTATION = 2
 
 try:  # The marker Keras's RNN layer uses to prepare per-sequence dropout masks.
     from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
@@ -64,14 +82,92 @@ def standard_gates_blocker(cell):
     return None
 
 
-def validate_implementation(owner, implementation):
-    if not isinstance(implementation, str) or implementation not in IMPLEMENTATIONS:
+def validate_recurrence_path(owner, recurrence_path):
+    if not isinstance(recurrence_path, str) or recurrence_path not in RECURRENCE_PATHS:
         raise ValueError(
-            f"{owner}: `implementation` must be one of "
-            f"{', '.join(repr(v) for v in IMPLEMENTATIONS)}. "
+            f"{owner}: `recurrence_path` must be one of "
+            f"{', '.join(repr(v) for v in RECURRENCE_PATHS)}. "
+            f"Received: recurrence_path={recurrence_path!r}"
+        )
+    return recurrence_path
+
+
+def validate_keras_implementation(owner, implementation):
+    """Keras's `implementation` of an LSTM or GRU: any integer (its own tests pass the legacy 0)."""
+    if isinstance(implementation, bool) or not isinstance(implementation, numbers.Integral):
+        raise ValueError(
+            f"{owner}: `implementation` is Keras's integer setting (1 or 2, kept for "
+            f"compatibility); the zoo's choice of fast path is `recurrence_path`, one of "
+            f"{', '.join(repr(v) for v in RECURRENCE_PATHS)}. "
             f"Received: implementation={implementation!r}"
         )
-    return implementation
+    return int(implementation)
+
+
+def keras_cell_implementation(owner, implementation, recurrent_dropout):
+    """The value a Keras LSTM/GRU cell keeps for `implementation`.
+
+    Keras keeps 1 whenever `recurrent_dropout` (the validated rate) is
+    nonzero, the given integer otherwise; so do we.
+    """
+    implementation = validate_keras_implementation(owner, implementation)
+    return 1 if recurrent_dropout != 0.0 else implementation
+
+
+def resolve_recurrence_arguments(owner, implementation, recurrence_path, keras_takes_implementation):
+    """Split `implementation` into Keras's setting and the zoo's recurrence path.
+
+    Args:
+        owner: Class name for error messages.
+        implementation: What the caller passed as `implementation`: Keras's
+            integer, a path string of a configuration saved before
+            `recurrence_path` existed, or None (not given).
+        recurrence_path: What the caller passed as `recurrence_path`.
+        keras_takes_implementation: Whether the Keras counterpart has an
+            `implementation` argument (LSTM, GRU; not SimpleRNN).
+
+    Returns:
+        `(implementation, recurrence_path)`: the integer to keep (the Keras
+        default where none was given; None for SimpleRNN) and the validated
+        path.
+    """
+    if isinstance(implementation, str):
+        if implementation not in RECURRENCE_PATHS:
+            raise ValueError(
+                f"{owner}: `implementation` is Keras's integer setting; the zoo's choice of "
+                f"fast path is `recurrence_path`, one of "
+                f"{', '.join(repr(v) for v in RECURRENCE_PATHS)}. "
+                f"Received: implementation={implementation!r}"
+            )
+        if recurrence_path not in ("auto", implementation):
+            raise ValueError(
+                f"{owner}: `implementation={implementation!r}` (the previous name of "
+                f"`recurrence_path`) contradicts `recurrence_path={recurrence_path!r}`; "
+                f"pass `recurrence_path` alone. Received: implementation={implementation!r}, "
+                f"recurrence_path={recurrence_path!r}"
+            )
+        warnings.warn(
+            f"{owner}: implementation={implementation!r} is read as "
+            f"recurrence_path={implementation!r}, its new name (saving the model again "
+            f"updates its config).",
+            DeprecationWarning,
+            stacklevel=4,
+        )
+        recurrence_path = implementation
+        implementation = None
+    if not keras_takes_implementation and implementation is not None:
+        raise ValueError(
+            f"{owner}: takes no integer `implementation` (neither does its Keras "
+            f"counterpart); the zoo's choice of fast path is `recurrence_path`. "
+            f"Received: implementation={implementation!r}"
+        )
+    if keras_takes_implementation:
+        implementation = (
+            KERAS_DEFAULT_IMPLEMENTATION
+            if implementation is None
+            else validate_keras_implementation(owner, implementation)
+        )
+    return implementation, validate_recurrence_path(owner, recurrence_path)
 
 
 def _same_function(fn, *candidates):
@@ -303,15 +399,19 @@ class RecurrentSequence(keras.layers.RNN):
     * `"cudnn"`: on a GPU, while training, Keras's cuDNN kernels where the
       equations match (LSTM; GRU with `reset_after=True`, weights converted);
     * `"fused"`: the fast path whenever the configuration allows it: the
-      native kernels of `zoo.layers.native` on a CPU (`last_kernel ==
-      "native"`), else the graph kernels of `zoo.layers.fused` (`"graph"`);
+      native kernels of `zoo.layers.native` on a CPU
+      (`last_recurrence_kernel == "native"`), else the graph kernels of `zoo.layers.fused` (`"graph"`);
       both run the whole sequence as one operation with a hand-written BPTT;
     * `"loop"`: the generic step-by-step loop of `keras.layers.RNN`.
 
-    The `implementation` argument forces the fused path or the loop;
-    `last_implementation` tells which one the latest call (or trace) used,
-    and `fused_blocker(training)` why the fused path would not run.
+    The `recurrence_path` argument forces the fused path or the loop;
+    `last_recurrence_path` tells which one the latest call (or trace) used,
+    `last_recurrence_kernel` which kernels ran the fused path, and
+    `fused_blocker(training)` why the fused path would not run.
     """
+
+    # Whether the Keras counterpart takes Keras's `implementation` (LSTM, GRU).
+    _keras_takes_implementation = False
 
     for _name in CELL_PROPERTIES:
         locals()[_name] = _cell_property(_name)
@@ -343,10 +443,16 @@ class RecurrentSequence(keras.layers.RNN):
         arguments = dict(arguments)
         arguments.pop("self", None)
         arguments.pop("__class__", None)
-        kwargs = arguments.pop("kwargs", {})
-        implementation = validate_implementation(
-            type(self).__name__, arguments.pop("implementation", "auto")
+        kwargs = dict(arguments.pop("kwargs", {}))
+        owner = type(self).__name__
+        implementation, recurrence_path = resolve_recurrence_arguments(
+            owner,
+            arguments.pop("implementation", kwargs.pop("implementation", None)),
+            arguments.pop("recurrence_path", "auto"),
+            self._keras_takes_implementation,
         )
+        if implementation is not None:
+            arguments["implementation"] = implementation
         layer_arguments = {
             key: arguments.pop(key) for key in self._LAYER_ARGUMENTS if key in arguments
         }
@@ -357,24 +463,34 @@ class RecurrentSequence(keras.layers.RNN):
             name=cell_name,
         )
         super().__init__(cell, **layer_arguments, **kwargs)
-        self.implementation = implementation
-        self.last_implementation = None
-        self.last_kernel = None
-        if implementation != "loop" and self._fused_config_blocker() is None:
+        self.recurrence_path = recurrence_path
+        self.last_recurrence_path = None
+        self.last_recurrence_kernel = None
+        if recurrence_path != "loop" and self._fused_config_blocker() is None:
             # The fused backward pass uses dynamically sized TensorArrays that
             # XLA cannot compile; keep `jit_compile="auto"` from choosing XLA.
             self.supports_jit = False
-        if implementation == "fused":
+        if recurrence_path == "fused":
             reason = self._fused_config_blocker()
             if reason is None and self.cell.recurrent_dropout > 0:
                 reason = "recurrent_dropout > 0 needs the generic loop while training"
             if reason is not None:
                 raise ValueError(
-                    f"{type(self).__name__}: implementation='fused' is not available "
-                    f"for this configuration: {reason}. Use implementation='auto' to "
+                    f"{owner}: recurrence_path='fused' is not available "
+                    f"for this configuration: {reason}. Use recurrence_path='auto' to "
                     f"fall back to the generic loop where needed. "
-                    f"Received: implementation={implementation!r}"
+                    f"Received: recurrence_path={recurrence_path!r}"
                 )
+
+    @property
+    def last_implementation(self):
+        """Deprecated alias of `last_recurrence_path` (its name before `recurrence_path`)."""
+        return self.last_recurrence_path
+
+    @property
+    def last_kernel(self):
+        """Deprecated alias of `last_recurrence_kernel` (its name before `recurrence_path`)."""
+        return self.last_recurrence_kernel
 
     def _describe(self):
         return f"{type(self).__name__} '{self.name}'"
@@ -434,7 +550,7 @@ class RecurrentSequence(keras.layers.RNN):
             sequences, initial_state=initial_state, mask=mask, training=training
         )
 
-    # -- choice of implementation --------------------------------------------
+    # -- choice of recurrence path ---------------------------------------------
     # Subclasses describe their cell to the fused kernels (`zoo.layers.fused`):
     # `_fused_cell_blocker` (why their cell settings rule it out, or None),
     # `_fused_math` and `_fused_params`.
@@ -457,24 +573,39 @@ class RecurrentSequence(keras.layers.RNN):
     def fused_blocker(self, training=False):
         """Why a call with this `training` flag would use the generic loop, or None.
 
-        `None` means the fused path runs (unless `implementation="loop"`).
+        `None` means the fused path runs (unless `recurrence_path="loop"`).
         """
         reason = self._fused_config_blocker()
         if reason is None and training and self.cell.recurrent_dropout > 0:
             reason = "recurrent_dropout > 0 while training"
         return reason
 
-    def inner_loop(self, sequences, initial_state, mask, training=False):
+    def _step_mask(self, mask):
+        """The mask as `(batch, timesteps)`; Keras also accepts `(batch, timesteps, 1)`."""
         if isinstance(mask, (list, tuple)):
             mask = mask[0]
-        if self.implementation != "loop" and self.fused_blocker(training) is None:
+        if mask is None:
+            return None
+        shape = static_shape(mask)
+        if shape is not None and len(shape) == 3 and shape[-1] == 1:
+            return ops.squeeze(mask, axis=-1)
+        if shape is not None and len(shape) != 2:
+            raise ValueError(
+                f"{self._describe()}: expected a mask of shape (batch, timesteps) or "
+                f"(batch, timesteps, 1). Received mask shape {shape}"
+            )
+        return mask
+
+    def inner_loop(self, sequences, initial_state, mask, training=False):
+        mask = self._step_mask(mask)
+        if self.recurrence_path != "loop" and self.fused_blocker(training) is None:
             result = self._cudnn_inner_loop(sequences, initial_state, mask, training)
             if result is not None:
-                self.last_implementation = "cudnn"
+                self.last_recurrence_path = "cudnn"
                 return result
-            self.last_implementation = "fused"
+            self.last_recurrence_path = "fused"
             return self._fused_inner_loop(sequences, initial_state, mask, training)
-        self.last_implementation = "loop"
+        self.last_recurrence_path = "loop"
         return super().inner_loop(sequences, initial_state, mask=mask, training=training)
 
     def _cudnn_inner_loop(self, sequences, initial_state, mask, training):
@@ -535,13 +666,13 @@ class RecurrentSequence(keras.layers.RNN):
         need_dx = stash and fused.gradient_needed_for(x)
         arguments = (x, self._fused_params(), tuple(initial_state), step_mask)
         if native.usable():
-            self.last_kernel = "native"
+            self.last_recurrence_kernel = "native"
             sequence, final = native.run(
                 math.native_cell, *arguments, return_sequences=self.return_sequences,
                 save=stash, need_dx=need_dx,
             )
         else:
-            self.last_kernel = "graph"
+            self.last_recurrence_kernel = "graph"
             sequence, final = fused.run(
                 math, *arguments, compute_dtype=cell.compute_dtype,
                 return_sequences=self.return_sequences,
@@ -579,7 +710,7 @@ class RecurrentSequence(keras.layers.RNN):
             for key, value in self.cell.get_config().items()
             if key not in ("name", "trainable", "dtype")
         }
-        config["implementation"] = self.implementation
+        config["recurrence_path"] = self.recurrence_path
         config["activity_regularizer"] = regularizers.serialize(
             self.activity_regularizer
         )

@@ -29,6 +29,7 @@ from zoo.layers import base
 from zoo.layers.base import (
     RecurrentCell,
     RecurrentSequence,
+    keras_cell_implementation,
     standard_gates_blocker,
     validate_use_cudnn,
 )
@@ -51,6 +52,10 @@ class GRUCell(RecurrentCell):
         kernel_initializer, recurrent_initializer, bias_initializer,
         *_regularizer, *_constraint, dropout, recurrent_dropout, seed: As in
             `keras.layers.GRUCell`.
+        implementation: Keras's integer setting, accepted and kept as Keras
+            keeps it (default 2; 1 whenever `recurrent_dropout` is nonzero).
+            It does not change the computation: both values give the same
+            equations, with one dropout mask shared by the three gates.
 
     Call arguments:
         inputs: Tensor `(batch, features)`.
@@ -65,8 +70,11 @@ class GRUCell(RecurrentCell):
 
     gate_count = 3
 
-    def __init__(self, units, reset_after=False, **kwargs):
+    def __init__(self, units, reset_after=False, implementation=2, **kwargs):
         super().__init__(units, **kwargs)
+        self.implementation = keras_cell_implementation(
+            type(self).__name__, implementation, self.recurrent_dropout
+        )
         self.reset_after = bool(reset_after)
         self.state_size = self.units
         self.output_size = self.units
@@ -110,7 +118,11 @@ class GRUCell(RecurrentCell):
         return h, ([h] if nested else h)
 
     def get_config(self):
-        return {**super().get_config(), "reset_after": self.reset_after}
+        return {
+            **super().get_config(),
+            "reset_after": self.reset_after,
+            "implementation": self.implementation,
+        }
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -134,20 +146,27 @@ class GRU(RecurrentSequence):
             `use_bias=True`, no mask; weights converted to Keras's update
             convention on the fly); inference stays on the fused path, so a
             model exported on a GPU runs on a CPU. `False`: never.
-        implementation: `"auto"` (default) runs the fused fast path (the
+        recurrence_path: `"auto"` (default) runs the fused fast path (the
             native kernels of `zoo.layers.native` on a CPU, else the graph
-            kernels of `zoo.layers.fused`; `last_kernel` tells which)
-            whenever the configuration allows it and the
-            generic step-by-step loop otherwise; `"fused"` requires the fast
-            path (a `ValueError` names what rules it out); `"loop"` always
-            runs the generic loop. The fast path needs the TensorFlow
-            backend, `unroll=False`, tanh/sigmoid activations and (while
-            training) `recurrent_dropout=0`.
+            kernels of `zoo.layers.fused`; `last_recurrence_kernel` tells
+            which) whenever the configuration allows it and the generic
+            step-by-step loop otherwise; `"fused"` requires the fast path (a
+            `ValueError` names what rules it out); `"loop"` always runs the
+            generic loop. `last_recurrence_path` tells which path the latest
+            call took. The fast path needs the TensorFlow backend,
+            `unroll=False`, tanh/sigmoid activations and (while training)
+            `recurrent_dropout=0`.
+        implementation: Keras's integer setting (default 2), accepted and kept
+            as in `keras.layers.GRU`; see `GRUCell`. A configuration saved
+            before `recurrence_path` existed holds the path choice here as
+            a string; it is read as `recurrence_path`, with a
+            `DeprecationWarning`.
 
     Call arguments:
         sequences: Tensor `(batch, timesteps, features)`.
         initial_state: Optional list with one tensor `(batch, units)`.
-        mask: Optional boolean tensor `(batch, timesteps)`.
+        mask: Optional boolean tensor `(batch, timesteps)` or
+            `(batch, timesteps, 1)`.
         training: Whether dropout is active.
 
     Example:
@@ -183,7 +202,8 @@ class GRU(RecurrentSequence):
         unroll=False,
         reset_after=False,
         use_cudnn="auto",
-        implementation="auto",
+        recurrence_path="auto",
+        implementation=None,
         **kwargs,
     ):
         validate_use_cudnn(type(self).__name__, use_cudnn)
@@ -193,6 +213,7 @@ class GRU(RecurrentSequence):
         self._init_from_arguments(GRUCell, "gru_cell", arguments)
 
     _cell_class = GRUCell
+    _keras_takes_implementation = True
 
     def _fused_cell_blocker(self):
         return standard_gates_blocker(self.cell)
@@ -263,6 +284,11 @@ class GRU(RecurrentSequence):
     @property
     def reset_after(self):
         return self.cell.reset_after
+
+    @property
+    def implementation(self):
+        """Keras's `implementation` setting, as the cell keeps it."""
+        return self.cell.implementation
 
     def get_config(self):
         return {**super().get_config(), "use_cudnn": self.use_cudnn}

@@ -21,6 +21,7 @@ from zoo.layers import base
 from zoo.layers.base import (
     RecurrentCell,
     RecurrentSequence,
+    keras_cell_implementation,
     standard_gates_blocker,
     validate_use_cudnn,
 )
@@ -62,6 +63,10 @@ class LSTMCell(RecurrentCell):
         recurrent_dropout: Float in [0, 1), dropout rate on `h_{t-1}` as it
             enters the gates.
         seed: Seed of the dropout masks.
+        implementation: Keras's integer setting, accepted and kept as Keras
+            keeps it (default 2; 1 whenever `recurrent_dropout` is nonzero).
+            It does not change the computation: both values give the same
+            equations, with one dropout mask shared by the four gates.
 
     Call arguments:
         inputs: Tensor `(batch, features)`.
@@ -76,8 +81,11 @@ class LSTMCell(RecurrentCell):
 
     gate_count = 4
 
-    def __init__(self, units, unit_forget_bias=True, **kwargs):
+    def __init__(self, units, unit_forget_bias=True, implementation=2, **kwargs):
         super().__init__(units, **kwargs)
+        self.implementation = keras_cell_implementation(
+            type(self).__name__, implementation, self.recurrent_dropout
+        )
         self.unit_forget_bias = bool(unit_forget_bias)
         self.state_size = [self.units, self.units]
         self.output_size = self.units
@@ -105,7 +113,11 @@ class LSTMCell(RecurrentCell):
         return h, [h, c]
 
     def get_config(self):
-        return {**super().get_config(), "unit_forget_bias": self.unit_forget_bias}
+        return {
+            **super().get_config(),
+            "unit_forget_bias": self.unit_forget_bias,
+            "implementation": self.implementation,
+        }
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -128,20 +140,27 @@ class LSTM(RecurrentSequence):
             Keras's cuDNN kernel (no mask, `use_bias=True`); inference stays
             on the fused path, so a model exported on a GPU runs on a CPU.
             `False`: never.
-        implementation: `"auto"` (default) runs the fused fast path (the
+        recurrence_path: `"auto"` (default) runs the fused fast path (the
             native kernels of `zoo.layers.native` on a CPU, else the graph
-            kernels of `zoo.layers.fused`; `last_kernel` tells which)
-            whenever the configuration allows it and the
-            generic step-by-step loop otherwise; `"fused"` requires the fast
-            path (a `ValueError` names what rules it out); `"loop"` always
-            runs the generic loop. The fast path needs the TensorFlow
-            backend, `unroll=False`, tanh/sigmoid activations and (while
-            training) `recurrent_dropout=0`.
+            kernels of `zoo.layers.fused`; `last_recurrence_kernel` tells
+            which) whenever the configuration allows it and the generic
+            step-by-step loop otherwise; `"fused"` requires the fast path (a
+            `ValueError` names what rules it out); `"loop"` always runs the
+            generic loop. `last_recurrence_path` tells which path the latest
+            call took. The fast path needs the TensorFlow backend,
+            `unroll=False`, tanh/sigmoid activations and (while training)
+            `recurrent_dropout=0`.
+        implementation: Keras's integer setting (default 2), accepted and kept
+            as in `keras.layers.LSTM`; see `LSTMCell`. A configuration saved
+            before `recurrence_path` existed holds the path choice here as
+            a string; it is read as `recurrence_path`, with a
+            `DeprecationWarning`.
 
     Call arguments:
         sequences: Tensor `(batch, timesteps, features)`.
         initial_state: Optional list `[h_0, c_0]`, each `(batch, units)`.
-        mask: Optional boolean tensor `(batch, timesteps)`.
+        mask: Optional boolean tensor `(batch, timesteps)` or
+            `(batch, timesteps, 1)`.
         training: Whether dropout is active.
 
     Example:
@@ -176,7 +195,8 @@ class LSTM(RecurrentSequence):
         stateful=False,
         unroll=False,
         use_cudnn="auto",
-        implementation="auto",
+        recurrence_path="auto",
+        implementation=None,
         **kwargs,
     ):
         validate_use_cudnn(type(self).__name__, use_cudnn)
@@ -186,6 +206,7 @@ class LSTM(RecurrentSequence):
         self._init_from_arguments(LSTMCell, "lstm_cell", arguments)
 
     _cell_class = LSTMCell
+    _keras_takes_implementation = True
 
     def _fused_cell_blocker(self):
         return standard_gates_blocker(self.cell)
@@ -226,6 +247,11 @@ class LSTM(RecurrentSequence):
     @property
     def unit_forget_bias(self):
         return self.cell.unit_forget_bias
+
+    @property
+    def implementation(self):
+        """Keras's `implementation` setting, as the cell keeps it."""
+        return self.cell.implementation
 
     def get_config(self):
         return {**super().get_config(), "use_cudnn": self.use_cudnn}

@@ -85,21 +85,27 @@ class SimpleRNN(RecurrentSequence):
         stateful: Carry the final state of a batch into the next batch;
             `reset_state()` zeroes it.
         unroll: Unroll the loop (short sequences only).
-        implementation: `"auto"` (default) runs the fused fast path (the
+        recurrence_path: `"auto"` (default) runs the fused fast path (the
             native kernels of `zoo.layers.native` on a CPU, else the graph
-            kernels of `zoo.layers.fused`; `last_kernel` tells which)
-            whenever the configuration allows it and the
-            generic step-by-step loop otherwise; `"fused"` requires the fast
-            path (a `ValueError` names what rules it out); `"loop"` always
-            runs the generic loop. The fast path needs the TensorFlow
-            backend, `unroll=False`, an activation among tanh, relu,
-            sigmoid, linear, and (while training) `recurrent_dropout=0`.
+            kernels of `zoo.layers.fused`; `last_recurrence_kernel` tells
+            which) whenever the configuration allows it and the generic
+            step-by-step loop otherwise; `"fused"` requires the fast path (a
+            `ValueError` names what rules it out); `"loop"` always runs the
+            generic loop. `last_recurrence_path` tells which path the latest
+            call took. The fast path needs the TensorFlow backend,
+            `unroll=False`, an activation among tanh, relu, sigmoid, linear,
+            and (while training) `recurrent_dropout=0`. Like
+            `keras.layers.SimpleRNN`, the layer has no integer
+            `implementation`; a configuration saved before
+            `recurrence_path` existed holds the path choice as
+            `implementation="auto"|"fused"|"loop"`, which is read as
+            `recurrence_path` with a `DeprecationWarning`.
 
     Call arguments:
         sequences: Tensor `(batch, timesteps, features)`.
         initial_state: Optional list with one tensor `(batch, units)`.
-        mask: Optional boolean tensor `(batch, timesteps)`; masked steps keep
-            the previous state.
+        mask: Optional boolean tensor `(batch, timesteps)` or
+            `(batch, timesteps, 1)`; masked steps keep the previous state.
         training: Whether dropout is active.
 
     Example:
@@ -132,7 +138,7 @@ class SimpleRNN(RecurrentSequence):
         stateful=False,
         unroll=False,
         seed=None,
-        implementation="auto",
+        recurrence_path="auto",
         **kwargs,
     ):
         self._init_from_arguments(SimpleRNNCell, "simple_rnn_cell", locals())
