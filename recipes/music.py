@@ -26,7 +26,7 @@ import shlex
 import sys
 import time
 
-from zoo.settings import settings_parser
+from zoo.settings import choices, fraction, model_name, non_negative, positive, settings_parser
 
 # -- settings (each overridable from the command line) ---------------------
 DEFAULTS = dict(
@@ -52,20 +52,21 @@ DEFAULTS = dict(
     output_dir=None,         # hub directory; default saved_models/ (or $ZOO_MODELS_DIR)
     run_dir=None,            # checkpoints, logs, curves; default runs/<name>
 )
+# What each setting must be (checked before anything runs; float settings must also be finite).
+CHECKS = dict(
+    cell=choices("lstm", "gru", "rnn"), units=positive, key_embedding_dim=positive,
+    token_embedding_dim=positive, dropout=fraction, epochs=positive, patience=non_negative,
+    batch_size=positive, learning_rate=positive, clipnorm=positive, seed=non_negative,
+    split_seed=non_negative, max_train_pieces=positive, in_key_seeds=positive,
+    in_key_length=positive, temperature=non_negative, throughput_events=positive,
+    name=model_name,
+)
 
 
 def parse_args(argv=None):
-    parser = settings_parser(DEFAULTS, __doc__, optional_types={"max_train_pieces": int})
+    parser = settings_parser(DEFAULTS, __doc__, optional_types={"max_train_pieces": int},
+                             checks=CHECKS)
     args = parser.parse_args(argv)
-    if args.cell not in ("lstm", "gru", "rnn"):
-        parser.error(f"--cell must be lstm, gru or rnn, received {args.cell!r}")
-    for key in ("units", "epochs", "batch_size", "in_key_seeds", "in_key_length", "throughput_events"):
-        if getattr(args, key) < 1:
-            parser.error(f"--{key.replace('_', '-')} must be >= 1, received {getattr(args, key)}")
-    if args.max_train_pieces is not None and args.max_train_pieces < 1:
-        parser.error(f"--max-train-pieces must be >= 1, received {args.max_train_pieces}")
-    if not 0 <= args.dropout < 1:
-        parser.error(f"--dropout must be in [0, 1), received {args.dropout}")
     args.name = args.name or f"music-{args.cell}-chorales"
     args.run_dir = args.run_dir or os.path.join("runs", args.name)
     return args
@@ -193,7 +194,8 @@ def main(argv=None):
     # with it (the files it checksums are unchanged).
     card = json.loads((path / hub.CARD_FILE).read_text(encoding="utf-8"))
     card["throughput"] = throughput
-    atomic_write_text(path / hub.CARD_FILE, json.dumps(card, indent=2) + "\n")
+    atomic_write_text(path / hub.CARD_FILE, hub.card_json(card))
+    training.clear_checkpoints(args.run_dir)  # published: a rerun trains afresh
     print(f"[zoo] wrote {path}")
     return card
 

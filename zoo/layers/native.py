@@ -7,7 +7,12 @@ the host CPU (`-march=native`), and cached under `kernel_dir()`; the file
 name carries a hash of everything the build depends on (source, TensorFlow
 version and flags, compiler, CPU features), so a changed input rebuilds and
 a library is never loaded on a machine it was not built for. The build
-writes a temporary file and renames it, under a file lock.
+writes a temporary file and renames it, under a file lock, next to a
+`.sha256` file recording the library's checksum. A library is loaded only
+when its checksum matches (loading a truncated or damaged shared object
+would crash the process); one that does not is rebuilt, and if that fails
+the graph kernels run, with one warning saying why. Temporary files left
+by killed builds are removed by the next build.
 
 How a call runs on this path (`run`):
 
@@ -25,8 +30,10 @@ traced for export: inside `portable()` (what `zoo.hub` uses), while
 `tf.saved_model.save` traces, or while Keras's `model.export` /
 `keras.export.ExportArchive` traces (recognised by its frames on the call
 stack), the graph is built from standard TensorFlow ops, so exported models
-run without zoo. `ZOO_NATIVE_KERNELS=0` turns the native path off; the
-graph kernels of `zoo.layers.fused` then run instead.
+run without zoo. `ZOO_NATIVE_KERNELS=0` (or `false`, `no`, `off`) turns the
+native path off; the graph kernels of `zoo.layers.fused` then run instead.
+`1`, `true`, `yes`, `on` or an empty value keep it on; any other value is
+rejected with a `ValueError`.
 
 Everything is float32: under a mixed policy the recurrence still runs in
 float32 here (on a CPU without AMX, bfloat16 products are slower than
@@ -69,6 +76,67 @@ def kernel_dir():
         return Path(os.environ[DIRECTORY])
     cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(cache) / "zoo" / "kernels"
+
+
+#: Accepted values of `ZOO_NATIVE_KERNELS` (compared lower-case, stripped).
+SWITCH_ON = ("1", "true", "yes", "on", "")
+SWITCH_OFF = ("0", "false", "no", "off")
+
+
+def native_switch_on():
+    """Whether `ZOO_NATIVE_KERNELS` allows the native kernels; `ValueError` for an unclear value."""
+    value = os.environ.get(SWITCH)
+    if value is None:
+        return True
+    cleaned = value.strip().lower()
+    if cleaned in SWITCH_ON:
+        return True
+    if cleaned in SWITCH_OFF:
+        return False
+    raise ValueError(f"{SWITCH} must be one of 1, true, yes, on (use the native kernels) or "
+                     f"0, false, no, off (use the graph kernels); received {value!r}")
+
+
+def checksum_path(library):
+    """The file recording the sha256 of `library`, written by the build."""
+    return Path(library).with_name(Path(library).name + ".sha256")
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def library_problem(library):
+    """Why the library file at `library` must not be loaded, or None when its checksum matches."""
+    library = Path(library)
+    record = checksum_path(library)
+    if not library.exists():
+        return "it does not exist"
+    try:
+        expected = record.read_text(encoding="utf-8").split()[0]
+    except (OSError, IndexError, UnicodeDecodeError):
+        return f"its checksum file {record.name} is missing or unreadable"
+    try:
+        actual = _sha256(library)
+    except OSError as error:
+        return f"it cannot be read ({error.strerror or error})"
+    if actual != expected:
+        return (f"its sha256 {actual[:16]}... differs from the one recorded at build time "
+                f"{expected[:16]}... (truncated or damaged)")
+    return None
+
+
+def _remove_stray_temporaries(directory):
+    """Remove `tmp*.so` files of killed builds (call with the build lock held)."""
+    for stray in Path(directory).glob("tmp*.so"):
+        try:
+            stray.unlink()
+        except OSError:
+            pass
 
 
 def _compiler():
@@ -119,23 +187,40 @@ def library_path():
 
 
 def build(verbose=False, notify=False):
-    """Compiles the kernels if no up-to-date library is cached; returns its path.
+    """Compiles the kernels unless an intact library is cached; returns its path.
 
-    `notify` prints a one-line notice before compiling (on first use).
+    A cached library whose checksum does not match the one recorded when it
+    was built is removed and compiled again. `notify` prints a one-line
+    notice before compiling (on first use). Raises `NativeKernelError`.
     """
+    compiler, flags, digest = _build_inputs()
+    target = kernel_dir() / f"zoo_recurrence-{digest}.so"
+    if library_problem(target) is None:
+        return target
+    try:
+        return _build_locked(target, compiler, flags, verbose, notify)
+    except OSError as error:
+        raise NativeKernelError(
+            f"cannot write the kernel cache {target.parent}: {error.strerror or error}; set "
+            f"{DIRECTORY} to a writable directory"
+        ) from None
+
+
+def _build_locked(target, compiler, flags, verbose, notify):
     import fcntl
 
     import tensorflow as tf
 
-    compiler, flags, digest = _build_inputs()
-    target = kernel_dir() / f"zoo_recurrence-{digest}.so"
-    if target.exists():
-        return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(target.parent / ".build.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if target.exists():  # built by another process meanwhile
+        _remove_stray_temporaries(target.parent)
+        problem = library_problem(target)
+        if problem is None:  # built by another process meanwhile
             return target
+        if target.exists():
+            _log.warning("zoo native kernels: rebuilding %s: %s", target, problem)
+            target.unlink()
         if notify:
             print("zoo: compiling the native recurrence kernels for this machine "
                   "(once, about 30 s)", file=sys.stderr)
@@ -145,14 +230,21 @@ def build(verbose=False, notify=False):
                    *tf.sysconfig.get_link_flags()]
         if verbose:
             print(" ".join(command), file=sys.stderr)
-        result = subprocess.run(command, capture_output=True, text=True)
-        if result.returncode != 0:
-            os.unlink(temporary)
-            raise NativeKernelError(
-                f"compiling {SOURCE.name} failed ({compiler}, exit {result.returncode}):\n"
-                + result.stderr[-4000:]
-            )
-        os.replace(temporary, target)
+        try:
+            result = subprocess.run(command, capture_output=True, text=True)
+            if result.returncode != 0:
+                raise NativeKernelError(
+                    f"compiling {SOURCE.name} failed ({compiler}, exit {result.returncode}):\n"
+                    + result.stderr[-4000:]
+                )
+            record = checksum_path(target)
+            record_temporary = record.with_name(f".tmp-{os.getpid()}-{record.name}")
+            record_temporary.write_text(f"{_sha256(temporary)}  {target.name}\n", encoding="utf-8")
+            os.replace(record_temporary, record)
+            os.replace(temporary, target)
+        finally:
+            if os.path.exists(temporary):
+                os.unlink(temporary)
     return target
 
 
@@ -179,7 +271,7 @@ def load():
 
 def unavailable_reason():
     """Why the native kernels cannot run in this process, or None."""
-    if os.environ.get(SWITCH, "1").strip().lower() in ("0", "false", "no", "off"):
+    if not native_switch_on():
         return f"turned off by {SWITCH}={os.environ[SWITCH]}"
     import tensorflow as tf
 
@@ -374,7 +466,7 @@ def main(argv=None):
     import_tensorflow_quietly()
     try:
         path = build(verbose=args.verbose)
-    except NativeKernelError as error:
+    except (NativeKernelError, OSError) as error:
         print(f"zoo native kernels: not built: {error}", file=sys.stderr)
         return 1
     print(path)

@@ -18,6 +18,18 @@
 // over chunks of steps (products over about 512 rows), summing the threads'
 // parts at the end.
 //
+// Reproducibility: Eigen evaluates an elementwise expression with vector
+// instructions from the first aligned element of its destination and plain
+// scalar code before it, and the two give different last bits for tanh and
+// the logistic function. Every scratch buffer is therefore allocated aligned
+// (`Floats`), so the split, and the result, depend only on the shapes, never
+// on where the allocator put a buffer. When TensorFlow's op determinism is
+// enabled (`tf.config.experimental.enable_op_determinism()`) the batch is
+// also cut into blocks of a fixed number of rows, independent of the number
+// of threads, and the blocks' weight-gradient parts are summed in block
+// order: results are then bit-identical from run to run and across thread
+// counts.
+//
 // Conventions (time-major, float32, row-major):
 //   x                (T, B, I)
 //   kernel           (I, G*H)   Keras layout: G gate blocks side by side
@@ -53,6 +65,7 @@
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/shape_inference.h"
 #include "tensorflow/core/platform/threadpool.h"
+#include "tensorflow/core/util/determinism.h"
 
 namespace zoo {
 namespace {
@@ -68,6 +81,8 @@ using tensorflow::shape_inference::DimensionHandle;
 using tensorflow::shape_inference::InferenceContext;
 using tensorflow::shape_inference::ShapeHandle;
 
+// Scratch memory aligned like Eigen's packets (see "Reproducibility" above).
+using Floats = std::vector<float, Eigen::aligned_allocator<float>>;
 using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 using Stride = Eigen::OuterStride<>;
 using MatrixView = Eigen::Map<RowMajor, Eigen::Unaligned, Stride>;
@@ -225,10 +240,16 @@ class StepProduct {
   bool transpose_;
 };
 
-// How many blocks of batch rows a kernel runs in parallel.
+// How many blocks of batch rows a kernel runs in parallel: one per thread,
+// or, when op determinism is required, blocks of about kDeterministicRows
+// rows whatever the number of threads.
 int64_t RowBlocks(OpKernelContext* context, int64_t batch) {
-  auto* pool = context->device()->tensorflow_cpu_worker_threads()->workers;
   constexpr int64_t kMinRows = 4;
+  constexpr int64_t kDeterministicRows = 16;
+  if (tensorflow::OpDeterminismRequired()) {
+    return std::max<int64_t>(1, (batch + kDeterministicRows - 1) / kDeterministicRows);
+  }
+  auto* pool = context->device()->tensorflow_cpu_worker_threads()->workers;
   return std::max<int64_t>(1, std::min<int64_t>(pool->NumThreads(), batch / kMinRows));
 }
 
@@ -262,7 +283,8 @@ void ForEachRowBlock(OpKernelContext* context, int64_t batch, int64_t blocks,
       progress->finished.fetch_add(1);
     }
   };
-  for (int64_t helper = 1; helper < blocks; ++helper) pool->Schedule(drain);
+  const int64_t helpers = std::min<int64_t>(blocks, pool->NumThreads()) - 1;
+  for (int64_t helper = 0; helper < helpers; ++helper) pool->Schedule(drain);
   drain();
   while (progress->finished.load() < blocks) std::this_thread::yield();
 }
@@ -384,9 +406,9 @@ class RecurrenceForwardOp : public OpKernel {
     const int64_t H = a.units, B = a.batch, I = a.inputs;
     const int64_t G = Gates(cell_), S = Saved(cell_) * H;
     // Per step: `pre` = x_t W + b, `gates` = h_{t-1} U (then activated).
-    std::vector<float> pre(rows * G * H), gates(rows * G * H);
-    std::vector<float> reset_h(cell_ == Cell::kGRU ? rows * H : 0);
-    std::vector<float> cell(cell_ == Cell::kLSTM ? rows * H : 0);
+    Floats pre(rows * G * H), gates(rows * G * H);
+    Floats reset_h(cell_ == Cell::kGRU ? rows * H : 0);
+    Floats cell(cell_ == Cell::kLSTM ? rows * H : 0);
     if (cell_ == Cell::kLSTM) std::copy_n(a.c0 + first * H, rows * H, cell.data());
     ConstVector bias(a.bias, G * H);
 
@@ -628,16 +650,16 @@ class RecurrenceBackwardOp : public OpKernel {
 
   // One thread's share of the weight gradients.
   struct Accumulators {
-    std::vector<float> kernel, bias, recurrent, recurrent_bias;
+    Floats kernel, bias, recurrent, recurrent_bias;
   };
 
   static void Sum(const std::vector<Accumulators>& parts,
-                  std::vector<float> Accumulators::*field, Tensor* out) {
+                  Floats Accumulators::*field, Tensor* out) {
     float* target = out->flat<float>().data();
     const int64_t size = out->NumElements();
     std::fill_n(target, size, 0.0f);
     for (const auto& part : parts) {
-      const std::vector<float>& values = part.*field;
+      const Floats& values = part.*field;
       for (int64_t i = 0; i < size; ++i) target[i] += values[i];
     }
   }
@@ -652,13 +674,13 @@ class RecurrenceBackwardOp : public OpKernel {
     const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(64, 512 / rows));
     // Per chunk: the pre-activation gradients (and, after the reset gate, those
     // of the recurrent product), the inputs, the previous states (and r*h).
-    std::vector<float> d_pre(chunk * rows * GH), d_rec(after ? chunk * rows * GH : 0);
-    std::vector<float> x_rows(chunk * rows * I), h_rows(chunk * rows * H);
-    std::vector<float> rh_rows(gru ? chunk * rows * H : 0);
+    Floats d_pre(chunk * rows * GH), d_rec(after ? chunk * rows * GH : 0);
+    Floats x_rows(chunk * rows * I), h_rows(chunk * rows * H);
+    Floats rh_rows(gru ? chunk * rows * H : 0);
     // Carried gradients of h (and of c for the LSTM); the step's d_pre U^T.
-    std::vector<float> dh(a.d_h_last + first * H, a.d_h_last + (first + rows) * H);
-    std::vector<float> dc(cell_ == Cell::kLSTM ? rows * H : 0);
-    std::vector<float> back(rows * H), d_reset_h(gru ? rows * H : 0), scratch(H);
+    Floats dh(a.d_h_last + first * H, a.d_h_last + (first + rows) * H);
+    Floats dc(cell_ == Cell::kLSTM ? rows * H : 0);
+    Floats back(rows * H), d_reset_h(gru ? rows * H : 0), scratch(H);
     if (cell_ == Cell::kLSTM) std::copy_n(a.d_c_last + first * H, rows * H, dc.data());
 
     for (int64_t t = a.steps - 1; t >= 0; --t) {
