@@ -16,6 +16,7 @@ pytest.importorskip("mido")
 from zoo import cli, hub, music  # noqa: E402
 from zoo.tasks import music as task  # noqa: E402
 from recipe_helpers import load_recipe, train_smoke_model  # noqa: E402
+from serving_helpers import check_session_loader  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = "music-smoke"
@@ -182,6 +183,11 @@ def test_generate_is_deterministic_under_a_seed(smoke_serving):
     assert task.generate(smoke_serving, ["G minor", "F# minor"], num_events=24, seed=7)[1] == first[1]
 
 
+def test_every_signature_runs_under_the_tf1_session_loader(use_hub):
+    """`saved_model_cli run` restores the variables the signatures read (issue 11, item 1)."""
+    check_session_loader(SMOKE)
+
+
 def test_saved_model_and_keras_model_generate_the_same(use_hub, smoke_serving):
     model = hub.load(SMOKE)
     from_keras = task.generate(model, ["G minor", "E major"], num_events=20, seed=3, min_events=0)
@@ -209,6 +215,69 @@ def test_decoding_masks_pad_bos_and_stops_at_eos():
     assert [d for _, d in events] == result["durations"].numpy()[0, :3].tolist()
     greedy = generator.generate(keys=["C major"], num_events=5, temperature=0.0, seed=0, min_events=5)
     assert np.all(greedy["tokens"].numpy() >= music.NUM_SPECIAL)
+
+
+def _sample_one_step_at_a_time(model, key_ids, num_events, temperature, seed, min_events):
+    """The melody sampler as it was before `zoo.generation`: eager, one Python step per event."""
+    import tensorflow as tf
+
+    settings = task.model_settings(model)
+    key_vector = model.get_layer("key_embedding")(key_ids)
+    states = [model.get_layer(f"initial_{s}")(key_vector) for s in task._STATE_NAMES[settings["cell"]]]
+    never = np.zeros(music.VOCAB_SIZE, np.float32)
+    never[[music.PAD, music.BOS]] = -1e9
+    token = tf.fill([len(key_ids)], music.BOS)
+    finished = np.zeros(len(key_ids), bool)
+    rows = []
+    for t in range(num_events):
+        inputs = model.get_layer("token_embedding")(token)
+        if settings["key_every_step"]:
+            inputs = tf.concat([inputs, key_vector], axis=-1)
+        output, states = model.get_layer("decoder").cell(inputs, list(states), training=False)
+        logits = model.get_layer("next_token")(output)
+        bias = never.copy()
+        if t < min(min_events, num_events):
+            bias[music.EOS] = -1e9
+        if temperature > 0:
+            scaled = logits / tf.maximum(tf.constant(temperature, tf.float32), 1e-6) + bias
+            chosen = tf.random.stateless_categorical(
+                scaled, 1, seed=tf.constant([seed, t], tf.int64), dtype=tf.int32)[:, 0].numpy()
+        else:
+            chosen = tf.argmax(logits + bias, axis=-1, output_type=tf.int32).numpy()
+        chosen = np.where(finished, music.PAD, chosen)
+        rows.append(chosen)
+        finished |= chosen == music.EOS
+        token = tf.constant(chosen, tf.int32)
+        if finished.all():
+            break
+    tokens = np.stack(rows, axis=1)
+    return np.pad(tokens, [(0, 0), (0, num_events - tokens.shape[1])], constant_values=music.PAD)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("num_events, temperature, seed, min_events",
+                         [(12, 1.0, 7, 12), (16, 0.8, 3, 0), (10, 0.0, 0, 4), (14, 1.5, -2, 2)])
+def test_engine_sampler_matches_the_one_step_at_a_time_sampler(cell, num_events, temperature,
+                                                                 seed, min_events):
+    """`MelodyGenerator` on `zoo.generation` draws exactly the tokens of the former per-step loop."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(1)
+    model = task.build_model(cell, units=8, key_embedding_dim=3, token_embedding_dim=4)
+    head = model.get_layer("next_token")
+    bias = np.zeros(music.VOCAB_SIZE, np.float32)
+    bias[music.EOS] = 4.0  # melodies end early when they may
+    head.bias.assign(bias)
+    key_ids = np.array([0, 5, 13, 23], np.int32)
+    generator = task.MelodyGenerator(model)
+    generated = generator.generate_from_ids(
+        tf.constant(key_ids), tf.constant(num_events), tf.constant(temperature, tf.float32),
+        tf.constant(seed, tf.int64), tf.constant(min_events)).numpy()
+    expected = _sample_one_step_at_a_time(model, key_ids, num_events, temperature, seed, min_events)
+    np.testing.assert_array_equal(generated, expected)
+    if min_events < num_events:
+        assert (generated == music.EOS).any()  # the end of a melody is exercised too
 
 
 @pytest.mark.parametrize("kwargs, message", [

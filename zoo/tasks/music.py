@@ -13,7 +13,8 @@ carry zero weight in the loss. The Keras model returns next-token logits.
 
 Generation runs inside one TensorFlow graph (`MelodyGenerator`): the key
 string is parsed by a lookup table over every spelling `zoo.music.parse_key`
-accepts, and a `tf.while_loop` steps the trained layer's cell, sampling each
+accepts, and the shared decoding engine `zoo.generation` steps the trained
+layer's cell (embed → cell → head) in one `tf.while_loop`, sampling each
 event with `tf.random.stateless_categorical` seeded by ``(seed, step)``, so
 the same seed gives the same melody. PAD and BOS are never sampled; EOS ends
 a melody (PAD follows) once `min_events` events exist. The exported
@@ -28,7 +29,8 @@ SavedModel (`write_serving`) has the signatures
   (teacher-forced input rows starting with BOS) → ``log_probs``
   ``[batch, time, VOCAB_SIZE]``.
 
-Both run with plain `tf.saved_model.load`, without zoo, on CPU.
+Both run with plain `tf.saved_model.load` and under the TF1 session loader
+(`saved_model_cli run`), without zoo, on CPU.
 """
 
 from zoo import _backend  # noqa: F401
@@ -44,7 +46,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from zoo import music
+from zoo import generation, music
 
 TASK = "music"
 IO_TYPE = "one-to-many"
@@ -58,7 +60,6 @@ IN_KEY_DEFAULTS = {"seeds": 8, "num_events": 64, "min_events": 64, "temperature"
 #: Tokens the model can be asked to predict: every event token and EOS.
 PREDICTED_TOKENS = music.VOCAB_SIZE - 2
 _STATE_NAMES = {"lstm": ("h", "c"), "gru": ("h",), "rnn": ("h",)}
-_NEG = -1e9
 
 
 # --------------------------------------------------------------------------
@@ -374,6 +375,11 @@ class MelodyGenerator(tf.Module):
         super().__init__(name="melody_generator")
         settings = model_settings(model)
         self.model = model
+        # A Keras variable is saved as a copy of the `tf.Variable` it wraps, and the traced
+        # functions capture the wrapped one: `tf.saved_model.load` maps the two, the TF1
+        # session loader (`saved_model_cli run`) restores only what the SavedModel's saver
+        # holds. Tracking the wrapped variables themselves puts them in that saver.
+        self.restorable_variables = [variable.value for variable in model.variables]
         self._cell_name = settings["cell"]
         self._key_every_step = settings["key_every_step"]
         spellings = key_spellings()
@@ -409,13 +415,19 @@ class MelodyGenerator(tf.Module):
                   for s in _STATE_NAMES[self._cell_name]]
         return key_vector, states
 
+    def _step(self, tokens, states, key_vector, t):
+        """One event of the decoder for `zoo.generation.decode`: embed → cell → next-event logits."""
+        inputs = self.model.get_layer("token_embedding")(tokens)
+        if self._key_every_step:
+            inputs = tf.concat([inputs, key_vector], axis=-1)
+        output, new_states = self.model.get_layer("decoder").cell(inputs, list(states), training=False)
+        return self.model.get_layer("next_token")(output), list(new_states), {}
+
     def sample(self, key_ids, num_events, temperature, seed, min_events):
-        """Tokens `[batch, num_events]` for key ids `[batch]`."""
+        """Tokens `[batch, num_events]` for key ids `[batch]` (`zoo.generation`'s sampler)."""
         key_ids = tf.cast(key_ids, tf.int32)
         num_events = tf.cast(num_events, tf.int32)
         temperature = tf.cast(temperature, tf.float32)
-        seed = tf.cast(seed, tf.int64)
-        min_events = tf.minimum(tf.cast(min_events, tf.int32), num_events)
         checks = [
             tf.debugging.assert_greater_equal(num_events, 1, message="num_events must be >= 1"),
             tf.debugging.assert_less_equal(num_events, MAX_EVENTS,
@@ -426,52 +438,14 @@ class MelodyGenerator(tf.Module):
         with tf.control_dependencies(checks):
             batch = tf.shape(key_ids)[0]
         key_vector, states = self._start(key_ids)
-        embed = self.model.get_layer("token_embedding")
-        cell = self.model.get_layer("decoder").cell
-        head = self.model.get_layer("next_token")
-        never = tf.one_hot([music.PAD, music.BOS], music.VOCAB_SIZE, on_value=_NEG)
-        never = tf.reduce_sum(never, axis=0)
-        eos = tf.one_hot(music.EOS, music.VOCAB_SIZE, on_value=_NEG)
-
-        def step(t, token, states, finished, written):
-            inputs = embed(token)
-            if self._key_every_step:
-                inputs = tf.concat([inputs, key_vector], axis=-1)
-            output, new_states = cell(inputs, list(states), training=False)
-            logits = head(output)
-            bias = never + tf.where(t < min_events, eos, tf.zeros_like(eos))
-
-            def sampled():
-                scaled = logits / tf.maximum(temperature, 1e-6) + bias
-                draw = tf.random.stateless_categorical(
-                    scaled, 1, seed=tf.stack([seed, tf.cast(t, tf.int64)]), dtype=tf.int32)
-                return draw[:, 0]
-
-            def greedy():
-                return tf.argmax(logits + bias, axis=-1, output_type=tf.int32)
-
-            chosen = tf.cond(temperature > 0.0, sampled, greedy)
-            chosen = tf.where(finished, tf.constant(music.PAD, tf.int32), chosen)
-            written = written.write(t, chosen)
-            return t + 1, chosen, list(new_states), finished | (chosen == music.EOS), written
-
-        def keep_going(t, token, states, finished, written):
-            return (t < num_events) & ~tf.reduce_all(finished)
-
-        start = tf.fill([batch], tf.constant(music.BOS, tf.int32))
-        written = tf.TensorArray(tf.int32, size=num_events, element_shape=tf.TensorShape([None]))
-        _, _, _, _, written = tf.while_loop(
-            keep_going, step,
-            (tf.constant(0), start, states, tf.zeros([batch], tf.bool), written),
-            maximum_iterations=num_events,
+        result = generation.decode(
+            self._step, states, tf.fill([batch], tf.constant(music.BOS, tf.int32)),
+            method="sample", max_length=num_events, end_token=music.EOS, pad_token=music.PAD,
+            context=key_vector, temperature=temperature, seed=tf.cast(seed, tf.int64),
+            forbidden_tokens=(music.PAD, music.BOS),
+            min_length=tf.minimum(tf.cast(min_events, tf.int32), num_events),
         )
-        steps_done = written.size()
-        tokens = tf.transpose(
-            tf.cond(steps_done > 0, lambda: written.stack(),
-                    lambda: tf.zeros([0, batch], tf.int32)))
-        tokens = tf.pad(tokens, [[0, 0], [0, num_events - tf.shape(tokens)[1]]],
-                        constant_values=music.PAD)
-        return tokens
+        return result["tokens"]
 
     @staticmethod
     def describe(tokens):
@@ -628,7 +602,11 @@ def generated_in_key_rate(generator, seeds=8, num_events=64, min_events=64, temp
 
 
 def write_serving(model, path):
-    """Save the generation graph as a SavedModel: `generate` (= `serving_default`) and `score`."""
+    """Save the generation graph as a SavedModel: `generate` (= `serving_default`) and `score`.
+
+    Every signature also runs under the TF1 session loader (`saved_model_cli
+    run`, `tf.compat.v1.saved_model.loader.load`): see `MelodyGenerator`.
+    """
     generator = MelodyGenerator(_weights_only_copy(model))  # no optimizer variables
     generate_fn = generator.generate.get_concrete_function()
     tf.saved_model.save(
@@ -636,6 +614,18 @@ def write_serving(model, path):
         signatures={"serving_default": generate_fn, "generate": generate_fn,
                     "score": generator.score.get_concrete_function()},
     )
+
+
+def serving_examples():
+    """Small valid inputs for each signature of the SavedModel, as plain Python values."""
+    generate_inputs = {"keys": ["D major", "f# minor"], "num_events": 6, "temperature": 1.0,
+                       "seed": 7, "min_events": 3}
+    tokens = [music.BOS] + music.encode_events([(62, 4), (64, 2), (None, 2), (66, 8)])
+    return {
+        "generate": generate_inputs,
+        "serving_default": dict(generate_inputs, temperature=0.0),
+        "score": {"keys": ["D major", "Bb minor"], "tokens": [tokens, tokens]},
+    }
 
 
 def measure_throughput(serving, batch_sizes=(1, 64), num_events=256, repeats=3):

@@ -215,6 +215,11 @@ def write_serving(model, path):
     archive.write_out(str(path), verbose=False)
 
 
+def serving_examples():
+    """Small valid inputs for each signature of the SavedModel, as plain Python values."""
+    return {"serving_default": {"texts": ["a gorgeous, witty film", "a tedious mess", ""]}}
+
+
 def load_splits(card_dataset):
     """The splits a card's dataset entry describes."""
     from zoo import data

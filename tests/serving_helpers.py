@@ -1,0 +1,101 @@
+"""Run a hub model's SavedModel signatures under the TF1 session loader and under `tf.saved_model.load`.
+
+`saved_model_cli run` and older TensorFlow Serving clients load a SavedModel
+with `tf.compat.v1.saved_model.loader.load` into a `Session`, which restores
+only the variables held by the SavedModel's saver. `check_session_loader(name)`
+runs every signature of hub model `name` that way, in a fresh process with
+eager execution off and without zoo, and compares the outputs with those of
+`tf.saved_model.load`. Inputs come from the task module's `serving_examples()`
+where it has one, else from the signature's input specs.
+"""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+
+from zoo import hub
+from zoo.tasks import get_task
+
+SESSION_RUNNER = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+
+    tf.compat.v1.disable_eager_execution()
+    path, inputs = sys.argv[1], json.loads(sys.stdin.read())
+    results = {}
+    with tf.compat.v1.Session(graph=tf.Graph()) as session:
+        meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], path)
+        for name, values in inputs.items():
+            signature = meta_graph.signature_def[name]
+            feeds = {signature.inputs[key].name: np.asarray(
+                         value, tf.dtypes.as_dtype(signature.inputs[key].dtype).as_numpy_dtype)
+                     for key, value in values.items()}
+            fetches = {key: output.name for key, output in signature.outputs.items()}
+            outputs = session.run(fetches, feeds)
+            results[name] = {key: np.asarray(value).tolist() for key, value in outputs.items()}
+    assert not any(m == "zoo" or m.startswith("zoo.") for m in sys.modules)
+    print(json.dumps(results, default=lambda b: b.decode("utf-8", "replace")))
+""")
+
+
+def _example_from_spec(spec):
+    """A small input of `spec`'s dtype and shape: unknown dimensions are 2, values 1 / "example"."""
+    import tensorflow as tf
+
+    shape = [2 if size is None else size for size in spec.shape.as_list()]
+    if spec.dtype == tf.string:
+        return np.full(shape, "example", dtype=object).tolist()
+    return np.ones(shape, spec.dtype.as_numpy_dtype).tolist()
+
+
+def _signature_inputs(name, serving):
+    task = get_task(hub.info(name)["task"])
+    examples = task.serving_examples() if hasattr(task, "serving_examples") else {}
+    inputs = {}
+    for signature, function in serving.signatures.items():
+        specs = function.structured_input_signature[1]
+        given = examples.get(signature, {})
+        inputs[signature] = {key: given[key] if key in given else _example_from_spec(spec)
+                             for key, spec in specs.items()}
+    return inputs
+
+
+def _as_comparable(value):
+    value = np.asarray(value)
+    if value.dtype == object or value.dtype.kind in "SU":
+        return np.vectorize(lambda v: v.decode("utf-8", "replace") if isinstance(v, bytes) else v,
+                            otypes=[object])(value)
+    return value
+
+
+def check_session_loader(name):
+    """Assert that every signature of hub model `name` gives the same outputs in a TF1 session."""
+    import tensorflow as tf
+
+    path = hub.model_dir(name) / hub.SERVING_DIR
+    serving = tf.saved_model.load(str(path))
+    inputs = _signature_inputs(name, serving)
+    assert inputs, f"{name}: the SavedModel has no signature"
+    session = subprocess.run([sys.executable, "-c", SESSION_RUNNER, str(path)],
+                             input=json.dumps(inputs), capture_output=True, text=True,
+                             timeout=600, cwd="/")
+    assert session.returncode == 0, f"{name}: {session.stderr[-3000:]}"
+    in_session = json.loads(session.stdout.strip().splitlines()[-1])
+    for signature, values in inputs.items():
+        function = serving.signatures[signature]
+        specs = function.structured_input_signature[1]
+        expected = function(**{key: tf.constant(value, specs[key].dtype)
+                               for key, value in values.items()})
+        assert sorted(in_session[signature]) == sorted(expected), signature
+        for key, value in expected.items():
+            want, got = _as_comparable(value.numpy()), _as_comparable(in_session[signature][key])
+            assert got.shape == want.shape, (signature, key)
+            if want.dtype.kind == "f":
+                np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6,
+                                           err_msg=f"{name} {signature} {key}")
+            else:
+                np.testing.assert_array_equal(got, want, err_msg=f"{name} {signature} {key}")
