@@ -37,6 +37,19 @@ def headline(card):
             if "real_in_key_rate" in test:
                 line += f" (real test chorales {test['real_in_key_rate']:.3f})"
         return line
+    if "bleu_beam4" in test or "bleu_greedy" in test:
+        beam = test.get("bleu_beam4")
+        line = (f"test BLEU {beam:.1f} (beam 4), {test['bleu_greedy']:.1f} (greedy); chrF "
+                f"{test.get('chrf_beam4', test['chrf_greedy']):.1f}" if beam is not None else
+                f"test BLEU {test['bleu_greedy']:.1f} (greedy); chrF {test['chrf_greedy']:.1f}")
+        baselines = card.get("baselines", {}).get("test", {})
+        if baselines:
+            best = max(baselines, key=lambda k: baselines[k]["bleu"])
+            line += f"; best baseline ({best.replace('_', ' ')}) BLEU {baselines[best]['bleu']:.1f}"
+        ablation = card.get("ablation") or {}
+        if "bleu_greedy" in ablation:
+            line += f"; without attention {ablation.get('bleu_beam4', ablation['bleu_greedy']):.1f}"
+        return line
     return ""
 
 

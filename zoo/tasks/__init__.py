@@ -11,6 +11,7 @@ import importlib
 TASK_MODULES = {
     "sentiment": "zoo.tasks.sentiment",
     "music": "zoo.tasks.music",
+    "translation": "zoo.tasks.translation",
 }
 
 

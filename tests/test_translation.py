@@ -1,0 +1,302 @@
+"""Translation task: tokenization, the model, in-graph decoding, the recipe, serving and the CLI."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recipe_helpers import ROOT, train_smoke_model
+
+tf = pytest.importorskip("tensorflow")
+
+from zoo.tasks import translation as task  # noqa: E402
+
+SMOKE = ["--max-examples", "240", "--epochs", "2", "--units", "32", "--embedding-dim", "16",
+         "--batch-size", "32", "--no-ablation"]
+
+# A tiny parallel corpus with a learnable word-for-word structure (no data download needed).
+_DE = {"ich": "i", "du": "you", "wir": "we", "sehe": "see", "habe": "have", "den": "the",
+       "hund": "dog", "ball": "ball", "baum": "tree", "nicht": "not"}
+
+
+def toy_pairs(count=160, seed=0):
+    rng = np.random.default_rng(seed)
+    subjects = [("Ich", "I"), ("Du", "You"), ("Wir", "We")]
+    verbs = [("sehe", "see"), ("habe", "have")]
+    objects = [("Hund", "dog"), ("Ball", "ball"), ("Baum", "tree")]
+    pairs = []
+    for _ in range(count):
+        (sd, se), (vd, ve), (od, oe) = (subjects[rng.integers(3)], verbs[rng.integers(2)],
+                                        objects[rng.integers(3)])
+        pairs.append((f"{sd} {vd} den {od}.", f"{se} {ve} the {oe}."))
+    return pairs
+
+
+# -- tokenization ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sentence", [
+    "Mein Entschluss steht fest.",
+    "My mind is made up.",
+    "Where is it, Tom?",
+    "Don't worry: it's only 5% (at most)!",
+    "Das ist ein E-Mail-Programm.",
+])
+def test_detokenize_inverts_split_tokens(sentence):
+    tokens = task.split_tokens(tf.constant([sentence])).to_tensor("")
+    assert task.detokenize(tokens).numpy()[0].decode("utf-8") == sentence
+
+
+def test_detokenize_empty_and_capitalizes():
+    words = tf.constant([["", ""], ["über", "."], ["i", "see"]])
+    assert [t.decode("utf-8") for t in task.detokenize(words).numpy()] == ["", "Über.", "I see"]
+
+
+def test_split_tokens_separates_punctuation_keeps_words():
+    (tokens,) = task.tokenize_python(["„Wo bist du?“, fragte er; don't go."])
+    assert tokens == ["„", "Wo", "bist", "du", "?", "“", ",", "fragte", "er", ";", "don't", "go", "."]
+
+
+def test_split_tokens_truncates():
+    (tokens,) = task.tokenize_python(["wort " * 500], max_tokens=task.MAX_SOURCE_TOKENS)
+    assert len(tokens) == task.MAX_SOURCE_TOKENS
+
+
+def test_first_word_rule_lowercases_only_common_words():
+    english = task.target_tokens(["He is here.", "Tom said he is here.", "Tom is here.",
+                                  "I said I am here."], {})
+    rule = task.first_word_rule(english)
+    assert rule == {"He": "he"}
+
+
+def test_vocabularies_are_deterministic_and_from_training_pairs_only():
+    pairs = toy_pairs()
+    first = task.build_vocabularies(pairs)
+    second = task.build_vocabularies(list(reversed(pairs)))
+    assert first == second
+    source_words, target_words, _ = first
+    assert target_words[:4] == ["", "[UNK]", "<s>", "</s>"]
+    assert "hund" in source_words and "Hund" not in source_words  # source is lower-cased
+    assert "dog" in target_words
+
+
+def test_encode_targets_rows():
+    _, target_words, rule = task.build_vocabularies(toy_pairs())
+    inputs, targets, weights = task.encode_targets(["I see the zebra."], target_words, rule)
+    index = {w: i for i, w in enumerate(target_words)}
+    words = ["i" if "i" in index else "I", "see", "the"]
+    assert inputs[0, 0] == task.BOS
+    assert list(targets[0, :3]) == [index[w] for w in words]
+    assert targets[0, 3] == task.UNK and targets[0, 5] == task.EOS
+    assert weights[0].sum() == 6
+
+
+# -- model and decoding ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def toy_model():
+    import keras
+
+    keras.utils.set_random_seed(3)
+    pairs = toy_pairs()
+    model = task.build_model(pairs, cell="gru", attention="additive", embedding_dim=16, units=32,
+                             dropout=0.0, min_count=1)
+    task.compile_model(model, learning_rate=1e-2)
+    model.fit(task.make_dataset(model, pairs, batch_size=32, shuffle=True), epochs=12, verbose=0)
+    return model, pairs
+
+
+def test_toy_model_learns_to_translate(toy_model):
+    model, pairs = toy_model
+    out = task.translate(model, ["Wir haben den Ball.", "Ich sehe den Baum."], beam_width=1)
+    assert out == ["We have the ball.", "I see the tree."]
+
+
+def test_in_graph_greedy_equals_python_loop_decoder(toy_model):
+    model, pairs = toy_model
+    texts = [de for de, _ in pairs[:5]] + ["Du siehst den Hund nicht."]
+    translator = task.Translator(model)
+    graph = translator._decode(tf.constant(texts), "greedy", 1, 12)
+    loop = task.python_loop_greedy(model, texts, 12)
+    index = {w: i for i, w in enumerate(model.get_layer("next_word").vocabulary)}
+    lengths = graph["lengths"].numpy()
+    for row, length, tokens in zip(loop, lengths, graph["target_tokens"].numpy()):
+        expected = [int(t) for t in row[:length]]
+        got = [index.get(w.decode("utf-8"), task.UNK) for w in tokens[:length]]
+        assert got == expected
+
+
+def test_unknown_words_are_copied_from_the_source(toy_model):
+    model, _ = toy_model
+    result = task.translate(model, ["Ich sehe den Zebrastreifen."], beam_width=1, details=True)[0]
+    assert result["source_tokens"] == ["Ich", "sehe", "den", "Zebrastreifen", "."]
+    attention = result["attention"]
+    assert attention.shape == (len(result["target_tokens"]), 5)
+    np.testing.assert_allclose(attention.sum(axis=1), 1.0, atol=1e-5)
+    # the unknown German noun is either translated as [UNK] and copied, or not produced at all
+    assert "[UNK]" not in result["translation"]
+
+
+def test_beam_one_equals_greedy_and_beam_scores_are_finite(toy_model):
+    model, pairs = toy_model
+    texts = [de for de, _ in pairs[:6]]
+    translator = task.Translator(model)
+    greedy = translator.translate_greedy(tf.constant(texts), tf.constant(12))
+    beam1 = translator.translate(tf.constant(texts), tf.constant(1), tf.constant(12))
+    assert list(greedy["translations"].numpy()) == list(beam1["translations"].numpy())
+    beam4 = translator.translate(tf.constant(texts), tf.constant(4), tf.constant(12))
+    assert np.all(np.isfinite(beam4["scores"].numpy()))
+
+
+def test_bad_inputs_get_clear_errors_or_defined_results(toy_model):
+    model, _ = toy_model
+    assert task.translate(model, ["", "   "], beam_width=2) == ["", ""]
+    long_text = " ".join(["Hund"] * 10_000)
+    (result,) = task.translate(model, [long_text], beam_width=1, max_length=5, details=True)
+    assert len(result["source_tokens"]) == task.MAX_SOURCE_TOKENS
+    with pytest.raises(ValueError, match="beam_width"):
+        task.translate(model, ["Ich sehe."], beam_width=0)
+    with pytest.raises(ValueError, match="max_length"):
+        task.translate(model, ["Ich sehe."], max_length=0)
+    with pytest.raises(ValueError, match="max_length"):
+        task.translate(model, ["Ich sehe."], max_length=100_000)
+    with pytest.raises(ValueError, match="text 1 must be a string"):
+        task.translate(model, ["Ich sehe.", 3])
+    translator = task.Translator(model)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="beam_width must be >= 1"):
+        translator.translate(tf.constant(["Ich sehe."]), tf.constant(0), tf.constant(5))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="max_length must be <="):
+        translator.translate(tf.constant(["Ich sehe."]), tf.constant(2), tf.constant(10_000))
+
+
+def test_keras_round_trip_and_fine_tuning(toy_model, tmp_path):
+    import keras
+
+    model, pairs = toy_model
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    batch = {"source": tf.constant(["Ich sehe den Hund."]), "target_in": tf.constant([[task.BOS, 4, 5]])}
+    np.testing.assert_allclose(model(batch), loaded(batch), atol=1e-5)
+    assert task.model_vocabularies(loaded) == task.model_vocabularies(model)
+    # fine-tune on new pairs with the model's own vocabulary: the loss on them goes down
+    new_pairs = [("Ich habe den Hund nicht.", "I do not have the dog.")] * 32
+    data = task.make_dataset(loaded, new_pairs, batch_size=16)
+    task.compile_model(loaded, learning_rate=1e-2)
+    before = loaded.evaluate(data, verbose=0)[0]
+    loaded.fit(data, epochs=3, verbose=0)
+    assert loaded.evaluate(data, verbose=0)[0] < before
+
+
+def test_attention_map_png(toy_model, tmp_path):
+    model, _ = toy_model
+    (result,) = task.translate(model, ["Ich sehe den Hund."], beam_width=2, details=True)
+    path = task.attention_map_png(result, tmp_path / "map.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# -- the recipe, the exported model, the CLI -----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def smoke_hub(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hub")
+    try:
+        card = train_smoke_model("translation", SMOKE, "translation-smoke", root)
+    except Exception as error:  # the dictionary package cannot be fetched on this machine
+        from zoo.data.cache import DataUnavailableError
+
+        if isinstance(error, DataUnavailableError):
+            pytest.skip(f"translation data unavailable: {error}")
+        raise
+    return root, card
+
+
+def test_recipe_smoke_card(smoke_hub):
+    root, card = smoke_hub
+    assert card["task"] == "translation"
+    for split in ("validation", "test"):
+        for key in ("bleu_greedy", "chrf_greedy", "bleu_beam4", "chrf_beam4"):
+            assert np.isfinite(card["metrics"][split][key])
+    assert set(card["baselines"]["test"]) == {"copy", "ibm_model1", "nearest_neighbour"}
+    assert card["throughput"]["python_loop_comparison"]["speedup"] > 0
+    assert (root / "translation-smoke" / "saved_model" / "saved_model.pb").exists()
+    json.loads((root / "translation-smoke" / "card.json").read_text())  # strict JSON
+
+
+def test_saved_model_runs_in_a_fresh_process_without_zoo(smoke_hub):
+    root, _ = smoke_hub
+    script = textwrap.dedent(f"""
+        import sys, tensorflow as tf
+        serving = tf.saved_model.load({str(root / 'translation-smoke' / 'saved_model')!r})
+        texts = tf.constant(["Ich bin müde.", "", "Wo ist der Bahnhof?"])
+        out = serving.signatures["serving_default"](texts=texts)
+        assert out["translations"].shape == (3,) and out["scores"].dtype == tf.float32
+        assert out["translations"].numpy()[1] == b""
+        full = serving.signatures["translate"](texts=texts, beam_width=tf.constant(3),
+                                               max_length=tf.constant(9))
+        assert full["attention"].shape[0] == 3 and full["attention"].shape[1] <= 9
+        assert full["source_tokens"].numpy()[2][0] == b"Wo"
+        greedy = serving.signatures["translate_greedy"](texts=texts, max_length=tf.constant(9))
+        assert greedy["translations"].shape == (3,)
+        assert not any(name.startswith("zoo") for name in sys.modules), "zoo was imported"
+        print("ok")
+    """)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=300, cwd=str(root), env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().endswith("ok")
+
+
+def test_zoo_translate_cli(smoke_hub, tmp_path):
+    root, _ = smoke_hub
+    env = {**os.environ, "ZOO_MODELS_DIR": str(root), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    command = [sys.executable, "-m", "zoo.cli", "translate", "translation-smoke"]
+    result = subprocess.run(command + ["Ich bin müde.", "Wo ist der Bahnhof?", "--beam", "2",
+                                       "--attention-map", str(tmp_path / "a.png")],
+                            capture_output=True, text=True, timeout=300, env=env, cwd=str(ROOT))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert len(result.stdout.splitlines()) == 2  # one line per text (an untrained model may write "")
+    assert (tmp_path / "a-1.png").exists() and (tmp_path / "a-2.png").exists()
+    piped = subprocess.run(command, input="Ich bin müde.\n\nGuten Morgen!\n", capture_output=True,
+                           text=True, timeout=300, env=env, cwd=str(ROOT))
+    assert piped.returncode == 0, piped.stderr[-2000:]
+    assert len(piped.stdout.splitlines()) == 3  # one output line per input line, blank stays blank
+    bad = subprocess.run(command + ["Hallo.", "--beam", "0"], capture_output=True, text=True,
+                         timeout=300, env=env, cwd=str(ROOT))
+    assert bad.returncode == 2 and "beam" in bad.stderr
+
+
+def test_verify_reproduces_the_smoke_card(smoke_hub):
+    root, _ = smoke_hub
+    env = {**os.environ, "ZOO_MODELS_DIR": str(root), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    result = subprocess.run([sys.executable, "-m", "zoo.cli", "verify", "translation-smoke"],
+                            capture_output=True, text=True, timeout=600, env=env, cwd=str(ROOT))
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "card metrics reproduced" in result.stdout
+
+
+def test_recipe_resumes_after_a_kill(tmp_path):
+    options = ["--max-examples", "120", "--epochs", "3", "--units", "16", "--embedding-dim", "8",
+               "--no-ablation", "--patience", "5", "--name", "translation-resume",
+               "--output-dir", str(tmp_path), "--run-dir", str(tmp_path / "run")]
+    env = {**os.environ, "ZOO_KILL_AFTER_EPOCH": "run:1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    command = [sys.executable, str(ROOT / "recipes" / "translation.py"), *options]
+    killed = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=str(ROOT))
+    if "DataUnavailableError" in killed.stderr:
+        pytest.skip("translation data unavailable")
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert (tmp_path / "run" / "resume").exists()
+    env.pop("ZOO_KILL_AFTER_EPOCH")
+    resumed = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=str(ROOT))
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resuming from the checkpoint" in resumed.stdout
+    card = json.loads((tmp_path / "translation-resume" / "card.json").read_text())
+    assert card["training"]["resumed"] is True and card["training"]["epochs_run"] == 3
