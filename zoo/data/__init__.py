@@ -21,6 +21,11 @@ Translation (German -> English) sources, all returning
   sentence pairs of the Ding dictionary (Debian package ``trans-de-en``).
 * ``"wmt14"``: :func:`load_wmt_splits`, TFDS ``wmt14_translate/de-en``
   (needs internet or a prepared TFDS ``data_dir``).
+
+Captioning: :mod:`zoo.data.emoji`, emoji drawings in four art styles with
+their CLDR names (npm packages), split by art style:
+``emoji.load_captioning_splits()`` returns ``{"train", "validation", "test",
+"heldout_emoji"}``, each ``{"images", "codepoints", "captions", "styles"}``.
 """
 
 from zoo.data.cache import (
@@ -41,7 +46,7 @@ from zoo.data.movie_reviews import (
     movie_review_splits,
 )
 from zoo.data.splits import stratified_split
-from zoo.data import ding
+from zoo.data import ding, emoji
 from zoo.data.wmt import load_wmt_splits
 
 #: Sentiment data sets by name: each value returns the splits dict.
@@ -97,6 +102,7 @@ __all__ = [
     "atomic_write_text",
     "data_dir",
     "describe_split",
+    "emoji",
     "fetch_sdist",
     "load_imdb_splits",
     "load_movie_reviews",
