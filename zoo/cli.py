@@ -1,4 +1,4 @@
-"""The `zoo` command: list, inspect, run, train, export and verify pretrained models.
+"""The `zoo` command: list, inspect, run, train, export, verify and package pretrained models.
 
     zoo list
     zoo info sentiment-bilstm-mr
@@ -8,6 +8,8 @@
     zoo train sentiment --cell gru --epochs 3
     zoo export sentiment-bilstm-mr ./deploy/sentiment
     zoo verify sentiment-bilstm-mr
+    zoo verify ./deploy/sentiment            # a model directory, by path or URL (gs://, s3://, ...)
+    zoo package sentiment-bilstm-mr --out dist/   # a pip-installable wheel zoo-model-<name>
 
 Errors print one line to stderr and exit non-zero (2 for bad usage or input,
 1 when a check fails).
@@ -30,6 +32,10 @@ from pathlib import Path
 #: Output line of `zoo predict` for a blank input line (label and probability fields are "-").
 BLANK_PREDICTION = "-\t-\t"
 
+#: Help of the model argument of the commands that read a model.
+MODEL_ARGUMENT_HELP = ("a model name (local hub or installed model package), or the path or URL "
+                       "(file://, gs://, s3://, ...) of a model directory")
+
 #: Lines TensorFlow's C++ runtime writes to stderr that say nothing to a user of the command
 #: line: oneDNN's notice that it falls back to Eigen for boolean tensors, logged (as an error)
 #: on every model run.
@@ -45,7 +51,14 @@ class CommandError(Exception):
 
 
 def recipes_dir():
-    return Path(__file__).resolve().parent.parent / "recipes"
+    """Where the recipe scripts are: `recipes/` of a source checkout, else the copy an installed
+    zoo ships as package data (`zoo/_recipes/`, put there by the build; see setup.py)."""
+    from zoo.hub import source_checkout
+
+    checkout = source_checkout()
+    if checkout is not None:
+        return checkout / "recipes"
+    return Path(__file__).resolve().parent / "_recipes"
 
 
 def known_recipes():
@@ -60,14 +73,28 @@ def cmd_list(args):
     from zoo import hub
     from zoo.report import headline
 
-    names = hub.list_models(args.pattern)
-    if not names:
-        print(f"no models in {hub.models_dir()}")
+    sources = hub.list_sources(args.pattern)
+    if not sources:
+        print(f"no models in the hub ({hub.models_dir()}) and no installed model packages "
+              f"(entry-point group {hub.ENTRY_POINT_GROUP})")
         return 0
-    for name in names:
-        card = hub.info(name)
-        print(f"{name:32s} {card.get('task', '?'):10s} {card.get('io', '?'):12s} {headline(card)}")
-    return 0
+    unreadable = 0
+    loaded_first = set()
+    for source in sources:
+        origin = f"[{source.describe()}]"
+        if source.name in loaded_first:
+            origin = f"[{source.describe()}; the hub model of this name is the one loaded]"
+        loaded_first.add(source.name)
+        try:
+            card = hub.read_card(Path(source.location) / hub.CARD_FILE)
+        except hub.CardError as error:
+            unreadable += 1
+            print(f"{source.name:32s} (unreadable card: {error}) {origin}")
+            continue
+        print(f"{source.name:32s} {card.get('task', '?'):10s} {card.get('io', '?'):12s} "
+              f"{headline(card)}  {origin}")
+    print(f"(hub = {hub.models_dir()}; packages = installed wheels built by 'zoo package')")
+    return 1 if unreadable else 0
 
 
 def cmd_info(args):
@@ -219,6 +246,15 @@ def cmd_verify(args):
     return 0
 
 
+def cmd_package(args):
+    from zoo import packaging
+
+    wheel = packaging.build_wheel(args.name, args.out, version=args.version)
+    print(f"built {wheel} ({wheel.stat().st_size / 1e6:.1f} MB)")
+    print(f"install it with 'pip install {wheel}'; then zoo.load() and 'zoo list' find the model")
+    return 0
+
+
 def cmd_generate(args):
     from zoo import hub
     from zoo.tasks import get_task
@@ -235,15 +271,16 @@ def cmd_generate(args):
 
 def build_parser():
     parser = argparse.ArgumentParser(prog="zoo", description="Pretrained recurrent models: "
-                                     "list, inspect, run, train, export and verify them.")
+                                     "list, inspect, run, train, export, verify and package them.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = commands.add_parser("list", help="list the pretrained models")
+    p = commands.add_parser("list", help="list the pretrained models (local hub and installed model "
+                            "packages), each with where it comes from")
     p.add_argument("pattern", nargs="?", help="optional glob pattern, e.g. 'sentiment-*'")
     p.set_defaults(run=cmd_list)
 
     p = commands.add_parser("info", help="print a model's card")
-    p.add_argument("name")
+    p.add_argument("name", help=MODEL_ARGUMENT_HELP)
     p.set_defaults(run=cmd_info)
 
     p = commands.add_parser("predict", help="classify texts (arguments, or lines on stdin; one "
@@ -280,8 +317,15 @@ def build_parser():
     p.set_defaults(run=cmd_export)
 
     p = commands.add_parser("verify", help="check checksums and re-measure the card's metrics")
-    p.add_argument("name")
+    p.add_argument("name", help=MODEL_ARGUMENT_HELP)
     p.set_defaults(run=cmd_verify)
+
+    p = commands.add_parser("package", help="build a pip-installable wheel zoo-model-NAME holding the "
+                            "verified model directory")
+    p.add_argument("name", help=MODEL_ARGUMENT_HELP)
+    p.add_argument("--out", default="dist", help="directory the wheel is written to (default: dist)")
+    p.add_argument("--version", help="package version (default: the zoo version in the card)")
+    p.set_defaults(run=cmd_package)
     return parser
 
 

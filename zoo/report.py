@@ -57,7 +57,7 @@ def models_table():
     from zoo import hub
 
     rows = ["| model | task | I/O | parameters | measured (see card) |", "|---|---|---|---|---|"]
-    for name in hub.list_models():
+    for name in [source.name for source in hub.list_sources() if source.origin == "hub"]:
         card = hub.info(name)
         rows.append(f"| `{name}` | {card.get('task', '')} | {card.get('io', '')} | "
                     f"{card.get('parameters', 0):,} | {headline(card)} |")
