@@ -51,6 +51,7 @@ DEFAULTS = dict(
     name=None,               # model name; default music-<cell>-chorales
     output_dir=None,         # hub directory; default saved_models/ (or $ZOO_MODELS_DIR)
     run_dir=None,            # checkpoints, logs, curves; default runs/<name>
+    strategy="auto",         # auto | default | mirrored | multi-worker (cluster from TF_CONFIG)
 )
 # What each setting must be (checked before anything runs; float settings must also be finite).
 CHECKS = dict(
@@ -59,7 +60,7 @@ CHECKS = dict(
     batch_size=positive, learning_rate=positive, clipnorm=positive, seed=non_negative,
     split_seed=non_negative, max_train_pieces=positive, in_key_seeds=positive,
     in_key_length=positive, temperature=non_negative, throughput_events=positive,
-    name=model_name,
+    name=model_name, strategy=choices("auto", "default", "mirrored", "multi-worker"),
 )
 
 
@@ -82,7 +83,7 @@ def main(argv=None):
     from zoo.tasks import music as task
 
     training.seed_everything(args.seed)
-    strategy = training.select_strategy()
+    strategy = training.select_strategy(args.strategy)
 
     # -- prepare the data ---------------------------------------------------
     splits = chorales.load_splits(seed=args.split_seed, augment_train=False)
@@ -179,6 +180,9 @@ def main(argv=None):
                    "corpus file beyond music21's own statements.",
         "created": time.strftime("%Y-%m-%d"),
     }
+    if not training.is_chief(strategy):  # in a multi-worker run the chief alone exports
+        print("[zoo] not the chief worker: the chief exports the model")
+        return card
     shipped = task.fresh_copy(model, learning_rate=args.learning_rate, clipnorm=args.clipnorm)
     path = hub.export_model(
         args.name, shipped, card, task.write_serving,

@@ -47,6 +47,7 @@ DEFAULTS = dict(
     name=None,             # model name; default sentiment-bi<cell>-<mr|imdb>
     output_dir=None,       # hub directory; default saved_models/ (or $ZOO_MODELS_DIR)
     run_dir=None,          # checkpoints, logs, curves; default runs/<name>
+    strategy="auto",       # auto | default | mirrored | multi-worker (cluster from TF_CONFIG)
 )
 # What each setting must be (checked before anything runs; float settings must also be finite).
 CHECKS = dict(
@@ -55,6 +56,7 @@ CHECKS = dict(
     wide_l2=non_negative, wide_epochs=positive, soft_targets=non_negative, epochs=positive,
     patience=non_negative, batch_size=positive, learning_rate=positive, clipnorm=positive,
     seed=non_negative, max_examples=positive, name=model_name,
+    strategy=choices("auto", "default", "mirrored", "multi-worker"),
 )
 
 
@@ -85,7 +87,7 @@ def main(argv=None):
     from zoo.tasks import sentiment
 
     training.seed_everything(args.seed)
-    strategy = training.select_strategy()
+    strategy = training.select_strategy(args.strategy)
 
     # -- prepare the data ---------------------------------------------------
     splits = data.load_sentiment_splits(args.data, seed=args.seed)
@@ -190,6 +192,9 @@ def main(argv=None):
                    "Pang & Lee (2005).",
         "created": time.strftime("%Y-%m-%d"),
     }
+    if not training.is_chief(strategy):  # in a multi-worker run the chief alone exports
+        print("[zoo] not the chief worker: the chief exports the model")
+        return card
     root = args.output_dir
     compile_for_training(model, args)  # a fresh optimizer: the exported file carries no Adam moments
     path = hub.export_model(

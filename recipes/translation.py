@@ -56,6 +56,7 @@ DEFAULTS = dict(
     name=None,               # model name; default translation-<cell>-de-en
     output_dir=None,         # hub directory; default saved_models/ (or $ZOO_MODELS_DIR)
     run_dir=None,            # checkpoints, logs, curves; default runs/<name>
+    strategy="auto",         # auto | default | mirrored | multi-worker (cluster from TF_CONFIG)
 )
 
 
@@ -67,6 +68,7 @@ CHECKS = dict(
     beam_width=(positive, Check("must be <= 16", lambda value: value <= 16)),
     length_penalty=non_negative, seed=non_negative, split_seed=non_negative,
     max_examples=positive, name=model_name,
+    strategy=choices("auto", "default", "mirrored", "multi-worker"),
 )
 
 
@@ -91,7 +93,7 @@ def main(argv=None):
     from zoo.tasks import translation_metrics
 
     training.seed_everything(args.seed)
-    strategy = training.select_strategy()
+    strategy = training.select_strategy(args.strategy)
 
     # -- prepare the data ---------------------------------------------------
     splits = data.load_translation_splits(args.data, seed=args.split_seed)
@@ -218,6 +220,9 @@ def main(argv=None):
                    "package trans-de-en 1.9-6; the trained weights derive from GPL-licensed data.",
         "created": time.strftime("%Y-%m-%d"),
     }
+    if not training.is_chief(strategy):  # in a multi-worker run the chief alone exports
+        print("[zoo] not the chief worker: the chief exports the model")
+        return card
     shipped = task.fresh_copy(model, learning_rate=args.learning_rate, clipnorm=args.clipnorm)
 
     def write_serving(keras_model, path):

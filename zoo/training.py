@@ -1,8 +1,10 @@
 """Training machinery every recipe shares.
 
-- `select_strategy()`: the `tf.distribute` strategy for this machine (default
+- `select_strategy(kind)`: the `tf.distribute` strategy ("auto": default
   on CPU or one GPU, `MirroredStrategy` over all local GPUs,
-  `MultiWorkerMirroredStrategy` when `TF_CONFIG` names several workers).
+  `MultiWorkerMirroredStrategy` when `TF_CONFIG` names several workers; or
+  "default", "mirrored", "multi-worker" by name). `is_chief(strategy)`: whether
+  this process writes the shared outputs (checkpoints, logs, the exported model).
 - `seed_everything(seed)`: Python, NumPy, TensorFlow and Keras seeds.
 - `fit(...)`: `model.fit` with the recipe callbacks: Keras progress bar,
   TensorBoard logs, a checkpoint every epoch that a rerun of the same command
@@ -31,32 +33,134 @@ import keras
 from zoo.data.cache import atomic_write_text
 
 
-def select_strategy(verbose=True):
-    """The `tf.distribute` strategy for the devices this process sees."""
+#: The values `select_strategy` accepts (the recipes' `--strategy`).
+STRATEGIES = ("auto", "default", "mirrored", "multi-worker")
+
+
+def cluster_workers():
+    """The worker addresses `TF_CONFIG` names (an empty list without `TF_CONFIG`)."""
+    if not os.environ.get("TF_CONFIG"):
+        return []
+    try:
+        config = json.loads(os.environ["TF_CONFIG"])
+    except json.JSONDecodeError as error:
+        raise ValueError(f"TF_CONFIG is not valid JSON: {error}") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"TF_CONFIG must be a JSON object, received {config!r}")
+    return list(config.get("cluster", {}).get("worker", []))
+
+
+def _multi_worker_strategy():
     import tensorflow as tf
 
-    workers = []
-    if os.environ.get("TF_CONFIG"):
-        try:
-            workers = json.loads(os.environ["TF_CONFIG"]).get("cluster", {}).get("worker", [])
-        except json.JSONDecodeError as error:
-            raise ValueError(f"TF_CONFIG is not valid JSON: {error}") from None
+    # On CPUs the collectives run as rings over gRPC; on GPUs TensorFlow picks (NCCL).
+    # (Physical devices: listing logical ones would start TensorFlow's runtime, after
+    # which the collectives can no longer be configured.)
+    implementation = (tf.distribute.experimental.CommunicationImplementation.AUTO
+                      if tf.config.list_physical_devices("GPU")
+                      else tf.distribute.experimental.CommunicationImplementation.RING)
+    return tf.distribute.MultiWorkerMirroredStrategy(
+        communication_options=tf.distribute.experimental.CommunicationOptions(
+            implementation=implementation))
+
+
+def _single_worker_strategy(kind):
+    """The strategy `kind` names for this machine alone, and its description."""
+    import tensorflow as tf
+
     gpus = tf.config.list_logical_devices("GPU")
-    if len(workers) > 1:
-        strategy = tf.distribute.MultiWorkerMirroredStrategy()
-        kind = f"MultiWorkerMirroredStrategy ({len(workers)} workers)"
-    elif len(gpus) > 1:
-        strategy = tf.distribute.MirroredStrategy()
-        kind = f"MirroredStrategy ({len(gpus)} GPUs)"
-    elif len(gpus) == 1:
-        strategy = tf.distribute.OneDeviceStrategy("/gpu:0")
-        kind = "OneDeviceStrategy (1 GPU)"
+    if kind == "mirrored":
+        devices = [device.name for device in (gpus or tf.config.list_logical_devices("CPU"))]
+        strategy = tf.distribute.MirroredStrategy(devices)
+        return strategy, f"MirroredStrategy ({len(devices)} {'GPU' if gpus else 'CPU'} device(s))"
+    if kind == "auto" and len(gpus) > 1:
+        return tf.distribute.MirroredStrategy(), f"MirroredStrategy ({len(gpus)} GPUs)"
+    if kind == "auto" and len(gpus) == 1:
+        return tf.distribute.OneDeviceStrategy("/gpu:0"), "OneDeviceStrategy (1 GPU)"
+    return tf.distribute.get_strategy(), f"default strategy ({'GPU' if gpus else 'CPU'})"
+
+
+def select_strategy(kind="auto", verbose=True):
+    """The `tf.distribute` strategy to train with, and a line saying which one runs.
+
+    Args:
+        kind: One of `STRATEGIES`:
+            - "auto": `MultiWorkerMirroredStrategy` when `TF_CONFIG` names
+              several workers, else `MirroredStrategy` over all local GPUs
+              when there are several, `OneDeviceStrategy` on one GPU, and
+              TensorFlow's default strategy on the CPU.
+            - "default": TensorFlow's default strategy (no distribution).
+            - "mirrored": `MirroredStrategy` over every local GPU, or over
+              every logical CPU device when no GPU is visible.
+            - "multi-worker": `MultiWorkerMirroredStrategy` over the cluster
+              `TF_CONFIG` describes (this process alone without it); the
+              collectives are rings over gRPC on CPUs.
+        verbose: Print which strategy runs, with its replica count.
+
+    Returns:
+        A `tf.distribute.Strategy`; build and compile the model in its `scope()`.
+
+    Raises:
+        ValueError: `kind` is not one of `STRATEGIES`, or `TF_CONFIG` is not
+            a JSON object.
+    """
+    if kind not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}; received {kind!r}")
+    workers = cluster_workers()
+    if kind == "multi-worker" or (kind == "auto" and len(workers) > 1):
+        # Created before anything starts TensorFlow's runtime (see `_multi_worker_strategy`).
+        strategy = _multi_worker_strategy()
+        resolver = strategy.cluster_resolver
+        count = max(len(workers), 1)
+        role = (f"this is {resolver.task_type} {resolver.task_id}"
+                if resolver is not None and resolver.task_type else "this process alone")
+        description = (f"MultiWorkerMirroredStrategy ({count} worker{'s' if count > 1 else ''}, "
+                       f"{role}{', the chief' if count > 1 and is_chief(strategy) else ''})")
     else:
-        strategy = tf.distribute.get_strategy()
-        kind = "default strategy (CPU)"
+        strategy, description = _single_worker_strategy(kind)
     if verbose:
-        print(f"[zoo] distribution: {kind}; {strategy.num_replicas_in_sync} replica(s)")
+        print(f"[zoo] strategy {kind!r}: {description}; "
+              f"{strategy.num_replicas_in_sync} replica(s) in sync")
     return strategy
+
+
+def is_chief(strategy=None):
+    """Whether this process writes the shared outputs (checkpoints, logs, exported model).
+
+    In a multi-worker cluster the chief is the task of type "chief", or worker
+    0 when the cluster has no "chief" task; every other worker trains alongside
+    it but must write only to a directory of its own (see `fit`) and must not
+    export. A process that is not part of a cluster is always the chief.
+
+    Args:
+        strategy: The `tf.distribute.Strategy` in use (default: the current one).
+    """
+    import tensorflow as tf
+
+    strategy = strategy if strategy is not None else tf.distribute.get_strategy()
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    cluster = resolver.cluster_spec().as_dict()
+    return resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in cluster
+
+
+def worker_scratch_dir(run_dir, strategy):
+    """The directory a non-chief worker writes `run_dir`'s checkpoints and logs to.
+
+    Worker-specific (task type and index) and specific to `run_dir`, under the
+    system's temporary directory, so a rerun finds and replaces what a killed
+    run left there.
+    """
+    import hashlib
+    import tempfile
+
+    resolver = strategy.cluster_resolver
+    digest = hashlib.sha256(str(Path(run_dir).resolve()).encode("utf-8")).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / (
+        f"zoo-{resolver.task_type}-{resolver.task_id}-{Path(run_dir).name}-{digest}")
 
 
 def seed_everything(seed, deterministic_ops=False):
@@ -222,18 +326,54 @@ def fit(model, train_data, validation_data, *, epochs, run_dir, monitor="val_los
     same summary (with `"reused": True`) without training. Call
     `clear_checkpoints(run_dir)` once the model is published, so that the
     next run of the command starts afresh.
+
+    Under a multi-worker strategy (the model's `distribute_strategy`), only
+    the chief (`is_chief`) writes to `run_dir`. Every other worker reads the
+    chief's state there (whether to resume, the checkpoint to resume from, a
+    finished run's weights: `run_dir` must be on storage all workers see for
+    a resume across machines) and writes its own checkpoints and logs to
+    `worker_scratch_dir(run_dir, strategy)`, removed when its training ends.
     """
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    shared_dir = Path(run_dir)
+    strategy = getattr(model, "distribute_strategy", None)
+    chief = is_chief(strategy)
+    if chief:
+        shared_dir.mkdir(parents=True, exist_ok=True)
+    finished = finished_run(shared_dir)
+    if finished is not None:
+        print(f"[zoo] training in {shared_dir} already finished; loading its final weights "
+              f"(no training)")
+        _load_weights_quietly(model, shared_dir / FINAL_WEIGHTS)
+        return {"history": read_history(shared_dir / "history.csv"), **finished, "reused": True}
+    resuming = (shared_dir / "resume").exists()
+    if chief:
+        run_dir = shared_dir
+    else:
+        run_dir = worker_scratch_dir(shared_dir, strategy)
+        shutil.rmtree(run_dir, ignore_errors=True)  # what a killed run of this worker left
+        run_dir.mkdir(parents=True)
+        if resuming:  # start from the chief's state, as the chief does
+            shutil.copytree(shared_dir / "resume", run_dir / "resume")
+            for name in ("history.csv", "early_stopping.json", "best.weights.h5"):
+                if (shared_dir / name).exists():
+                    shutil.copy2(shared_dir / name, run_dir / name)
+        print(f"[zoo] not the chief worker: checkpoints and logs go to {run_dir} "
+              f"(removed when training ends)")
+    try:
+        return _fit_in(model, train_data, validation_data, epochs=epochs, run_dir=run_dir,
+                       resuming=resuming, publish=chief, kill_name=shared_dir.name,
+                       monitor=monitor, patience=patience, verbose=verbose,
+                       tensorboard=tensorboard, extra_callbacks=extra_callbacks)
+    finally:
+        if not chief:
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _fit_in(model, train_data, validation_data, *, epochs, run_dir, resuming, publish, kill_name,
+            monitor, patience, verbose, tensorboard, extra_callbacks):
+    """The body of `fit`, writing to `run_dir`; `publish` marks the run finished there."""
     history_path = run_dir / "history.csv"
     backup_dir = run_dir / "resume"
-    finished = finished_run(run_dir)
-    if finished is not None:
-        print(f"[zoo] training in {run_dir} already finished; loading its final weights "
-              f"(no training)")
-        _load_weights_quietly(model, run_dir / FINAL_WEIGHTS)
-        return {"history": read_history(history_path), **finished, "reused": True}
-    resuming = backup_dir.exists()
     if not resuming:
         for stale in (history_path, run_dir / "early_stopping.json", run_dir / "best.weights.h5",
                       run_dir / "run.json", run_dir / FINAL_WEIGHTS):
@@ -254,8 +394,9 @@ def fit(model, train_data, validation_data, *, epochs, run_dir, monitor="val_los
     kill = os.environ.get("ZOO_KILL_AFTER_EPOCH")  # test hook: "[run-dir name:]epoch"
     if kill:
         target, _, epoch_number = kill.rpartition(":")
-        if not target or target == run_dir.name:
+        if not target or target == kill_name:
             callbacks.append(_KillAfterEpoch(int(epoch_number)))
+    _ready_for_multi_worker(model)
     started = time.time()
     model.fit(train_data, validation_data=validation_data, epochs=epochs,
               callbacks=callbacks, verbose=verbose, shuffle=False)  # tf.data shuffles
@@ -271,6 +412,8 @@ def fit(model, train_data, validation_data, *, epochs, run_dir, monitor="val_los
         "seconds": early.state.get("seconds", elapsed),
         "resumed": resuming,
     }
+    if not publish:
+        return {"history": history, **summary}
     # The trained state outlives this call until the model is published: the final
     # weights first, then the summary that marks the run finished (both atomic).
     backup_dir.mkdir(exist_ok=True)
@@ -280,6 +423,66 @@ def fit(model, train_data, validation_data, *, epochs, run_dir, monitor="val_los
     atomic_write_text(run_dir / "run.json", json.dumps({**summary, "finished": True}))
     return {"history": history, **summary}
 
+
+def _ready_for_multi_worker(model):
+    """Work around two Keras 3 problems of `fit`/`evaluate` under `MultiWorkerMirroredStrategy`.
+
+    In Keras 3 (3.15 at least; tensorflow/tensorflow#72388) a model made in the
+    scope of a multi-worker strategy cannot train with `fit`:
+
+    1. The model is built from the first batch averaged over replicas with
+       one `strategy.reduce` call on the whole `(x, y)` structure, which this
+       strategy refuses ("Attempt to convert a value (PerReplica...)"), and
+       string inputs could not be averaged anyway. Only shapes and dtypes
+       matter for the build: this model builds from its own worker's share
+       of the batch instead (an override on this model instance).
+    2. The logs of every train/test step (scalar metric results) are reduced
+       across workers with `axis=0`, which fails on scalars ("Invalid
+       reduction dimension 0 for input with 0 dimensions"). Keras's reducer
+       is wrapped (once per process) to average them across workers with
+       `axis=None` instead, for this strategy only; every other case goes to
+       Keras's own code unchanged.
+
+    Does nothing for a model made under any other strategy.
+    """
+    import tensorflow as tf
+    from keras import tree
+    from keras.src.backend.tensorflow import trainer as keras_trainer
+
+    strategy = getattr(model, "_distribute_strategy", None)
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return
+    keras_reduce = getattr(keras_trainer, "reduce_per_replica", None)
+    if keras_reduce is not None and not getattr(keras_reduce, "zoo_across_workers", False):
+
+        def reduce_per_replica(values, strategy, reduction):
+            multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+            if reduction == "auto" and multi_worker and strategy.extended._in_multi_worker_mode():
+                return tree.map_structure(lambda value: strategy.reduce("MEAN", value, axis=None),
+                                          values)
+            return keras_reduce(values, strategy, reduction)
+
+        reduce_per_replica.zoo_across_workers = True
+        keras_trainer.reduce_per_replica = reduce_per_replica
+
+    keras_build = getattr(model, "_maybe_symbolic_build", None)
+    if keras_build is None or getattr(keras_build, "zoo_local_batches", False):
+        return
+
+    def local_share(value):
+        if isinstance(value, tf.distribute.DistributedValues):
+            return strategy.experimental_local_results(value)[0]
+        return value
+
+    def build(iterator=None, data_batch=None):
+        if iterator is not None:
+            for _, _, batches in iterator:
+                data_batch = tree.map_structure(local_share, next(batches))
+                break
+        return keras_build(data_batch=data_batch)
+
+    build.zoo_local_batches = True
+    model._maybe_symbolic_build = build
 
 def load_run_summary(run_dir):
     """The summary `fit` wrote at the end of its last run in `run_dir` (None if none)."""
