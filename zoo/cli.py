@@ -5,6 +5,7 @@
     zoo predict sentiment-bilstm-mr "a gorgeous, witty film" "a dull mess"
     echo "one review per line" | zoo predict sentiment-bilstm-mr
     zoo translate translation-gru-de-en "Ich bin in zehn Minuten da." --beam 4
+    zoo caption captioning-gru-emoji smile.png --attention-map smile-attention.png
     zoo train sentiment --cell gru --epochs 3
     zoo export sentiment-bilstm-mr ./deploy/sentiment
     zoo verify sentiment-bilstm-mr
@@ -188,6 +189,21 @@ def cmd_translate(args):
     return task.translate_cli(args.name, texts, beam_width=args.beam, attention_map=args.attention_map)
 
 
+def cmd_caption(args):
+    from zoo import hub
+    from zoo.tasks import get_task
+
+    card = hub.info(args.name)
+    task = get_task(card["task"])
+    if not hasattr(task, "caption_cli"):
+        raise CommandError(f"'zoo caption' runs captioning models; {args.name} is a {card.get('task')} model")
+    if not 1 <= args.beam <= task.MAX_BEAM_WIDTH:
+        raise CommandError(f"--beam must be in 1..{task.MAX_BEAM_WIDTH}, received {args.beam}")
+    if not args.images:
+        raise CommandError("no input: pass one or more image files (PNG, JPEG, ...)")
+    return task.caption_cli(args.name, args.images, beam_width=args.beam, attention_map=args.attention_map)
+
+
 def cmd_train(args):
     if args.recipe not in known_recipes():
         raise CommandError(f"unknown recipe {args.recipe!r}; known recipes: {', '.join(known_recipes())}")
@@ -202,6 +218,20 @@ def cmd_export(args):
     target = Path(args.directory)
     if target.exists() and any(target.iterdir()):
         raise CommandError(f"export target {target} exists and is not empty")
+    if args.format != "savedmodel":
+        from zoo import export_formats
+
+        # An unsupported format raises ValueError saying why (exit status 2).
+        support = export_formats.check_exportable(hub.info(args.name).get("task"), args.format, args.name)
+        missing = export_formats.missing_runtime(args.format)
+        if missing:
+            raise CommandError(missing, code=1)
+        path, measured = export_formats.export(args.name, target, args.format)
+        shown = ", ".join(f"{key}={value:.3g}" if isinstance(value, float) else f"{key}={value}"
+                          for key, value in measured.items())
+        print(f"exported {args.name} as {args.format} to {path}: {support.exports}")
+        print(f"checked with its own runtime against the SavedModel: {shown}")
+        return 0
     staging = target.with_name(f".staging-{target.name}-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     shutil.copytree(hub.model_dir(args.name), staging)
@@ -306,14 +336,26 @@ def build_parser():
                    help="write a heat map of target against source words (one file per text)")
     p.set_defaults(run=cmd_translate)
 
+    p = commands.add_parser("caption", help="describe images in words (image files as arguments)")
+    p.add_argument("name")
+    p.add_argument("images", nargs="*", metavar="IMAGE")
+    p.add_argument("--beam", type=int, default=3, help="beam width (1 = greedy)")
+    p.add_argument("--attention-map", metavar="FILE.png",
+                   help="write the image with each word's attention overlaid (one file per image)")
+    p.set_defaults(run=cmd_caption)
+
     p = commands.add_parser("train", help="run a recipe, e.g. 'zoo train sentiment --cell gru'")
     p.add_argument("recipe")
     p.add_argument("options", nargs=argparse.REMAINDER, help="options passed to the recipe")
     p.set_defaults(run=cmd_train)
 
-    p = commands.add_parser("export", help="copy a verified model directory for deployment")
+    p = commands.add_parser("export", help="copy a verified model directory for deployment, or "
+                            "write its LiteRT / ONNX numeric core (--format)")
     p.add_argument("name")
     p.add_argument("directory")
+    p.add_argument("--format", choices=("savedmodel", "tflite", "onnx"), default="savedmodel",
+                   help="savedmodel (default): copy the model directory; tflite / onnx: the numeric "
+                        "core with its vocabularies and contract.json (see zoo.export_formats)")
     p.set_defaults(run=cmd_export)
 
     p = commands.add_parser("verify", help="check checksums and re-measure the card's metrics")
