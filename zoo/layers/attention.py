@@ -379,7 +379,8 @@ class AttentionDecoder(keras.layers.Layer):
     `step` uses. Without input feeding the training call runs the whole
     target sequence through the sequence layer (its fused kernels) and then
     attends for all steps in one batched product; with input feeding it
-    loops over time in the graph, calling `step`. Both give the numbers of
+    loops over time in the graph (in Python under the PyTorch and JAX
+    backends), calling `step`. Both give the numbers of
     calling `step` once per target position.
 
     Args:
@@ -653,6 +654,8 @@ class AttentionDecoder(keras.layers.Layer):
         return self._feeding_loop(inputs, initial_state, memory, training)
 
     def _feeding_loop(self, inputs, initial_state, memory, training):
+        if keras.backend.backend() != "tensorflow":
+            return self._feeding_loop_in_python(inputs, initial_state, memory, training)
         import tensorflow as tf
 
         state = self.initial_step_state(initial_state, memory)
@@ -679,6 +682,20 @@ class AttentionDecoder(keras.layers.Layer):
             tf.transpose(weights.stack(), [1, 0, 2]), [batch, steps, source_length]
         )
         return outputs, weights
+
+    def _feeding_loop_in_python(self, inputs, initial_state, memory, training):
+        """Input feeding as a Python loop over `step`, for the other Keras backends.
+
+        PyTorch runs eagerly and JAX traces with static shapes, so the number
+        of target steps is known here; TensorFlow uses the graph loop above.
+        """
+        state = self.initial_step_state(initial_state, memory)
+        outputs, weights = [], []
+        for t in range(static_shape(inputs)[1]):
+            output, state, step_weights = self.step(inputs[:, t], state, memory, training=training)
+            outputs.append(output)
+            weights.append(step_weights)
+        return ops.stack(outputs, axis=1), ops.stack(weights, axis=1)
 
     def get_config(self):
         return {

@@ -24,6 +24,7 @@ as `implementation="auto"|"fused"|"loop"`; those strings are still read, as
 from zoo import _backend  # noqa: F401  (sets the Keras backend before import)
 
 import numbers
+import sys
 import warnings
 
 import keras
@@ -178,16 +179,21 @@ def activation_name(fn):
     """'tanh', 'sigmoid', 'relu' or 'linear' for the standard functions, else None.
 
     Identity checks (not names): a user function that happens to be called
-    `tanh` keeps the generic path.
+    `tanh` keeps the generic path. TensorFlow's own functions count only where
+    TensorFlow is already imported (a function from it implies that), so this
+    works under every Keras backend, with or without TensorFlow installed.
     """
-    import tensorflow as tf
-
     known = {
-        "tanh": (activations.tanh, ops.tanh, tf.tanh, tf.math.tanh),
-        "sigmoid": (activations.sigmoid, ops.sigmoid, tf.sigmoid, tf.math.sigmoid),
-        "relu": (activations.relu, ops.relu, tf.nn.relu),
+        "tanh": (activations.tanh, ops.tanh),
+        "sigmoid": (activations.sigmoid, ops.sigmoid),
+        "relu": (activations.relu, ops.relu),
         "linear": (activations.linear,),
     }
+    tf = sys.modules.get("tensorflow")
+    if tf is not None:
+        known["tanh"] += (tf.tanh, tf.math.tanh)
+        known["sigmoid"] += (tf.sigmoid, tf.math.sigmoid)
+        known["relu"] += (tf.nn.relu,)
     for name, functions in known.items():
         if _same_function(fn, *functions):
             return name
