@@ -13,7 +13,9 @@ trained with teacher forcing and gradient clipping. Checkpoints every epoch
 then scores held-out BLEU and chrF (sacrebleu), greedy and beam search, beside
 three baselines measured in the same run: copying the source, word-by-word IBM
 Model 1, and nearest-neighbour retrieval over the training sources. With
-`--ablation` (default) it also trains the same model without attention. Writes
+`--ablation` (default) it also trains the same model without attention, and with
+`--dictionary-ablation` (default) without the dictionary's word and phrase entries
+(extra training pairs, and the lexicon that translates [UNK] outputs). Writes
 `saved_models/<name>/` (model.keras, a serving SavedModel that decodes inside the
 graph, card.json) and times the SavedModel and a Python-loop decoder.
 
@@ -49,7 +51,10 @@ DEFAULTS = dict(
     clipnorm=1.0,            # global gradient-norm clipping (exploding gradients in BPTT)
     beam_width=4,            # the SavedModel's default beam width (serving_default)
     length_penalty=0.6,      # GNMT length-penalty exponent of beam search
+    dictionary_pairs=60000,  # extra training pairs from the dictionary's word/phrase entries (0 = none)
+    lexicon=True,            # translate [UNK] outputs through the dictionary's one-word entries
     ablation=True,           # also train the same model with --attention none and report it
+    dictionary_ablation=True,  # also train it without the dictionary's entries and report it
     seed=1337,               # seeds the initialization and the shuffling
     split_seed=1337,         # seeds the split by German sentence
     max_examples=None,       # use only the first N pairs of each split (smoke runs)
@@ -67,7 +72,7 @@ CHECKS = dict(
     patience=non_negative, batch_size=positive, learning_rate=positive, clipnorm=positive,
     beam_width=(positive, Check("must be <= 16", lambda value: value <= 16)),
     length_penalty=non_negative, seed=non_negative, split_seed=non_negative,
-    max_examples=positive, name=model_name,
+    max_examples=positive, name=model_name, dictionary_pairs=non_negative,
     strategy=choices("auto", "default", "mirrored", "multi-worker"),
 )
 
@@ -109,15 +114,35 @@ def main(argv=None):
         dataset_card["max_examples_per_split"] = args.max_examples
     print("[zoo] " + args.data + ": " + ", ".join(f"{k} {len(v)}" for k, v in splits.items()))
 
-    def build_and_train(attention, run_dir):
+    # -- the dictionary's word and phrase entries (never a held-out sentence) ----------
+    held_out = [de for split in ("validation", "test") for de, _ in splits[split]]
+    extra_pairs, lexicon = [], None
+    if args.data == "ding" and (args.dictionary_pairs or args.lexicon or args.dictionary_ablation):
+        entries = data.ding.dictionary_pairs(exclude_german=held_out, max_words=3)
+        if args.dictionary_pairs:
+            extra_pairs = task.select_dictionary_pairs(entries, splits["train"], args.dictionary_pairs,
+                                                       seed=args.seed)
+        if args.lexicon:
+            lexicon = task.build_lexicon(entries, splits["train"])
+        dataset_card["dictionary_entries"] = {
+            "extra_training_pairs": len(extra_pairs), "lexicon_words": len(lexicon or {}),
+            "rule": "word/phrase entries of at most 3 words, none whose German side is a validation or "
+                    "test sentence; training pairs preferring entries whose German words all occur in the "
+                    "training sentences (seeded order); lexicon from the one-word entries",
+        }
+        print(f"[zoo] dictionary entries: {len(extra_pairs)} extra training pairs, "
+              f"lexicon of {len(lexicon or {})} words")
+
+    def build_and_train(attention, run_dir, with_dictionary=True):
         training.seed_everything(args.seed)
+        train_pairs = splits["train"] + (extra_pairs if with_dictionary else [])
         with strategy.scope():
             model = task.build_model(
-                splits["train"], cell=args.cell, attention=attention, embedding_dim=args.embedding_dim,
+                train_pairs, cell=args.cell, attention=attention, embedding_dim=args.embedding_dim,
                 units=args.units, dropout=args.dropout, input_feeding=args.input_feeding,
-                min_count=args.min_count)
+                min_count=args.min_count, lexicon=lexicon if with_dictionary else None)
             task.compile_model(model, learning_rate=args.learning_rate, clipnorm=args.clipnorm)
-        train_ds = task.make_dataset(model, splits["train"], args.batch_size, shuffle=True, seed=args.seed)
+        train_ds = task.make_dataset(model, train_pairs, args.batch_size, shuffle=True, seed=args.seed)
         val_ds = task.make_dataset(model, splits["validation"], args.batch_size)
         run = training.fit(model, train_ds, val_ds, epochs=args.epochs, run_dir=run_dir,
                            monitor="val_loss", patience=args.patience)
@@ -151,14 +176,30 @@ def main(argv=None):
         "floor": "test BLEU >= 1.5 x the best baseline's, and chrF above every baseline's",
     }
 
-    # -- ablation: the same model without attention -----------------------------
-    ablation = None
+    # -- ablations on the same split ---------------------------------------------
+    ablation = {}
+    if lexicon:
+        ablation["no_lexicon"] = {
+            "what": "the same model, [UNK] outputs copied from the source instead of translated",
+            **task.measure(model, splits, use_lexicon=False)["test"]}
     if args.ablation:
         plain, plain_run = build_and_train("none", os.path.join(args.run_dir, "ablation-no-attention"))
-        ablation = {"attention": "none", **task.measure(plain, {"validation": splits["validation"],
-                                                                  "test": splits["test"]})["test"],
-                    "epochs_run": plain_run["epochs_run"], "seconds": round(plain_run["seconds"], 1)}
-        print(f"[zoo] ablation without attention: test BLEU greedy {ablation['bleu_greedy']:.2f}")
+        ablation["no_attention"] = {
+            "what": "the same data and settings, --attention none (a plain encoder-decoder)",
+            **task.measure(plain, splits)["test"],
+            "epochs_run": plain_run["epochs_run"], "seconds": round(plain_run["seconds"], 1)}
+        print(f"[zoo] ablation without attention: test BLEU greedy "
+              f"{ablation['no_attention']['bleu_greedy']:.2f}")
+    if args.dictionary_ablation and (extra_pairs or lexicon):
+        alone, alone_run = build_and_train(args.attention, os.path.join(args.run_dir, "ablation-no-dictionary"),
+                                           with_dictionary=False)
+        ablation["no_dictionary"] = {
+            "what": "the same model trained on the sentence pairs only, without the lexicon",
+            **task.measure(alone, splits)["test"],
+            "epochs_run": alone_run["epochs_run"], "seconds": round(alone_run["seconds"], 1)}
+        print(f"[zoo] ablation without the dictionary entries: test BLEU greedy "
+              f"{ablation['no_dictionary']['bleu_greedy']:.2f}")
+    ablation = ablation or None
 
     # -- export, then time the exported SavedModel -------------------------------
     from zoo import layers
@@ -207,7 +248,7 @@ def main(argv=None):
             "epochs_run": run["epochs_run"],
             "best_epoch": run["best_epoch"],
             "seconds": round(run["seconds"], 1),
-            "ablation_seconds": None if ablation is None else ablation["seconds"],
+            "ablation_seconds": {k: v["seconds"] for k, v in (ablation or {}).items() if "seconds" in v},
             "resumed": run["resumed"],
             "hardware": training.hardware_description(),
             "strategy": type(strategy).__name__,

@@ -17,7 +17,7 @@ tf = pytest.importorskip("tensorflow")
 from zoo.tasks import translation as task  # noqa: E402
 
 SMOKE = ["--max-examples", "240", "--epochs", "2", "--units", "32", "--embedding-dim", "16",
-         "--batch-size", "32", "--no-ablation"]
+         "--batch-size", "32", "--no-ablation", "--no-dictionary-ablation", "--dictionary-pairs", "300"]
 
 # A tiny parallel corpus with a learnable word-for-word structure (no data download needed).
 _DE = {"ich": "i", "du": "you", "wir": "we", "sehe": "see", "habe": "have", "den": "the",
@@ -94,6 +94,25 @@ def test_encode_targets_rows():
     assert list(targets[0, :3]) == [index[w] for w in words]
     assert targets[0, 3] == task.UNK and targets[0, 5] == task.EOS
     assert weights[0].sum() == 6
+
+
+def test_lexicon_prefers_words_of_the_training_english_and_strips_endings():
+    entries = [("Bad", "swim"), ("Bad", "bath"), ("Hund", "dog"), ("ursprünglich", "original"),
+               ("zwei Wörter", "two words")]
+    train = [("Das Bad ist kalt.", "The bath is cold."), ("Ein Bad.", "A bath.")]
+    lexicon = task.build_lexicon(entries, train)
+    assert lexicon == {"bad": "bath", "hund": "dog", "ursprünglich": "original"}
+    table = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(tf.constant(list(lexicon)), tf.constant(list(lexicon.values()))),
+        default_value="")
+    found = task.lookup_lexicon(table, tf.constant(["Hunde", "ursprünglichen", "BAD", "Tom", "es"]))
+    assert [w.decode() for w in found.numpy()] == ["dog", "original", "bath", "", ""]
+
+
+def test_dictionary_pairs_selection_prefers_training_words():
+    entries = [("Hund", "dog"), ("Zebra", "zebra"), ("Baum", "tree"), ("Qualle", "jellyfish")]
+    chosen = task.select_dictionary_pairs(entries, [("Der Hund und der Baum.", "The dog and the tree.")], 2)
+    assert sorted(chosen) == [("Baum", "tree"), ("Hund", "dog")]
 
 
 # -- model and decoding ------------------------------------------------------------
@@ -285,7 +304,7 @@ def test_verify_reproduces_the_smoke_card(smoke_hub):
 
 def test_recipe_resumes_after_a_kill(tmp_path):
     options = ["--max-examples", "120", "--epochs", "3", "--units", "16", "--embedding-dim", "8",
-               "--no-ablation", "--patience", "5", "--name", "translation-resume",
+               "--no-ablation", "--no-dictionary-ablation", "--dictionary-pairs", "0", "--patience", "5", "--name", "translation-resume",
                "--output-dir", str(tmp_path), "--run-dir", str(tmp_path / "run")]
     env = {**os.environ, "ZOO_KILL_AFTER_EPOCH": "run:1", "TF_CPP_MIN_LOG_LEVEL": "2"}
     command = [sys.executable, str(ROOT / "recipes" / "translation.py"), *options]

@@ -46,9 +46,9 @@ def headline(card):
         if baselines:
             best = max(baselines, key=lambda k: baselines[k]["bleu"])
             line += f"; best baseline ({best.replace('_', ' ')}) BLEU {baselines[best]['bleu']:.1f}"
-        ablation = card.get("ablation") or {}
-        if "bleu_greedy" in ablation:
-            line += f"; without attention {ablation.get('bleu_beam4', ablation['bleu_greedy']):.1f}"
+        plain = (card.get("ablation") or {}).get("no_attention") or {}
+        if "bleu_greedy" in plain:
+            line += f"; without attention {plain.get('bleu_beam4', plain['bleu_greedy']):.1f}"
         return line
     return ""
 

@@ -67,7 +67,7 @@ PAD, UNK, BOS, EOS = 0, 1, 2, 3
 _STATE_NAMES = {"lstm": ("h", "c"), "gru": ("h",), "rnn": ("h",)}
 
 # Every character that is not a letter, digit, white space, apostrophe or hyphen is a token of its own.
-_PUNCTUATION = r"([^\pL\pN\s'\-])"
+_PUNCTUATION = r"([^\pL\pN\s'’\-])"
 
 
 # --------------------------------------------------------------------------
@@ -78,7 +78,7 @@ _PUNCTUATION = r"([^\pL\pN\s'\-])"
 def split_tokens(texts, max_tokens=MAX_SOURCE_TOKENS):
     """Words and punctuation marks of a batch of strings: a `tf.RaggedTensor` `[batch, None]`.
 
-    Letters, digits, apostrophes and hyphens form words ("don't", "E-Mail");
+    Letters, digits, apostrophes (' and ’) and hyphens form words ("don't", "E-Mail");
     every other non-space character is a token of its own. Only the first
     `max_tokens` tokens of a text are kept (None: all).
     """
@@ -121,14 +121,18 @@ class SourceTokenizer(keras.layers.Layer):
         first_word_rule: The English side's sentence-initial case rule
             (`first_word_rule()`), kept here so that it travels with the
             model for fine-tuning data; not used by the layer itself.
+        lexicon: `{lower-cased German word: English}` used when the decoder
+            writes [UNK] (see `build_lexicon`); travels with the model, not
+            used by the layer itself.
     """
 
-    def __init__(self, max_tokens=MAX_SOURCE_TOKENS, first_word_rule=None, **kwargs):
+    def __init__(self, max_tokens=MAX_SOURCE_TOKENS, first_word_rule=None, lexicon=None, **kwargs):
         super().__init__(**kwargs)
         if int(max_tokens) < 1:
             raise ValueError(f"max_tokens must be >= 1, received {max_tokens!r}")
         self.max_tokens = int(max_tokens)
         self.first_word_rule = dict(first_word_rule or {})
+        self.lexicon = dict(lexicon or {})
 
     def call(self, texts):
         texts = tf.reshape(tf.convert_to_tensor(texts, tf.string), [-1])
@@ -145,7 +149,7 @@ class SourceTokenizer(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "max_tokens": self.max_tokens,
-                "first_word_rule": dict(self.first_word_rule)}
+                "first_word_rule": dict(self.first_word_rule), "lexicon": dict(self.lexicon)}
 
 
 @keras.saving.register_keras_serializable(package="zoo.translation", name="NonPadding")
@@ -244,6 +248,60 @@ def build_vocabularies(train_pairs, min_count=2, max_source_words=12000, max_tar
     return source_words, target_words, rule
 
 
+#: German inflection endings tried, longest first, when a word is not in the lexicon as it is.
+_GERMAN_ENDINGS = ("en", "em", "er", "es", "e", "n", "s")
+
+
+def build_lexicon(dictionary_pairs, train_pairs):
+    """A German → English word lexicon for the words the decoder cannot write ([UNK]).
+
+    From the dictionary's one-word entries: for each lower-cased German word,
+    the English candidate (of its entries) seen most often in the English
+    training sentences, ties to the first entry in the file (Luong et al.
+    2015 replace unknown words through a dictionary the same way).
+    """
+    english_counts = collections.Counter(
+        tok.lower() for tokens in tokenize_python([en for _, en in train_pairs]) for tok in tokens)
+    candidates = collections.defaultdict(list)
+    for german, english in dictionary_pairs:
+        if " " in german.strip() or not english.strip():
+            continue
+        candidates[german.strip().lower()].append(english.strip())
+    lexicon = {}
+    for german, options in candidates.items():
+        best = max(range(len(options)), key=lambda i: (english_counts[options[i].lower()], -i))
+        lexicon[german] = options[best]
+    return lexicon
+
+
+def select_dictionary_pairs(entries, train_pairs, count, seed=0):
+    """Up to `count` dictionary entries as extra training pairs.
+
+    Entries whose German words all occur in the training sentences come first
+    (they teach the words the sentences use), the rest after; each group in a
+    seeded random order.
+    """
+    known = {tok for tokens in tokenize_python([de.lower() for de, _ in train_pairs]) for tok in tokens}
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(entries))
+    relevant, other = [], []
+    for index in order:
+        german, english = entries[index]
+        words = german.lower().split()
+        (relevant if words and all(w in known for w in words) else other).append((german, english))
+    return (relevant + other)[: int(count)]
+
+
+def lookup_lexicon(table, words):
+    """English for German `words` (any shape): the word as it is, else without an inflection ending; "" if none."""
+    lowered = tf.strings.lower(words, encoding="utf-8")
+    found = table.lookup(lowered)
+    for ending in _GERMAN_ENDINGS:
+        stem = tf.strings.regex_replace(lowered, f"(..){ending}$", r"\1")
+        found = tf.where(tf.equal(found, ""), table.lookup(stem), found)
+    return found
+
+
 def model_vocabularies(model):
     """`(source_words, target_words, first_word_rule)` of a model built by `build_model`."""
     head = model.get_layer("next_word")
@@ -314,8 +372,8 @@ def _check_pairs(pairs):
 
 
 def build_model(train_pairs, cell="gru", attention="additive", embedding_dim=256, units=256,
-                dropout=0.3, input_feeding=False, min_count=2, max_source_words=12000,
-                max_target_words=8000):
+                dropout=0.3, input_feeding=False, min_count=2, max_source_words=20000,
+                max_target_words=8000, lexicon=None):
     """The encoder-decoder with vocabularies from `train_pairs`.
 
     Args:
@@ -330,6 +388,7 @@ def build_model(train_pairs, cell="gru", attention="additive", embedding_dim=256
         input_feeding: Feed the previous attentional vector to the decoder
             cell (Luong); slower to train (a step-wise loop).
         min_count, max_source_words, max_target_words: Vocabulary limits.
+        lexicon: Optional `{German word: English}` (`build_lexicon`) for [UNK] outputs.
 
     Returns:
         A `keras.Model` with inputs `{"source": string (batch,), "target_in":
@@ -356,7 +415,8 @@ def build_model(train_pairs, cell="gru", attention="additive", embedding_dim=256
 
     source = keras.Input(shape=(), dtype="string", name="source")
     target_in = keras.Input(shape=(None,), dtype="int32", name="target_in")
-    tokenizer = SourceTokenizer(MAX_SOURCE_TOKENS, first_word_rule=rule, name="source_tokens")
+    tokenizer = SourceTokenizer(MAX_SOURCE_TOKENS, first_word_rule=rule, lexicon=lexicon,
+                                name="source_tokens")
     tokens = tokenizer(source)
     ids = keras.layers.StringLookup(vocabulary=source_words, mask_token=PAD_TOKEN,
                                     oov_token=UNK_TOKEN, name="source_ids")(tokens)
@@ -444,7 +504,8 @@ class Translator(tf.Module):
     signatures (see the module docstring); `write_serving` saves them.
     """
 
-    def __init__(self, model, beam_width=DEFAULT_BEAM_WIDTH, length_penalty=DEFAULT_LENGTH_PENALTY):
+    def __init__(self, model, beam_width=DEFAULT_BEAM_WIDTH, length_penalty=DEFAULT_LENGTH_PENALTY,
+                 use_lexicon=True):
         super().__init__(name="translator")
         self.model = model
         settings = model_settings(model)
@@ -457,6 +518,11 @@ class Translator(tf.Module):
         # functions read the wrapped one; tracking the wrapped variables puts them in the
         # SavedModel's saver, which is what TF1-style session loaders (TF Serving) restore.
         self.restorable_variables = [variable.value for variable in model.variables]
+        lexicon = model.get_layer("source_tokens").lexicon if use_lexicon else {}
+        self.lexicon_table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(tf.constant(list(lexicon), tf.string),
+                                                tf.constant(list(lexicon.values()), tf.string)),
+            default_value="") if lexicon else None
 
     # -- the encoder -----------------------------------------------------------
     def encode(self, texts):
@@ -505,8 +571,13 @@ class Translator(tf.Module):
         attention = result["extras"]["attention"]
         steps = tf.shape(tokens)[1]
         words = tf.gather(tf.constant(self._target_words), tokens)
-        if self._has_attention:  # [UNK] → the source word the attention weighs most at that step
+        if self._has_attention:
+            # [UNK] → the source word the attention weighs most at that step: its lexicon
+            # translation when there is one, else the word itself (names, numbers).
             copied = tf.gather(raw, tf.argmax(attention, axis=-1, output_type=tf.int32), batch_dims=1)
+            if self.lexicon_table is not None:
+                translated = lookup_lexicon(self.lexicon_table, copied)
+                copied = tf.where(tf.equal(translated, ""), copied, translated)
             words = tf.where(tf.equal(tokens, UNK), copied, words)
         else:
             words = tf.where(tf.equal(tokens, UNK), tf.constant(PAD_TOKEN), words)
@@ -767,9 +838,9 @@ def load_card_splits(card_dataset):
     return splits
 
 
-def measure(model, splits):
+def measure(model, splits, use_lexicon=True):
     """The card's deterministic model metrics: validation and test BLEU/chrF, greedy and beam."""
-    translator = Translator(model)
+    translator = Translator(model, use_lexicon=use_lexicon)
     return {split: evaluate(translator, splits[split]) for split in ("validation", "test")}
 
 
