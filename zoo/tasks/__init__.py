@@ -12,6 +12,7 @@ TASK_MODULES = {
     "sentiment": "zoo.tasks.sentiment",
     "music": "zoo.tasks.music",
     "translation": "zoo.tasks.translation",
+    "captioning": "zoo.tasks.captioning",
 }
 
 

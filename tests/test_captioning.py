@@ -1,0 +1,285 @@
+"""Captioning task: caption tokens, image decoding, the model, in-graph decoding, recipe, serving, CLI."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from recipe_helpers import ROOT, train_smoke_model
+
+tf = pytest.importorskip("tensorflow")
+
+from zoo.tasks import captioning as task  # noqa: E402
+
+SMOKE = ["--max-examples", "96", "--epochs", "1", "--units", "16", "--embedding-dim", "8",
+         "--filters", "4,4,4,8", "--batch-size", "32", "--no-ablation"]
+
+LABELS = ["face with tears of joy", "kiss: woman, woman", "flag: Japan",
+          "woman walking: medium-dark skin tone", "A button (blood type)", "keycap: *",
+          "flag: Côte d’Ivoire", "family: man, woman, girl, boy"]
+
+
+# -- caption tokens ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("label", LABELS)
+def test_caption_tokens_round_trip_exactly(label):
+    tokens = task.split_caption(tf.constant([label])).to_tensor("")
+    assert task.join_caption(tokens).numpy()[0].decode("utf-8") == label
+
+
+def test_caption_tokens_split_cldr_separators():
+    assert task.caption_tokens(["kiss: woman, woman"]) == [["kiss", ":", "woman", ",", "woman"]]
+
+
+def test_vocabulary_and_encoding():
+    vocabulary = task.build_vocabulary(["flag: Japan", "flag: France"])
+    assert vocabulary[:4] == ["", "[UNK]", "<s>", "</s>"] and vocabulary[4:6] == [":", "flag"]
+    inputs, targets, weights = task.encode_captions(["flag: Peru"], vocabulary)
+    index = {w: i for i, w in enumerate(vocabulary)}
+    assert list(inputs[0]) == [task.BOS, index["flag"], index[":"], task.UNK]
+    assert list(targets[0]) == [index["flag"], index[":"], task.UNK, task.EOS]
+    assert weights.sum() == 4
+
+
+# -- images ---------------------------------------------------------------------------
+
+
+def _png(array):
+    return tf.io.encode_png(tf.constant(array)).numpy()
+
+
+def test_decode_image_bytes_converts_grey_and_composites_alpha_on_white():
+    grey = np.full((10, 12, 1), 100, np.uint8)
+    rgba = np.zeros((20, 20, 4), np.uint8)
+    rgba[..., 0] = 255          # red, fully transparent: must come out white
+    rgba[:10, :, 3] = 255       # top half opaque red
+    jpeg = tf.io.encode_jpeg(tf.constant(np.full((30, 40, 3), 200, np.uint8))).numpy()
+    out = task.decode_image_bytes(tf.constant([_png(grey), _png(rgba), jpeg])).numpy()
+    assert out.shape == (3, 64, 64, 3) and out.dtype == np.uint8
+    assert np.all(out[0] == 100)
+    assert np.all(out[1][5] == [255, 0, 0]) and np.all(out[1][60] == [255, 255, 255])
+    assert np.abs(out[2].astype(int) - 200).max() <= 2
+
+
+def test_resize_shrinks_by_area_averaging():
+    image = np.zeros((1, 128, 128, 3), np.uint8)
+    image[:, ::2] = 255  # alternate rows: the 64x64 average is mid grey, not aliased stripes
+    out = task.resize_images(tf.constant(image)).numpy()
+    np.testing.assert_allclose(out, 0.5, atol=1e-6)
+
+
+def test_read_image_file_handles_modes_and_rejects_bad_files(tmp_path):
+    from PIL import Image
+
+    Image.new("L", (30, 20), 50).save(tmp_path / "grey.png")
+    Image.new("RGBA", (16, 16), (0, 0, 255, 0)).save(tmp_path / "clear.png")
+    Image.new("P", (16, 16)).save(tmp_path / "palette.gif")
+    assert task.read_image_file(tmp_path / "grey.png").shape == (20, 30, 3)
+    assert np.all(task.read_image_file(tmp_path / "clear.png") == 255)
+    assert task.read_image_file(tmp_path / "palette.gif").shape == (16, 16, 3)
+    (tmp_path / "notes.txt").write_text("not an image")
+    with pytest.raises(ValueError, match="not an image file"):
+        task.read_image_file(tmp_path / "notes.txt")
+    with pytest.raises(ValueError, match="no such file"):
+        task.read_image_file(tmp_path / "missing.png")
+    Image.new("RGB", (3000, 2000), (10, 200, 30)).save(tmp_path / "big.png")
+    big = task.read_image_file(tmp_path / "big.png")
+    assert max(big.shape[:2]) <= 4 * task.IMAGE_SIZE and np.all(big[5, 5] == [10, 200, 30])
+
+
+# -- model and decoding ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def toy_model():
+    """Four coloured squares named by colour: the model must look at the picture."""
+    import keras
+
+    keras.utils.set_random_seed(5)
+    colours = {"red heart": (220, 30, 30), "blue square": (30, 30, 220), "green circle": (30, 200, 30),
+               "flag: Japan": (250, 250, 250)}
+    images, captions = [], []
+    rng = np.random.default_rng(0)
+    for _ in range(24):
+        for caption, colour in colours.items():
+            image = np.full((64, 64, 3), 255, np.uint8)
+            x, y = rng.integers(8, 24, size=2)
+            image[y : y + 32, x : x + 32] = colour
+            if caption == "flag: Japan":
+                image[y + 12 : y + 20, x + 12 : x + 20] = (200, 0, 0)
+            images.append(image)
+            captions.append(caption)
+    images = np.stack(images)
+    model = task.build_model(captions, units=32, embedding_dim=16, filters=(8, 8, 16, 16),
+                             dropout=0.0, augment=False)
+    task.compile_model(model, learning_rate=5e-3)
+    model.fit(task.make_dataset(model, images, captions, batch_size=32, shuffle=True), epochs=15, verbose=0)
+    return model, images, captions
+
+
+def test_toy_model_names_the_pictures(toy_model):
+    model, images, captions = toy_model
+    predicted = task.caption_images(model, images[:8], beam_width=1)
+    assert predicted == captions[:8]
+
+
+def test_attention_weights_sum_to_one_over_the_grid(toy_model):
+    model, images, _ = toy_model
+    results = task.caption(model, list(images[:3]), beam_width=2)
+    for result in results:
+        assert result["attention"].shape == (len(result["tokens"]), 64)
+        np.testing.assert_allclose(result["attention"].sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_beam_one_equals_greedy(toy_model):
+    model, images, _ = toy_model
+    assert task.caption_images(model, images[:8], beam_width=1) == [
+        r["caption"] for r in task.caption(model, list(images[:8]), beam_width=1)]
+
+
+def test_bad_inputs(toy_model):
+    model, images, _ = toy_model
+    with pytest.raises(ValueError, match="beam_width"):
+        task.caption(model, [images[0]], beam_width=0)
+    with pytest.raises(ValueError, match="max_length"):
+        task.caption(model, [images[0]], max_length=1000)
+    captioner = task.Captioner(model)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="beam_width must be >= 1"):
+        captioner.caption(tf.constant(images[:1]), tf.constant(0), tf.constant(5))
+    # any size works: the graph resizes (tiny and large images alike)
+    odd = [np.full((3, 5, 3), 255, np.uint8), np.full((300, 200, 3), 0, np.uint8)]
+    assert len(task.caption(model, odd, beam_width=1)) == 2
+    with pytest.raises(ValueError, match="one caption each"):
+        task.make_dataset(model, images[:2], ["red heart"])
+
+
+def test_keras_round_trip_and_fine_tuning(toy_model, tmp_path):
+    import keras
+
+    model, images, captions = toy_model
+    model.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    batch = {"images": tf.constant(images[:2]), "tokens": tf.constant([[task.BOS, 4], [task.BOS, 5]])}
+    np.testing.assert_allclose(model(batch), loaded(batch), atol=1e-5)
+    new = task.make_dataset(loaded, images[:32], ["green circle"] * 32, batch_size=16)
+    task.compile_model(loaded, learning_rate=5e-3)
+    before = loaded.evaluate(new, verbose=0)[0]
+    loaded.fit(new, epochs=2, verbose=0)
+    assert loaded.evaluate(new, verbose=0)[0] < before
+
+
+def test_attention_overlay_png(toy_model, tmp_path):
+    model, images, _ = toy_model
+    (result,) = task.caption(model, [images[0]], beam_width=2)
+    path = task.attention_overlay_png(images[0], result, tmp_path / "overlay.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# -- recipe, SavedModel, CLI -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def smoke_hub(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hub")
+    try:
+        card = train_smoke_model("captioning", SMOKE, "captioning-smoke", root)
+    except Exception as error:
+        from zoo.data.cache import DataUnavailableError
+
+        if isinstance(error, DataUnavailableError):
+            pytest.skip(f"emoji data unavailable: {error}")
+        raise
+    return root, card
+
+
+def test_recipe_smoke_card(smoke_hub):
+    root, card = smoke_hub
+    assert card["task"] == "captioning"
+    for split in ("validation", "test"):
+        for decoding in ("greedy", "beam3"):
+            overall = card["metrics"][split][decoding]["overall"]
+            assert set(overall) >= {"exact_match", "cider_d", "bleu4"}
+    assert "exact_match" not in card["metrics"]["heldout_emoji"]["greedy"]["overall"]
+    assert card["baselines"]["nearest_neighbour_pixels"]["test"]["overall"]["count"] == 96
+    assert card["dataset"]["test_style"] == "twitter"
+    json.loads((root / "captioning-smoke" / "card.json").read_text())
+
+
+def test_saved_model_runs_in_a_fresh_process_without_zoo(smoke_hub, tmp_path):
+    root, _ = smoke_hub
+    from PIL import Image
+
+    Image.new("LA", (40, 30), (90, 255)).save(tmp_path / "grey.png")
+    script = textwrap.dedent(f"""
+        import sys, numpy as np, tensorflow as tf
+        serving = tf.saved_model.load({str(root / 'captioning-smoke' / 'saved_model')!r})
+        images = tf.constant(np.full((2, 100, 80, 3), 255, np.uint8))
+        out = serving.signatures["serving_default"](images=images)
+        assert out["captions"].shape == (2,) and out["scores"].dtype == tf.float32
+        full = serving.signatures["caption"](images=images, beam_width=tf.constant(2),
+                                             max_length=tf.constant(6))
+        assert full["attention"].shape[0] == 2 and full["attention"].shape[2] == 64
+        data = open({str(tmp_path / 'grey.png')!r}, "rb").read()
+        jpeg = tf.io.encode_jpeg(tf.constant(np.zeros((20, 20, 3), np.uint8))).numpy()
+        by_bytes = serving.signatures["caption_bytes"](image_bytes=tf.constant([data, jpeg]))
+        assert by_bytes["captions"].shape == (2,)
+        assert not any(name.startswith("zoo") for name in sys.modules), "zoo was imported"
+        print("ok")
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                            cwd=str(tmp_path), env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().endswith("ok")
+
+
+def test_zoo_caption_cli(smoke_hub, tmp_path):
+    from PIL import Image
+
+    root, _ = smoke_hub
+    Image.new("RGBA", (72, 72), (255, 200, 0, 255)).save(tmp_path / "a.png")
+    Image.new("L", (20, 20), 0).save(tmp_path / "b.jpg")
+    (tmp_path / "c.txt").write_text("hello")
+    env = {**os.environ, "ZOO_MODELS_DIR": str(root), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    command = [sys.executable, "-m", "zoo.cli", "caption", "captioning-smoke"]
+    ok = subprocess.run(command + [str(tmp_path / "a.png"), str(tmp_path / "b.jpg"), "--beam", "2",
+                                   "--attention-map", str(tmp_path / "map.png")],
+                        capture_output=True, text=True, timeout=300, env=env, cwd=str(ROOT))
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert len(ok.stdout.splitlines()) == 2
+    assert (tmp_path / "map-1.png").exists() and (tmp_path / "map-2.png").exists()
+    bad = subprocess.run(command + [str(tmp_path / "c.txt")], capture_output=True, text=True,
+                         timeout=300, env=env, cwd=str(ROOT))
+    assert bad.returncode == 2 and "not an image file" in bad.stderr
+    beam = subprocess.run(command + [str(tmp_path / "a.png"), "--beam", "0"], capture_output=True,
+                          text=True, timeout=300, env=env, cwd=str(ROOT))
+    assert beam.returncode == 2 and "--beam" in beam.stderr
+
+
+def test_verify_reproduces_the_smoke_card(smoke_hub):
+    root, _ = smoke_hub
+    env = {**os.environ, "ZOO_MODELS_DIR": str(root), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    result = subprocess.run([sys.executable, "-m", "zoo.cli", "verify", "captioning-smoke"],
+                            capture_output=True, text=True, timeout=600, env=env, cwd=str(ROOT))
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_recipe_resumes_after_a_kill(tmp_path):
+    options = SMOKE[:2] + ["--epochs", "2", "--units", "8", "--embedding-dim", "4", "--filters",
+                           "4,4,4,4", "--no-ablation", "--patience", "5", "--name", "captioning-resume",
+                           "--output-dir", str(tmp_path), "--run-dir", str(tmp_path / "run")]
+    env = {**os.environ, "ZOO_KILL_AFTER_EPOCH": "run:1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    command = [sys.executable, str(ROOT / "recipes" / "captioning.py"), *options]
+    killed = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=str(ROOT))
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    env.pop("ZOO_KILL_AFTER_EPOCH")
+    resumed = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=str(ROOT))
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resuming from the checkpoint" in resumed.stdout
+    card = json.loads((tmp_path / "captioning-resume" / "card.json").read_text())
+    assert card["training"]["resumed"] is True and card["training"]["epochs_run"] == 2

@@ -1,0 +1,667 @@
+"""CNN + RNN image captioning with visual attention: an emoji drawing in, its CLDR name out.
+
+The Keras model (`build_model`) takes raw images and, for teacher forcing, the
+caption's word ids:
+
+    images uint8 [batch, H, W, 3] → ImagePreprocess (resize to 64x64, scale to [0, 1])
+    → augmentation while training (small shifts, zoom, rotation, brightness, contrast)
+    → a convolutional encoder trained from scratch → grid [batch, 8 * 8 cells, features]
+        ├→ mean over the grid → Dense(tanh) → decoder initial state   (Show and Tell)
+        └→ attention memory                                            (Show, Attend and Tell)
+    caption word ids (BOS w_1 ... w_n) → Embedding → AttentionDecoder (zoo cell + attention
+    over the grid at every step) → Dropout → WordLogits (one logit per caption word)
+
+Colour is never jittered and images are never flipped: "blue heart" and "left
+arrow" depend on both. Captions are tokenized by white space with the CLDR
+separators ``:`` and ``,`` as tokens of their own, so a generated caption is
+written back exactly in the label's own form ("kiss: woman, woman").
+
+`Captioner` is the `tf.Module` the serving SavedModel saves; decoding runs on
+`zoo.generation.decode`:
+
+* ``serving_default``: ``images`` uint8 ``[batch, height, width, 3]`` (any
+  size; resized inside) → ``captions`` string ``[batch]``, ``scores`` float32;
+* ``caption``: ``images``, ``beam_width`` int32, ``max_length`` int32 → also
+  ``attention`` float32 ``[batch, steps, grid cells]`` and ``tokens`` (strings);
+* ``caption_bytes``: ``image_bytes`` string ``[batch]`` (PNG, JPEG, GIF or BMP
+  files as bytes; greyscale and RGBA are converted, transparency composited on
+  white) → the outputs of ``serving_default``.
+
+An image of any size is resized to 64x64 inside the graph (area averaging
+when shrinking), so a 10,000 x 10,000 image works but costs its own size in
+memory (300 MB as uint8); the command line (`caption_cli`) shrinks large files
+before they reach the model.
+"""
+
+from zoo import _backend  # noqa: F401
+
+import collections
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from zoo.tasks.translation import WordLogits
+
+TASK = "captioning"
+IO_TYPE = "one-to-many"
+CELLS = ("lstm", "gru", "rnn")
+ATTENTIONS = ("additive", "dot", "general", "none")
+IMAGE_SIZE = 64
+MAX_CAPTION_TOKENS = 40
+MAX_BEAM_WIDTH = 16
+DEFAULT_BEAM_WIDTH = 3
+DEFAULT_MAX_LENGTH = 24
+PAD_TOKEN, UNK_TOKEN, BOS_TOKEN, EOS_TOKEN = "", "[UNK]", "<s>", "</s>"
+PAD, UNK, BOS, EOS = 0, 1, 2, 3
+_STATE_NAMES = {"lstm": ("h", "c"), "gru": ("h",), "rnn": ("h",)}
+
+
+# --------------------------------------------------------------------------
+# Caption tokens
+# --------------------------------------------------------------------------
+
+
+def split_caption(texts):
+    """Caption strings `[batch]` → ragged tokens: words split at white space; ':' and ',' stand alone."""
+    texts = tf.convert_to_tensor(texts, tf.string)
+    spaced = tf.strings.regex_replace(texts, r"([:,])(\s|$)", r" \1\2")
+    return tf.strings.split(spaced)
+
+
+def join_caption(words):
+    """Word strings `[batch, time]` ("" = none) → captions in the CLDR label form ("flag: Japan")."""
+    text = tf.strings.reduce_join(words, axis=-1, separator=" ")
+    text = tf.strings.strip(tf.strings.regex_replace(text, r"\s+", " "))
+    return tf.strings.regex_replace(text, r" ([:,])", r"\1")
+
+
+def caption_tokens(captions):
+    """`split_caption` for a Python list: a list of token lists."""
+    if not captions:
+        return []
+    return [[t.decode("utf-8") for t in row] for row in split_caption(tf.constant(list(captions))).to_list()]
+
+
+def build_vocabulary(train_captions, min_count=1):
+    """Caption words of the training split (PAD, UNK, BOS, EOS first; by frequency, then alphabetically)."""
+    counts = collections.Counter(tok for tokens in caption_tokens(list(train_captions)) for tok in tokens)
+    words = [w for w, c in counts.items() if c >= min_count]
+    words.sort(key=lambda w: (-counts[w], w))
+    return [PAD_TOKEN, UNK_TOKEN, BOS_TOKEN, EOS_TOKEN] + words
+
+
+def encode_captions(captions, vocabulary):
+    """`(decoder input ids, target ids, weights)` `[n, time]` for captions, with the model's vocabulary."""
+    index = {w: i for i, w in enumerate(vocabulary)}
+    rows = [[index.get(t, UNK) for t in tokens][: MAX_CAPTION_TOKENS - 1]
+            for tokens in caption_tokens(list(captions))]
+    width = max((len(r) for r in rows), default=0) + 1
+    inputs = np.zeros((len(rows), width), np.int32)
+    targets = np.zeros((len(rows), width), np.int32)
+    for i, row in enumerate(rows):
+        inputs[i, : len(row) + 1] = [BOS] + row
+        targets[i, : len(row) + 1] = row + [EOS]
+    return inputs, targets, (targets != PAD).astype(np.float32)
+
+
+# --------------------------------------------------------------------------
+# Images
+# --------------------------------------------------------------------------
+
+
+def resize_images(images, size=IMAGE_SIZE):
+    """uint8 `[batch, H, W, 3]` → float32 `[batch, size, size, 3]` in [0, 1] (area averaging when shrinking)."""
+    images = tf.cast(images, tf.float32)
+    shape = tf.shape(images)
+    shrinking = tf.logical_or(shape[1] > size, shape[2] > size)
+    resized = tf.cond(
+        shrinking,
+        lambda: tf.image.resize(images, [size, size], method="area"),
+        lambda: tf.image.resize(images, [size, size], method="bilinear"),
+    )
+    return tf.reshape(resized, [-1, size, size, 3]) / 255.0
+
+
+@keras.saving.register_keras_serializable(package="zoo.captioning", name="ImagePreprocess")
+class ImagePreprocess(keras.layers.Layer):
+    """uint8 images of any size → float32 `[batch, size, size, 3]` in [0, 1]."""
+
+    def __init__(self, size=IMAGE_SIZE, **kwargs):
+        super().__init__(**kwargs)
+        self.size = int(size)
+
+    def call(self, images):
+        return resize_images(images, self.size)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.size, self.size, 3)
+
+    def get_config(self):
+        return {**super().get_config(), "size": self.size}
+
+
+def to_rgb_on_white(image):
+    """A decoded image `[H, W, C]` with C in 1..4 → uint8 RGB; transparency composited on white."""
+    image = tf.cast(image, tf.float32)
+    channels = tf.shape(image)[-1]
+
+    def grey():
+        return tf.image.grayscale_to_rgb(image[..., :1])
+
+    def grey_alpha():
+        alpha = image[..., 1:2] / 255.0
+        return tf.image.grayscale_to_rgb(image[..., :1] * alpha + 255.0 * (1.0 - alpha))
+
+    def rgb():
+        return image[..., :3]
+
+    def rgba():
+        alpha = image[..., 3:4] / 255.0
+        return image[..., :3] * alpha + 255.0 * (1.0 - alpha)
+
+    rgb_image = tf.switch_case(channels - 1, [grey, grey_alpha, rgb, rgba])
+    return tf.cast(tf.clip_by_value(tf.round(rgb_image), 0.0, 255.0), tf.uint8)
+
+
+def decode_image_bytes(image_bytes, size=IMAGE_SIZE):
+    """Encoded image files `[batch]` → uint8 `[batch, size, size, 3]` (each resized on its own)."""
+
+    def one(data):
+        image = tf.io.decode_image(data, channels=0, expand_animations=False)
+        image = to_rgb_on_white(image)
+        return tf.cast(tf.round(resize_images(image[None], size)[0] * 255.0), tf.uint8)
+
+    return tf.map_fn(one, image_bytes, fn_output_signature=tf.TensorSpec([size, size, 3], tf.uint8))
+
+
+# --------------------------------------------------------------------------
+# The model
+# --------------------------------------------------------------------------
+
+
+def conv_block(x, filters, name, pool=True, strides=1):
+    x = keras.layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    x = keras.layers.BatchNormalization(momentum=0.9, name=f"{name}_norm")(x)
+    x = keras.layers.Activation("relu", name=f"{name}_relu")(x)
+    if pool:
+        x = keras.layers.MaxPooling2D(2, name=f"{name}_pool")(x)
+    return x
+
+
+def build_model(train_captions, cell="gru", attention="additive", units=256, embedding_dim=128,
+                filters=(32, 64, 128, 192), dropout=0.3, augment=True):
+    """The CNN encoder + attention decoder, with the caption vocabulary of `train_captions`.
+
+    Args:
+        train_captions: Training captions (the vocabulary only).
+        cell: "gru", "lstm" or "rnn": the zoo cell of the decoder.
+        attention: "additive", "dot", "general" (attention over the 8x8 grid
+            at every step, Show-Attend-and-Tell) or "none" (the image vector
+            sets the initial state only, Show-and-Tell).
+        units: Decoder state size.
+        embedding_dim: Word embedding size.
+        filters: Channels of the four convolution stages (64→32→16→8→8 pixels).
+        dropout: Dropout on the grid features, word embeddings and the
+            attentional vector.
+        augment: Random shifts, zoom, rotation, brightness and contrast while training.
+
+    Returns:
+        A `keras.Model` with inputs `{"images": uint8 (batch, H, W, 3),
+        "tokens": int32 (batch, time)}` and next-word logits. Layers are
+        named (`grid`, `bridge_h`/`bridge_c`, `word_embedding`, `decoder`,
+        `next_word`) so `Captioner` can step them.
+    """
+    from zoo import layers
+
+    if cell not in CELLS:
+        raise ValueError(f"cell must be one of {', '.join(CELLS)}, received {cell!r}")
+    if attention not in ATTENTIONS:
+        raise ValueError(f"attention must be one of {', '.join(ATTENTIONS)}, received {attention!r}")
+    if len(filters) != 4 or any(int(f) < 1 for f in filters):
+        raise ValueError(f"filters must be four positive channel counts, received {filters!r}")
+    if not 0 <= dropout < 1:
+        raise ValueError(f"dropout must be in [0, 1), received {dropout!r}")
+    vocabulary = build_vocabulary(train_captions)
+
+    images = keras.Input(shape=(None, None, 3), dtype="uint8", name="images")
+    tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
+    x = ImagePreprocess(IMAGE_SIZE, name="preprocess")(images)
+    if augment:
+        x = keras.layers.RandomTranslation(0.06, 0.06, fill_mode="constant", fill_value=1.0,
+                                           name="augment_shift")(x)
+        x = keras.layers.RandomZoom(0.12, fill_mode="constant", fill_value=1.0, name="augment_zoom")(x)
+        x = keras.layers.RandomRotation(0.03, fill_mode="constant", fill_value=1.0,
+                                        name="augment_rotation")(x)
+        x = keras.layers.RandomBrightness(0.15, value_range=(0.0, 1.0), name="augment_brightness")(x)
+        x = keras.layers.RandomContrast(0.25, name="augment_contrast")(x)
+    x = conv_block(x, filters[0], "stage1", pool=False, strides=2)      # 32 x 32
+    x = conv_block(x, filters[1], "stage2")                              # 16 x 16
+    x = conv_block(x, filters[2], "stage3")                              # 8 x 8
+    x = conv_block(x, filters[3], "stage4", pool=False)                  # 8 x 8
+    grid = keras.layers.Reshape((-1, filters[3]), name="grid")(x)
+    pooled = keras.layers.GlobalAveragePooling1D(name="image_vector")(grid)
+    memory = keras.layers.Dropout(dropout, name="grid_dropout")(grid)
+    initial_state = [keras.layers.Dense(units, activation="tanh", name=f"bridge_{s}")(pooled)
+                     for s in _STATE_NAMES[cell]]
+
+    embedded = keras.layers.Embedding(len(vocabulary), embedding_dim, name="word_embedding")(tokens)
+    embedded = keras.layers.Dropout(dropout, name="word_dropout")(embedded)
+    decoder = layers.AttentionDecoder(cell=cell, units=units,
+                                      attention=None if attention == "none" else attention,
+                                      dropout=dropout, name="decoder")
+    outputs, _ = decoder(embedded, memory, initial_state=initial_state)
+    outputs = keras.layers.Dropout(dropout, name="output_dropout")(outputs)
+    logits = WordLogits(vocabulary, name="next_word")(outputs)
+    return keras.Model({"images": images, "tokens": tokens}, logits, name=f"captioning_{cell}_{attention}")
+
+
+def register_custom_objects():
+    import zoo.layers  # noqa: F401
+
+    return ImagePreprocess, WordLogits
+
+
+def compile_model(model, learning_rate=2e-3, clipnorm=1.0):
+    """Adam with global-norm clipping; loss = mean −log p of the caption words and EOS."""
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate, global_clipnorm=clipnorm),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True,
+                                                        reduction="mean_with_sample_weight"),
+        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
+    return model
+
+
+def fresh_copy(model, learning_rate=2e-3, clipnorm=1.0):
+    copy = keras.Model.from_config(model.get_config())
+    copy.set_weights(model.get_weights())
+    return compile_model(copy, learning_rate=learning_rate, clipnorm=clipnorm)
+
+
+def model_vocabulary(model):
+    return list(model.get_layer("next_word").vocabulary)
+
+
+def make_dataset(model, images, captions, batch_size=64, shuffle=False, seed=0):
+    """`({"images", "tokens"}, targets, weights)` batches for `model`'s vocabulary (fine-tuning data too)."""
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+        raise ValueError(f"images must be uint8 [n, height, width, 3], received {images.dtype} "
+                         f"{images.shape}")
+    captions = list(captions)
+    if len(captions) != len(images):
+        raise ValueError(f"{len(images)} images but {len(captions)} captions: expected one caption each")
+    inputs, targets, weights = encode_captions(captions, model_vocabulary(model))
+    data = tf.data.Dataset.from_tensor_slices(({"images": images, "tokens": inputs}, targets, weights))
+    if shuffle:
+        data = data.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+# --------------------------------------------------------------------------
+# Decoding inside the graph
+# --------------------------------------------------------------------------
+
+
+class Captioner(tf.Module):
+    """Caption images with a model built by `build_model`, entirely in TensorFlow."""
+
+    def __init__(self, model, beam_width=DEFAULT_BEAM_WIDTH, length_penalty=0.0):
+        super().__init__(name="captioner")
+        self.model = model
+        # Restorable by TF1 session loaders (see zoo.tasks.music.MelodyGenerator).
+        self.restorable_variables = [variable.value for variable in model.variables]
+        decoder = model.get_layer("decoder")
+        self._cell = decoder.get_config()["cell"]
+        self._has_attention = bool(decoder.get_config().get("attention"))
+        self._vocabulary = model_vocabulary(model)
+        self.encoder = keras.Model(
+            model.input["images"],
+            [model.get_layer("grid").output]
+            + [model.get_layer(f"bridge_{s}").output for s in _STATE_NAMES[self._cell]])
+        self.beam_width = int(beam_width)
+        self.length_penalty = float(length_penalty)
+
+    def _decode(self, images, method, beam_width, max_length):
+        from zoo import generation
+
+        images = tf.convert_to_tensor(images)
+        encoded = self.encoder(images, training=False)
+        grid, initial = encoded[0], list(encoded[1:])
+        batch = tf.shape(grid)[0]
+        decoder = self.model.get_layer("decoder")
+        embed = self.model.get_layer("word_embedding")
+        head = self.model.get_layer("next_word")
+        memory = decoder.prepare(grid, None)
+        state = decoder.initial_step_state(initial, memory)
+
+        def step(tokens, state, context, t):
+            output, new_state, weights = decoder.step(embed(tokens), state, context, training=False)
+            return head(output), new_state, {"attention": weights}
+
+        result = generation.decode(
+            step, state, tf.fill([batch], tf.constant(BOS, tf.int32)), method=method,
+            max_length=max_length, end_token=EOS, pad_token=PAD, context=memory,
+            beam_width=beam_width, length_penalty=self.length_penalty if method == "beam" else 0.0,
+            forbidden_tokens=(PAD, BOS, UNK))
+        tokens, lengths = result["tokens"], result["lengths"]
+        words = tf.gather(tf.constant(self._vocabulary), tokens)
+        valid = tf.sequence_mask(lengths, tf.shape(tokens)[1])
+        words = tf.where(valid, words, tf.constant(PAD_TOKEN))
+        attention = result["extras"]["attention"] * tf.cast(valid, tf.float32)[:, :, None]
+        return {"captions": join_caption(words), "scores": result["scores"], "attention": attention,
+                "tokens": words}
+
+    @tf.function(autograph=False, input_signature=[
+        tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])
+    def serve(self, images):
+        result = self._decode(images, "beam", self.beam_width, DEFAULT_MAX_LENGTH)
+        return {"captions": result["captions"], "scores": result["scores"]}
+
+    @tf.function(autograph=False, input_signature=[
+        tf.TensorSpec([None, None, None, 3], tf.uint8, name="images"),
+        tf.TensorSpec([], tf.int32, name="beam_width"),
+        tf.TensorSpec([], tf.int32, name="max_length"),
+    ])
+    def caption(self, images, beam_width, max_length):
+        checks = [
+            tf.debugging.assert_greater_equal(beam_width, 1, message="beam_width must be >= 1"),
+            tf.debugging.assert_less_equal(beam_width, MAX_BEAM_WIDTH,
+                                           message=f"beam_width must be <= {MAX_BEAM_WIDTH}"),
+            tf.debugging.assert_greater_equal(max_length, 1, message="max_length must be >= 1"),
+            tf.debugging.assert_less_equal(max_length, MAX_CAPTION_TOKENS,
+                                           message=f"max_length must be <= {MAX_CAPTION_TOKENS}"),
+        ]
+        with tf.control_dependencies(checks):
+            beam_width, max_length = tf.identity(beam_width), tf.identity(max_length)
+        return self._decode(images, "beam", beam_width, max_length)
+
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+    def caption_bytes(self, image_bytes):
+        return self.serve(decode_image_bytes(image_bytes))
+
+    @tf.function(autograph=False, input_signature=[
+        tf.TensorSpec([None, None, None, 3], tf.uint8, name="images"),
+        tf.TensorSpec([], tf.int32, name="max_length"),
+    ])
+    def caption_greedy(self, images, max_length):
+        result = self._decode(images, "greedy", 1, max_length)
+        return {"captions": result["captions"], "scores": result["scores"]}
+
+
+def write_serving(model, path, beam_width=DEFAULT_BEAM_WIDTH):
+    """Save the captioning graph: `serving_default`, `caption`, `caption_bytes` and `caption_greedy`."""
+    captioner = Captioner(fresh_copy(model), beam_width=beam_width)
+    tf.saved_model.save(
+        captioner, str(path),
+        signatures={"serving_default": captioner.serve.get_concrete_function(),
+                    "caption": captioner.caption.get_concrete_function(),
+                    "caption_bytes": captioner.caption_bytes.get_concrete_function(),
+                    "caption_greedy": captioner.caption_greedy.get_concrete_function()},
+    )
+
+
+def _png_bytes(image):
+    return tf.io.encode_png(tf.constant(image)).numpy()
+
+
+def serving_examples():
+    """Small valid inputs for every signature of the serving SavedModel (serving tests)."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(2, 64, 64, 3), dtype=np.uint8)
+    encoded = np.array([_png_bytes(images[0]), _png_bytes(images[1][:40, :50])], dtype=object)
+    return {
+        "serving_default": {"images": images},
+        "caption": {"images": images, "beam_width": np.int32(2), "max_length": np.int32(8)},
+        "caption_bytes": {"image_bytes": encoded},
+        "caption_greedy": {"images": images, "max_length": np.int32(8)},
+    }
+
+
+# --------------------------------------------------------------------------
+# Evaluation, throughput, the card
+# --------------------------------------------------------------------------
+
+
+def caption_images(source, images, beam_width=1, batch_size=128, max_length=DEFAULT_MAX_LENGTH):
+    """Captions of many images (greedy for `beam_width` 1)."""
+    captioner = source if isinstance(source, Captioner) else Captioner(source)
+    out = []
+    for start in range(0, len(images), batch_size):
+        batch = tf.constant(images[start : start + batch_size])
+        if beam_width == 1:
+            result = captioner.caption_greedy(batch, tf.constant(max_length))
+        else:
+            result = captioner.caption(batch, tf.constant(beam_width), tf.constant(max_length))
+        out.extend(c.decode("utf-8") for c in result["captions"].numpy())
+    return out
+
+
+def groups_of(split):
+    from zoo.data import emoji
+
+    return [emoji.caption_group(c, caption) for c, caption in zip(split["codepoints"], split["captions"])]
+
+
+def evaluate(source, split, beam_widths=(1, DEFAULT_BEAM_WIDTH), with_groups=True):
+    """Exact match, CIDEr-D and BLEU-4 (overall and per group) for greedy and beam decoding."""
+    from zoo.tasks import captioning_metrics
+
+    captioner = source if isinstance(source, Captioner) else Captioner(source)
+    scores = {}
+    for width in beam_widths:
+        hypotheses = caption_images(captioner, split["images"], beam_width=width)
+        measured = captioning_metrics.caption_scores(hypotheses, list(split["captions"]),
+                                                     groups_of(split) if with_groups else None)
+        scores["greedy" if width == 1 else f"beam{width}"] = _rounded(measured)
+    return scores
+
+
+def _rounded(value):
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, float):
+        return round(value, 6)
+    return value
+
+
+def measure(model, splits):
+    """The card's deterministic model metrics (what `zoo verify` re-measures)."""
+    captioner = Captioner(model)
+    metrics = {split: evaluate(captioner, splits[split]) for split in ("validation", "test")}
+    heldout = evaluate(captioner, splits["heldout_emoji"], with_groups=False)
+    for scores in heldout.values():  # exact words can be new: BLEU and CIDEr only
+        scores["overall"].pop("exact_match", None)
+    metrics["heldout_emoji"] = heldout
+    return metrics
+
+
+def baselines(splits):
+    """1-nearest-neighbour on pixels and the best constant caption, scored like the model."""
+    from zoo.tasks import captioning_metrics as cm
+
+    train = splits["train"]
+    out = {}
+    neighbour = {}
+    for split in ("validation", "test", "heldout_emoji"):
+        hypotheses = cm.nearest_neighbour_pixels(train["images"], list(train["captions"]),
+                                                 splits[split]["images"])
+        scores = cm.caption_scores(hypotheses, list(splits[split]["captions"]),
+                                   groups_of(splits[split]) if split != "heldout_emoji" else None)
+        neighbour[split] = _rounded(scores)
+    out["nearest_neighbour_pixels"] = {
+        "description": "caption of the most similar training image: 32x32 pixels, per-image "
+                       "mean-centred and L2-normalised, cosine similarity", **neighbour}
+    constant, chosen_score = cm.best_constant_caption(list(train["captions"]),
+                                                      list(splits["validation"]["captions"]))
+    out["best_constant_caption"] = {
+        "caption": constant, "chosen_on": "validation CIDEr-D", "validation_cider_d": round(chosen_score, 6),
+        "test": _rounded(cm.caption_scores([constant] * len(splits["test"]["captions"]),
+                                           list(splits["test"]["captions"]), groups_of(splits["test"]))),
+    }
+    return out
+
+
+def load_card_splits(card_dataset):
+    from zoo.data import emoji
+
+    splits = emoji.load_captioning_splits(test_style=card_dataset["test_style"],
+                                          seed=card_dataset["split_seed"])
+    limit = card_dataset.get("max_examples_per_split")
+    if limit:
+        splits = {name: {key: value[:limit] for key, value in split.items()} for name, split in splits.items()}
+    return splits
+
+
+def remeasure(model, card):
+    return measure(model, load_card_splits(card["dataset"]))
+
+
+def measure_throughput(serving, images, batch_sizes=(1, 64), repeats=3):
+    """Images per second of the SavedModel, greedy and beam, best of `repeats` timed calls."""
+    results = {}
+    for batch in batch_sizes:
+        chosen = tf.constant(np.asarray([images[i % len(images)] for i in range(batch)]))
+        calls = {
+            "greedy": lambda: serving.signatures["caption_greedy"](
+                images=chosen, max_length=tf.constant(DEFAULT_MAX_LENGTH)),
+            f"beam{DEFAULT_BEAM_WIDTH}": lambda: serving.signatures["serving_default"](images=chosen),
+        }
+        for label, call in calls.items():
+            call()
+            best = float("inf")
+            for _ in range(repeats):
+                started = time.perf_counter()
+                call()["captions"].numpy()
+                best = min(best, time.perf_counter() - started)
+            results[f"batch_{batch}_{label}_images_per_second"] = round(batch / best, 2)
+    results["method"] = (f"SavedModel signatures caption_greedy / serving_default (beam "
+                         f"{DEFAULT_BEAM_WIDTH}), test images, best of {repeats} timed calls after a warm-up")
+    return results
+
+
+# --------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------
+
+#: Largest image file (pixels) the command line reads; bigger ones are refused with a message.
+MAX_CLI_PIXELS = 100_000_000
+
+
+def read_image_file(path):
+    """An image file → uint8 RGB `[H, W, 3]` (greyscale, palette and RGBA converted; alpha on white)."""
+    from pathlib import Path
+
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    Image.MAX_IMAGE_PIXELS = MAX_CLI_PIXELS
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            if width == 0 or height == 0:
+                raise ValueError(f"{path}: the image is empty ({width}x{height} pixels)")
+            image.draft("RGB", (4 * IMAGE_SIZE, 4 * IMAGE_SIZE))  # JPEG: decode at a reduced size
+            if max(image.size) > 4 * IMAGE_SIZE:
+                image.thumbnail((4 * IMAGE_SIZE, 4 * IMAGE_SIZE))  # the model sees 64x64 anyway
+            rgba = image.convert("RGBA")
+    except UnidentifiedImageError:
+        raise ValueError(f"{path}: not an image file PIL can read (expected PNG, JPEG, GIF, BMP, ...)") from None
+    except Image.DecompressionBombError:
+        raise ValueError(f"{path}: more than {MAX_CLI_PIXELS:,} pixels; shrink it first") from None
+    except OSError as error:
+        raise ValueError(f"{path}: cannot read the image ({error})") from None
+    pixels = np.asarray(rgba, np.float32)
+    alpha = pixels[..., 3:4] / 255.0
+    return np.round(pixels[..., :3] * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
+
+
+def attention_overlay_png(image, result, path, title=None):
+    """The image with each word's attention over the 8x8 grid, one panel per word."""
+    import io
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from zoo.data.cache import atomic_write_bytes
+
+    words = [w for w in result["tokens"] if w] or ["(empty)"]
+    attention = result["attention"]
+    side = int(round(np.sqrt(attention.shape[-1]))) if attention.size else 1
+    small = np.asarray(tf.image.resize(image[None].astype(np.float32), [IMAGE_SIZE, IMAGE_SIZE])[0]) / 255.0
+    columns = min(len(words) + 1, 6)
+    rows = int(np.ceil((len(words) + 1) / columns))
+    fig = Figure(figsize=(2.0 * columns, 2.2 * rows), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(rows, columns, 1)
+    ax.imshow(np.clip(small, 0, 1))
+    ax.set_title(title or result["caption"], fontsize=7)
+    ax.axis("off")
+    for i, word in enumerate(words):
+        ax = fig.add_subplot(rows, columns, i + 2)
+        ax.imshow(np.clip(small, 0, 1))
+        if i < len(attention) and attention.size:
+            weights = attention[i].reshape(side, side)
+            ax.imshow(weights, cmap="magma", alpha=0.6, extent=(0, IMAGE_SIZE, IMAGE_SIZE, 0),
+                      interpolation="bilinear", vmin=0.0, vmax=max(float(weights.max()), 1e-6))
+        ax.set_title(word, fontsize=9)
+        ax.axis("off")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def caption(source, images, beam_width=DEFAULT_BEAM_WIDTH, max_length=DEFAULT_MAX_LENGTH):
+    """Caption uint8 RGB images (a list of `[H, W, 3]` arrays of any size); returns result dicts."""
+    if isinstance(beam_width, bool) or not isinstance(beam_width, (int, np.integer)) \
+            or not 1 <= beam_width <= MAX_BEAM_WIDTH:
+        raise ValueError(f"beam_width must be an integer in 1..{MAX_BEAM_WIDTH}, received {beam_width!r}")
+    if isinstance(max_length, bool) or not isinstance(max_length, (int, np.integer)) \
+            or not 1 <= max_length <= MAX_CAPTION_TOKENS:
+        raise ValueError(f"max_length must be an integer in 1..{MAX_CAPTION_TOKENS}, received {max_length!r}")
+    batch = np.stack([np.asarray(tf.cast(tf.round(resize_images(np.asarray(img)[None])[0] * 255.0),
+                                         tf.uint8)) for img in images])
+    arguments = (tf.constant(batch), tf.constant(beam_width, tf.int32), tf.constant(max_length, tf.int32))
+    if hasattr(source, "signatures"):
+        out = source.signatures["caption"](images=arguments[0], beam_width=arguments[1],
+                                           max_length=arguments[2])
+    else:
+        captioner = source if isinstance(source, Captioner) else Captioner(source)
+        out = captioner.caption(*arguments)
+    results = []
+    for i in range(len(images)):
+        tokens = [t.decode("utf-8") for t in out["tokens"][i].numpy()]
+        count = sum(1 for t in tokens if t)
+        results.append({"caption": out["captions"][i].numpy().decode("utf-8"),
+                        "score": float(out["scores"][i]), "tokens": tokens[:count],
+                        "attention": out["attention"][i].numpy()[:count]})
+    return results
+
+
+def caption_cli(name, paths, beam_width=DEFAULT_BEAM_WIDTH, attention_map=None):
+    """`zoo caption NAME image.png ... [--beam N] [--attention-map out.png]`: one caption per line."""
+    from pathlib import Path
+
+    from zoo import hub
+
+    images = [read_image_file(p) for p in paths]
+    results = caption(hub.load_serving(name), images, beam_width=beam_width)
+    for path, result in zip(paths, results):
+        print(f"{result['caption']}\t{path}")
+    if attention_map:
+        target = Path(attention_map)
+        if target.suffix.lower() != ".png":
+            raise ValueError(f"the attention map must be a .png file, received {str(target)!r}")
+        written = []
+        for i, (image, result) in enumerate(zip(images, results)):
+            out = target if len(results) == 1 else target.with_name(f"{target.stem}-{i + 1}{target.suffix}")
+            written.append(attention_overlay_png(image, result, out))
+        import sys
+
+        print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
+    return 0
