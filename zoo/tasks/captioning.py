@@ -42,7 +42,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo.tasks.translation import WordLogits
+from zoo.tasks.word_decoding import (  # noqa: F401  (re-exported: the task's public names)
+    BOS, BOS_TOKEN, EOS, EOS_TOKEN, PAD, PAD_TOKEN, SPECIAL_TOKENS, UNK, UNK_TOKEN, WordLogits,
+    checked_bounds, compile_model, decode_words, fresh_copy, restorable_variables)
 
 TASK = "captioning"
 IO_TYPE = "one-to-many"
@@ -53,8 +55,6 @@ MAX_CAPTION_TOKENS = 40
 MAX_BEAM_WIDTH = 16
 DEFAULT_BEAM_WIDTH = 3
 DEFAULT_MAX_LENGTH = 24
-PAD_TOKEN, UNK_TOKEN, BOS_TOKEN, EOS_TOKEN = "", "[UNK]", "<s>", "</s>"
-PAD, UNK, BOS, EOS = 0, 1, 2, 3
 _STATE_NAMES = {"lstm": ("h", "c"), "gru": ("h",), "rnn": ("h",)}
 
 
@@ -89,7 +89,7 @@ def build_vocabulary(train_captions, min_count=1):
     counts = collections.Counter(tok for tokens in caption_tokens(list(train_captions)) for tok in tokens)
     words = [w for w, c in counts.items() if c >= min_count]
     words.sort(key=lambda w: (-counts[w], w))
-    return [PAD_TOKEN, UNK_TOKEN, BOS_TOKEN, EOS_TOKEN] + words
+    return SPECIAL_TOKENS + words
 
 
 def encode_captions(captions, vocabulary):
@@ -263,23 +263,6 @@ def register_custom_objects():
     return ImagePreprocess, WordLogits
 
 
-def compile_model(model, learning_rate=2e-3, clipnorm=1.0):
-    """Adam with global-norm clipping; loss = mean −log p of the caption words and EOS."""
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate, global_clipnorm=clipnorm),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True,
-                                                        reduction="mean_with_sample_weight"),
-        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-    )
-    return model
-
-
-def fresh_copy(model, learning_rate=2e-3, clipnorm=1.0):
-    copy = keras.Model.from_config(model.get_config())
-    copy.set_weights(model.get_weights())
-    return compile_model(copy, learning_rate=learning_rate, clipnorm=clipnorm)
-
-
 def model_vocabulary(model):
     return list(model.get_layer("next_word").vocabulary)
 
@@ -311,12 +294,10 @@ class Captioner(tf.Module):
     def __init__(self, model, beam_width=DEFAULT_BEAM_WIDTH, length_penalty=0.0):
         super().__init__(name="captioner")
         self.model = model
-        # Restorable by TF1 session loaders (see zoo.tasks.music.MelodyGenerator).
-        self.restorable_variables = [variable.value for variable in model.variables]
+        # Tracked so that TF1 session loaders (saved_model_cli run, TF Serving) restore them.
+        self.restorable_variables = restorable_variables(model)
         decoder = model.get_layer("decoder")
         self._cell = decoder.get_config()["cell"]
-        self._has_attention = bool(decoder.get_config().get("attention"))
-        self._vocabulary = model_vocabulary(model)
         self.encoder = keras.Model(
             model.input["images"],
             [model.get_layer("grid").output]
@@ -325,34 +306,12 @@ class Captioner(tf.Module):
         self.length_penalty = float(length_penalty)
 
     def _decode(self, images, method, beam_width, max_length):
-        from zoo import generation
-
-        images = tf.convert_to_tensor(images)
-        encoded = self.encoder(images, training=False)
-        grid, initial = encoded[0], list(encoded[1:])
-        batch = tf.shape(grid)[0]
-        decoder = self.model.get_layer("decoder")
-        embed = self.model.get_layer("word_embedding")
-        head = self.model.get_layer("next_word")
-        memory = decoder.prepare(grid, None)
-        state = decoder.initial_step_state(initial, memory)
-
-        def step(tokens, state, context, t):
-            output, new_state, weights = decoder.step(embed(tokens), state, context, training=False)
-            return head(output), new_state, {"attention": weights}
-
-        result = generation.decode(
-            step, state, tf.fill([batch], tf.constant(BOS, tf.int32)), method=method,
-            max_length=max_length, end_token=EOS, pad_token=PAD, context=memory,
-            beam_width=beam_width, length_penalty=self.length_penalty if method == "beam" else 0.0,
-            forbidden_tokens=(PAD, BOS, UNK))
-        tokens, lengths = result["tokens"], result["lengths"]
-        words = tf.gather(tf.constant(self._vocabulary), tokens)
-        valid = tf.sequence_mask(lengths, tf.shape(tokens)[1])
-        words = tf.where(valid, words, tf.constant(PAD_TOKEN))
-        attention = result["extras"]["attention"] * tf.cast(valid, tf.float32)[:, :, None]
-        return {"captions": join_caption(words), "scores": result["scores"], "attention": attention,
-                "tokens": words}
+        encoded = self.encoder(tf.convert_to_tensor(images), training=False)
+        result = decode_words(self.model, encoded[0], None, list(encoded[1:]), embedding="word_embedding",
+                              method=method, beam_width=beam_width, max_length=max_length,
+                              length_penalty=self.length_penalty, forbidden_tokens=(PAD, BOS, UNK))
+        return {"captions": join_caption(result["words"]), "scores": result["scores"],
+                "attention": result["attention"], "tokens": result["words"]}
 
     @tf.function(autograph=False, input_signature=[
         tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])
@@ -366,16 +325,7 @@ class Captioner(tf.Module):
         tf.TensorSpec([], tf.int32, name="max_length"),
     ])
     def caption(self, images, beam_width, max_length):
-        checks = [
-            tf.debugging.assert_greater_equal(beam_width, 1, message="beam_width must be >= 1"),
-            tf.debugging.assert_less_equal(beam_width, MAX_BEAM_WIDTH,
-                                           message=f"beam_width must be <= {MAX_BEAM_WIDTH}"),
-            tf.debugging.assert_greater_equal(max_length, 1, message="max_length must be >= 1"),
-            tf.debugging.assert_less_equal(max_length, MAX_CAPTION_TOKENS,
-                                           message=f"max_length must be <= {MAX_CAPTION_TOKENS}"),
-        ]
-        with tf.control_dependencies(checks):
-            beam_width, max_length = tf.identity(beam_width), tf.identity(max_length)
+        beam_width, max_length = checked_bounds(beam_width, max_length, MAX_BEAM_WIDTH, MAX_CAPTION_TOKENS)
         return self._decode(images, "beam", beam_width, max_length)
 
     @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])

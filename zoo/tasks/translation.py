@@ -40,12 +40,15 @@ otherwise; the Python API raises ValueError first).
 from zoo import _backend  # noqa: F401
 
 import collections
-import math
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
+
+from zoo.tasks.word_decoding import (  # noqa: F401  (re-exported: the task's public names)
+    BOS, BOS_TOKEN, EOS, EOS_TOKEN, PAD, PAD_TOKEN, UNK, UNK_TOKEN, WordLogits, checked_bounds,
+    compile_model, decode_words, fresh_copy, restorable_variables)
 
 TASK = "translation"
 IO_TYPE = "many-to-many"
@@ -62,8 +65,6 @@ DEFAULT_BEAM_WIDTH = 4
 #: GNMT length penalty exponent ((5 + length) / 6) ** alpha used by beam search.
 DEFAULT_LENGTH_PENALTY = 0.6
 
-PAD_TOKEN, UNK_TOKEN, BOS_TOKEN, EOS_TOKEN = "", "[UNK]", "<s>", "</s>"
-PAD, UNK, BOS, EOS = 0, 1, 2, 3
 _STATE_NAMES = {"lstm": ("h", "c"), "gru": ("h",), "rnn": ("h",)}
 
 # Every character that is not a letter, digit, white space, apostrophe or hyphen is a token of its own.
@@ -161,25 +162,6 @@ class NonPadding(keras.layers.Layer):
 
     def compute_output_spec(self, ids):
         return keras.KerasTensor(ids.shape, dtype="bool")
-
-
-@keras.saving.register_keras_serializable(package="zoo.translation", name="WordLogits")
-class WordLogits(keras.layers.Dense):
-    """A `Dense` layer with one output per word of `vocabulary`, which it keeps (for decoding).
-
-    Args:
-        vocabulary: The target words; index 0..3 are PAD, UNK, BOS, EOS.
-    """
-
-    def __init__(self, vocabulary, **kwargs):
-        kwargs.pop("units", None)
-        super().__init__(units=len(vocabulary), **kwargs)
-        self.vocabulary = [str(word) for word in vocabulary]
-
-    def get_config(self):
-        config = super().get_config()
-        config.pop("units", None)
-        return {**config, "vocabulary": self.vocabulary}
 
 
 def register_custom_objects():
@@ -449,24 +431,6 @@ def build_model(train_pairs, cell="gru", attention="additive", embedding_dim=256
     return model
 
 
-def compile_model(model, learning_rate=2e-3, clipnorm=1.0):
-    """Adam with global-norm clipping; loss = mean −log p of the non-PAD target words."""
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate, global_clipnorm=clipnorm),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True,
-                                                        reduction="mean_with_sample_weight"),
-        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-    )
-    return model
-
-
-def fresh_copy(model, learning_rate=2e-3, clipnorm=1.0):
-    """Same architecture and weights, a new optimizer (what the hub ships: no Adam moments)."""
-    copy = keras.Model.from_config(model.get_config())
-    copy.set_weights(model.get_weights())
-    return compile_model(copy, learning_rate=learning_rate, clipnorm=clipnorm)
-
-
 def model_settings(model):
     """What `Translator` needs to know about a model built by `build_model`."""
     decoder = model.get_layer("decoder")
@@ -478,17 +442,6 @@ def model_settings(model):
 # --------------------------------------------------------------------------
 # Decoding inside the graph
 # --------------------------------------------------------------------------
-
-
-def _check_bounds(beam_width, max_length):
-    return [
-        tf.debugging.assert_greater_equal(beam_width, 1, message="beam_width must be >= 1"),
-        tf.debugging.assert_less_equal(beam_width, MAX_BEAM_WIDTH,
-                                       message=f"beam_width must be <= {MAX_BEAM_WIDTH}"),
-        tf.debugging.assert_greater_equal(max_length, 1, message="max_length must be >= 1"),
-        tf.debugging.assert_less_equal(max_length, MAX_DECODE_LENGTH,
-                                       message=f"max_length must be <= {MAX_DECODE_LENGTH}"),
-    ]
 
 
 class Translator(tf.Module):
@@ -514,10 +467,8 @@ class Translator(tf.Module):
         self._target_words = list(model.get_layer("next_word").vocabulary)
         self.beam_width = int(beam_width)
         self.length_penalty = float(length_penalty)
-        # A Keras 3 variable is saved as a copy of the tf.Variable it wraps, while the traced
-        # functions read the wrapped one; tracking the wrapped variables puts them in the
-        # SavedModel's saver, which is what TF1-style session loaders (TF Serving) restore.
-        self.restorable_variables = [variable.value for variable in model.variables]
+        # Tracked so that TF1 session loaders (saved_model_cli run, TF Serving) restore them.
+        self.restorable_variables = restorable_variables(model)
         lexicon = model.get_layer("source_tokens").lexicon if use_lexicon else {}
         self.lexicon_table = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(tf.constant(list(lexicon), tf.string),
@@ -546,31 +497,11 @@ class Translator(tf.Module):
         return raw, mask, values, initial
 
     def _decode(self, texts, method, beam_width, max_length):
-        from zoo import generation
-
         raw, mask, values, initial = self.encode(texts)
-        batch, width = tf.shape(raw)[0], tf.shape(raw)[1]
-        decoder = self.model.get_layer("decoder")
-        embed = self.model.get_layer("target_embedding")
-        head = self.model.get_layer("next_word")
-        memory = decoder.prepare(values, mask)
-        state = decoder.initial_step_state(initial, memory)
-
-        def step(tokens, state, context, t):
-            output, new_state, weights = decoder.step(embed(tokens), state, context, training=False)
-            if weights is None:
-                weights = tf.zeros([tf.shape(tokens)[0], width], tf.float32)
-            return head(output), new_state, {"attention": weights}
-
-        result = generation.decode(
-            step, state, tf.fill([batch], tf.constant(BOS, tf.int32)), method=method,
-            max_length=max_length, end_token=EOS, pad_token=PAD, context=memory,
-            beam_width=beam_width, length_penalty=self.length_penalty if method == "beam" else 0.0,
-            forbidden_tokens=(PAD, BOS))
-        tokens, lengths = result["tokens"], result["lengths"]
-        attention = result["extras"]["attention"]
-        steps = tf.shape(tokens)[1]
-        words = tf.gather(tf.constant(self._target_words), tokens)
+        result = decode_words(self.model, values, mask, initial, embedding="target_embedding",
+                              method=method, beam_width=beam_width, max_length=max_length,
+                              length_penalty=self.length_penalty, forbidden_tokens=(PAD, BOS))
+        tokens, words, attention = result["tokens"], result["words"], result["attention"]
         if self._has_attention:
             # [UNK] → the source word the attention weighs most at that step: its lexicon
             # translation when there is one, else the word itself (names, numbers).
@@ -578,17 +509,14 @@ class Translator(tf.Module):
             if self.lexicon_table is not None:
                 translated = lookup_lexicon(self.lexicon_table, copied)
                 copied = tf.where(tf.equal(translated, ""), copied, translated)
-            words = tf.where(tf.equal(tokens, UNK), copied, words)
+            words = tf.where(tf.equal(tokens, UNK) & result["valid"], copied, words)
         else:
             words = tf.where(tf.equal(tokens, UNK), tf.constant(PAD_TOKEN), words)
-        valid = tf.sequence_mask(lengths, steps)
-        words = tf.where(valid, words, tf.constant(PAD_TOKEN))
         empty = tf.logical_not(tf.reduce_any(mask, axis=1))
         translations = tf.where(empty, tf.constant(""), detokenize(words))
         scores = tf.where(empty, tf.zeros_like(result["scores"]), result["scores"])
-        attention = attention * tf.cast(valid, attention.dtype)[:, :, None]
         return {"translations": translations, "scores": scores, "attention": attention,
-                "source_tokens": raw, "target_tokens": words, "lengths": lengths}
+                "source_tokens": raw, "target_tokens": words, "lengths": result["lengths"]}
 
     def default_max_length(self, texts):
         """Twice the longest source plus 10 tokens, at most MAX_DECODE_LENGTH."""
@@ -607,8 +535,7 @@ class Translator(tf.Module):
         tf.TensorSpec([], tf.int32, name="max_length"),
     ])
     def translate(self, texts, beam_width, max_length):
-        with tf.control_dependencies(_check_bounds(beam_width, max_length)):
-            beam_width, max_length = tf.identity(beam_width), tf.identity(max_length)
+        beam_width, max_length = checked_bounds(beam_width, max_length, MAX_BEAM_WIDTH, MAX_DECODE_LENGTH)
         result = self._decode(texts, "beam", beam_width, max_length)
         result.pop("lengths")
         return result
@@ -618,8 +545,7 @@ class Translator(tf.Module):
         tf.TensorSpec([], tf.int32, name="max_length"),
     ])
     def translate_greedy(self, texts, max_length):
-        with tf.control_dependencies(_check_bounds(1, max_length)):
-            max_length = tf.identity(max_length)
+        _, max_length = checked_bounds(1, max_length, MAX_BEAM_WIDTH, MAX_DECODE_LENGTH)
         result = self._decode(texts, "greedy", 1, max_length)
         return {"translations": result["translations"], "scores": result["scores"]}
 

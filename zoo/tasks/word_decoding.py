@@ -1,0 +1,126 @@
+"""What every word-writing task shares: the word head, its training set-up, and stepping an attention decoder.
+
+Translation and captioning both end in a `zoo.layers.AttentionDecoder` whose
+outputs go through `WordLogits` (a Dense layer that keeps its vocabulary).
+`decode_words` runs such a decoder on `zoo.generation.decode` (greedy, sampling
+or beam search in one `tf.while_loop`) and turns the ids back into words; the
+task modules add only what is particular to them (the encoder, [UNK] handling,
+detokenization).
+
+Word ids 0..3 are the same in every vocabulary: PAD, UNK, BOS, EOS.
+"""
+
+from zoo import _backend  # noqa: F401
+
+import keras
+import tensorflow as tf
+
+PAD_TOKEN, UNK_TOKEN, BOS_TOKEN, EOS_TOKEN = "", "[UNK]", "<s>", "</s>"
+PAD, UNK, BOS, EOS = 0, 1, 2, 3
+SPECIAL_TOKENS = [PAD_TOKEN, UNK_TOKEN, BOS_TOKEN, EOS_TOKEN]
+
+
+# Registered under the name it was first published with, so saved models keep loading.
+@keras.saving.register_keras_serializable(package="zoo.translation", name="WordLogits")
+class WordLogits(keras.layers.Dense):
+    """A `Dense` layer with one output per word of `vocabulary`, which it keeps (for decoding).
+
+    Args:
+        vocabulary: The output words; index 0..3 are PAD, UNK, BOS, EOS.
+    """
+
+    def __init__(self, vocabulary, **kwargs):
+        kwargs.pop("units", None)
+        super().__init__(units=len(vocabulary), **kwargs)
+        self.vocabulary = [str(word) for word in vocabulary]
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("units", None)
+        return {**config, "vocabulary": self.vocabulary}
+
+
+def compile_model(model, learning_rate=2e-3, clipnorm=1.0):
+    """Adam with global-norm clipping; loss = mean −log p of the non-PAD target words."""
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate, global_clipnorm=clipnorm),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True,
+                                                        reduction="mean_with_sample_weight"),
+        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
+    return model
+
+
+def fresh_copy(model, learning_rate=2e-3, clipnorm=1.0):
+    """Same architecture and weights, a new optimizer (what the hub ships: no Adam moments)."""
+    copy = keras.Model.from_config(model.get_config())
+    copy.set_weights(model.get_weights())
+    return compile_model(copy, learning_rate=learning_rate, clipnorm=clipnorm)
+
+
+def restorable_variables(model):
+    """The `tf.Variable`s a serving module must track so TF1 session loaders restore them.
+
+    A Keras 3 variable is saved as a copy of the `tf.Variable` it wraps, while
+    traced functions read the wrapped one; `tf.saved_model.load` maps the two,
+    but `saved_model_cli run` / TF Serving restore only what the saver holds.
+    """
+    return [variable.value for variable in model.variables]
+
+
+def checked_bounds(beam_width, max_length, max_beam_width, max_length_limit):
+    """`beam_width` and `max_length` after in-graph checks of their bounds (clear InvalidArgumentErrors)."""
+    checks = [
+        tf.debugging.assert_greater_equal(beam_width, 1, message="beam_width must be >= 1"),
+        tf.debugging.assert_less_equal(beam_width, max_beam_width,
+                                       message=f"beam_width must be <= {max_beam_width}"),
+        tf.debugging.assert_greater_equal(max_length, 1, message="max_length must be >= 1"),
+        tf.debugging.assert_less_equal(max_length, max_length_limit,
+                                       message=f"max_length must be <= {max_length_limit}"),
+    ]
+    with tf.control_dependencies(checks):
+        return tf.identity(beam_width), tf.identity(max_length)
+
+
+def decode_words(model, values, mask, initial_state, *, embedding, method, beam_width, max_length,
+                 length_penalty=0.0, forbidden_tokens=(PAD, BOS)):
+    """Step the model's `decoder` over a memory with the generation engine and return words.
+
+    Args:
+        model: A Keras model with layers `decoder` (AttentionDecoder), `next_word`
+            (WordLogits) and `embedding` (the name of its word embedding).
+        values: The memory `[batch, cells, features]` (encoder outputs, an image grid).
+        mask: bool `[batch, cells]` or None (every cell valid).
+        initial_state: The decoder's initial state (a list of `[batch, units]`).
+        method, beam_width, max_length, length_penalty, forbidden_tokens: as in
+            `zoo.generation.decode` (the length penalty applies to beam search only).
+
+    Returns:
+        `{"tokens", "lengths", "scores", "attention" [batch, steps, cells], "words"}`,
+        with "" in `words` and zeros in `attention` past each row's end.
+    """
+    from zoo import generation
+
+    decoder = model.get_layer("decoder")
+    embed = model.get_layer(embedding)
+    head = model.get_layer("next_word")
+    memory = decoder.prepare(values, mask)
+    state = decoder.initial_step_state(initial_state, memory)
+    batch, cells = tf.shape(values)[0], tf.shape(values)[1]
+
+    def step(tokens, state, context, t):
+        output, new_state, weights = decoder.step(embed(tokens), state, context, training=False)
+        if weights is None:
+            weights = tf.zeros([tf.shape(tokens)[0], cells], tf.float32)
+        return head(output), new_state, {"attention": weights}
+
+    result = generation.decode(
+        step, state, tf.fill([batch], tf.constant(BOS, tf.int32)), method=method,
+        max_length=max_length, end_token=EOS, pad_token=PAD, context=memory, beam_width=beam_width,
+        length_penalty=length_penalty if method == "beam" else 0.0, forbidden_tokens=forbidden_tokens)
+    tokens, lengths = result["tokens"], result["lengths"]
+    valid = tf.sequence_mask(lengths, tf.shape(tokens)[1])
+    words = tf.gather(tf.constant(head.vocabulary), tokens)
+    return {"tokens": tokens, "lengths": lengths, "scores": result["scores"],
+            "attention": result["extras"]["attention"] * tf.cast(valid, tf.float32)[:, :, None],
+            "words": tf.where(valid, words, tf.constant(PAD_TOKEN)), "valid": valid}
