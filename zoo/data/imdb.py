@@ -18,13 +18,11 @@ TensorFlow and TFDS are imported only when the loader is called.
 
 from __future__ import annotations
 
-import socket
-from urllib.parse import urlsplit
-
 import numpy as np
 
-from zoo.data.cache import DataUnavailableError
 from zoo.data.splits import SPLIT_NAMES, stratified_split
+from zoo.data.tfds_source import check_reachable as _check_reachable
+from zoo.data.tfds_source import read_tfds_splits
 
 __all__ = ["IMDB_DOWNLOAD_URL", "TFDS_NAME", "load_imdb_splits"]
 
@@ -33,18 +31,6 @@ TFDS_NAME = "imdb_reviews"
 IMDB_DOWNLOAD_URL = "http://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 #: Seconds to wait for a TCP connection to the download host before giving up.
 PROBE_TIMEOUT = 10.0
-
-
-def _check_reachable(url: str = IMDB_DOWNLOAD_URL, timeout: float = PROBE_TIMEOUT) -> None:
-    """Raise OSError unless a TCP connection to the host of ``url`` opens in time.
-
-    Without this check a machine with no route out can spend minutes in the
-    download manager's retries before failing.
-    """
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    with socket.create_connection((parts.hostname, port), timeout=timeout):
-        pass
 
 
 def _unavailable_message(data_dir, reason: str) -> str:
@@ -112,16 +98,6 @@ def load_imdb_splits(
     if max_examples is not None and max_examples < 0:
         raise ValueError(f"max_examples must be >= 0, got {max_examples}")
 
-    try:
-        import tensorflow_datasets as tfds
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise DataUnavailableError(
-            f"tensorflow-datasets is needed for the '{TFDS_NAME}' loader "
-            f"(pip install tensorflow-datasets): {exc}"
-        ) from exc
-
-    builder = tfds.builder(TFDS_NAME, data_dir=None if data_dir is None else str(data_dir))
-
     train_pct = round(100.0 * (1.0 - validation_fraction), 6)
     if seed is None:
         tfds_splits = {
@@ -132,35 +108,16 @@ def load_imdb_splits(
     else:
         tfds_splits = {"train": "train", "test": "test"}
 
-    def read_all():
-        # builder.as_dataset raises AssertionError when nothing is prepared.
-        return {
-            name: builder.as_dataset(split=spec, as_supervised=True, shuffle_files=False)
-            for name, spec in tfds_splits.items()
-        }
-
-    try:
-        datasets = read_all()
-    except AssertionError as not_prepared:
-        if not download:
-            reason = f"downloading is disabled (download=False). TFDS said: {not_prepared}"
-            raise DataUnavailableError(_unavailable_message(data_dir, reason)) from None
-        try:
-            _check_reachable()
-        except OSError as exc:
-            host = urlsplit(IMDB_DOWNLOAD_URL).hostname
-            reason = f"the download host {host} is unreachable ({exc})."
-            raise DataUnavailableError(_unavailable_message(data_dir, reason)) from exc
-        try:
-            builder.download_and_prepare()
-            datasets = read_all()
-        except Exception as exc:  # TFDS raises many kinds; all mean "no data"
-            reason = f"download_and_prepare failed with {type(exc).__name__}: {exc}"
-            if isinstance(exc, ModuleNotFoundError) and exc.name == "importlib_resources":
-                # TFDS 4.9 needs it to prepare data sets on Python >= 3.9 but does not
-                # declare it (tensorflow/datasets#11212).
-                reason += " (pip install importlib_resources; see tensorflow/datasets#11212)"
-            raise DataUnavailableError(_unavailable_message(data_dir, reason)) from exc
+    datasets = read_tfds_splits(
+        TFDS_NAME,
+        tfds_splits,
+        data_dir=data_dir,
+        download=download,
+        download_url=IMDB_DOWNLOAD_URL,
+        probe=lambda: _check_reachable(IMDB_DOWNLOAD_URL, timeout=PROBE_TIMEOUT),
+        unavailable_message=lambda reason: _unavailable_message(data_dir, reason),
+        as_supervised=True,
+    )
 
     if seed is None:
         return {name: _to_lists(datasets[name], max_examples) for name in SPLIT_NAMES}

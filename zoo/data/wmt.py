@@ -18,11 +18,9 @@ TensorFlow and TFDS are imported only when the loader is called.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
-from zoo.data.cache import DataUnavailableError
-from zoo.data.imdb import _check_reachable
 from zoo.data.splits import SPLIT_NAMES
+from zoo.data.tfds_source import check_reachable as _check_reachable
+from zoo.data.tfds_source import read_tfds_splits
 
 __all__ = ["DEFAULT_NAME", "WMT_DOWNLOAD_URL", "load_wmt_splits"]
 
@@ -112,39 +110,13 @@ def load_wmt_splits(
     if max_examples is not None and max_examples < 0:
         raise ValueError(f"max_examples must be >= 0, got {max_examples}")
 
-    try:
-        import tensorflow_datasets as tfds
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise DataUnavailableError(
-            f"tensorflow-datasets is needed for the '{name}' loader "
-            f"(pip install tensorflow-datasets): {exc}"
-        ) from exc
-
-    builder = tfds.builder(name, data_dir=None if data_dir is None else str(data_dir))
-
-    def read_all():
-        # builder.as_dataset raises AssertionError when nothing is prepared.
-        return {
-            split: builder.as_dataset(split=split, shuffle_files=False) for split in SPLIT_NAMES
-        }
-
-    try:
-        datasets = read_all()
-    except AssertionError as not_prepared:
-        if not download:
-            reason = f"downloading is disabled (download=False). TFDS said: {not_prepared}"
-            raise DataUnavailableError(_unavailable_message(name, data_dir, reason)) from None
-        try:
-            _check_reachable(WMT_DOWNLOAD_URL, timeout=PROBE_TIMEOUT)
-        except OSError as exc:
-            host = urlsplit(WMT_DOWNLOAD_URL).hostname
-            reason = f"the download host {host} is unreachable ({exc})."
-            raise DataUnavailableError(_unavailable_message(name, data_dir, reason)) from exc
-        try:
-            builder.download_and_prepare()
-            datasets = read_all()
-        except Exception as exc:  # TFDS raises many kinds; all mean "no data"
-            reason = f"download_and_prepare failed with {type(exc).__name__}: {exc}"
-            raise DataUnavailableError(_unavailable_message(name, data_dir, reason)) from exc
-
+    datasets = read_tfds_splits(
+        name,
+        {split: split for split in SPLIT_NAMES},
+        data_dir=data_dir,
+        download=download,
+        download_url=WMT_DOWNLOAD_URL,
+        probe=lambda: _check_reachable(WMT_DOWNLOAD_URL, timeout=PROBE_TIMEOUT),
+        unavailable_message=lambda reason: _unavailable_message(name, data_dir, reason),
+    )
     return {split: _to_pairs(datasets[split], max_examples) for split in SPLIT_NAMES}

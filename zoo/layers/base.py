@@ -410,10 +410,23 @@ class RecurrentSequence(keras.layers.RNN):
       both run the whole sequence as one operation with a hand-written BPTT;
     * `"loop"`: the generic step-by-step loop of `keras.layers.RNN`.
 
-    The `recurrence_path` argument forces the fused path or the loop;
-    `last_recurrence_path` tells which one the latest call (or trace) used,
-    `last_recurrence_kernel` which kernels ran the fused path, and
-    `fused_blocker(training)` why the fused path would not run.
+    Every zoo sequence layer takes `recurrence_path`: `"auto"` (default) runs
+    the fused path whenever the configuration allows it and the generic loop
+    otherwise; `"fused"` requires the fused path (a `ValueError` names what
+    rules it out); `"loop"` always runs the generic loop. The fused path needs
+    the TensorFlow backend, `unroll=False`, activations its kernels implement
+    and (while training) `recurrent_dropout=0`. `last_recurrence_path` tells
+    which path the latest call (or trace) used, `last_recurrence_kernel` which
+    kernels ran the fused path, and `fused_blocker(training)` why the fused
+    path would not run.
+
+    A configuration saved before `recurrence_path` existed holds the path
+    choice as `implementation="auto"|"fused"|"loop"`; such a string is read as
+    `recurrence_path`, with a `DeprecationWarning`. An integer `implementation`
+    is Keras's own setting, which only LSTM and GRU take (and keep).
+
+    LSTM and GRU also take `use_cudnn` (`"auto"`, `True` or `False`), which
+    allows or forbids the cuDNN kernels while training on a GPU.
     """
 
     # Whether the Keras counterpart takes Keras's `implementation` (LSTM, GRU).
@@ -444,13 +457,17 @@ class RecurrentSequence(keras.layers.RNN):
 
         `arguments` is the constructor's `locals()`; everything that is not a
         layer argument (or `**kwargs`, which go to `keras.layers.Layer`) is a
-        cell argument.
+        cell argument. `implementation` and `recurrence_path` are resolved
+        with `resolve_recurrence_arguments`; `use_cudnn`, where the layer
+        takes it, is checked and kept on the layer.
         """
         arguments = dict(arguments)
         arguments.pop("self", None)
         arguments.pop("__class__", None)
         kwargs = dict(arguments.pop("kwargs", {}))
         owner = type(self).__name__
+        if "use_cudnn" in arguments:
+            self.use_cudnn = validate_use_cudnn(owner, arguments.pop("use_cudnn"))
         implementation, recurrence_path = resolve_recurrence_arguments(
             owner,
             arguments.pop("implementation", kwargs.pop("implementation", None)),
@@ -722,7 +739,10 @@ class RecurrentSequence(keras.layers.RNN):
         )
         base = super().get_config()
         del base["cell"]
-        return {**base, **config}
+        config = {**base, **config}
+        if hasattr(self, "use_cudnn"):
+            config["use_cudnn"] = self.use_cudnn
+        return config
 
     @classmethod
     def from_config(cls, config):

@@ -31,7 +31,6 @@ from zoo.layers.base import (
     RecurrentSequence,
     keras_cell_implementation,
     standard_gates_blocker,
-    validate_use_cudnn,
 )
 
 
@@ -137,7 +136,9 @@ class GRU(RecurrentSequence):
         units: Positive integer, size of the hidden state.
         activation, recurrent_activation, use_bias, *_initializer,
             *_regularizer, *_constraint, dropout, recurrent_dropout, seed,
-            reset_after: As in `GRUCell`.
+            reset_after, implementation: As in `GRUCell` (`implementation` is
+            Keras's integer setting, default 2; a legacy string is read as
+            `recurrence_path`, see `RecurrentSequence`).
         activity_regularizer: Regularizer of the layer's output.
         return_sequences, return_state, go_backwards, stateful, unroll: As in
             `keras.layers.RNN`.
@@ -146,21 +147,9 @@ class GRU(RecurrentSequence):
             `use_bias=True`, no mask; weights converted to Keras's update
             convention on the fly); inference stays on the fused path, so a
             model exported on a GPU runs on a CPU. `False`: never.
-        recurrence_path: `"auto"` (default) runs the fused fast path (the
-            native kernels of `zoo.layers.native` on a CPU, else the graph
-            kernels of `zoo.layers.fused`; `last_recurrence_kernel` tells
-            which) whenever the configuration allows it and the generic
-            step-by-step loop otherwise; `"fused"` requires the fast path (a
-            `ValueError` names what rules it out); `"loop"` always runs the
-            generic loop. `last_recurrence_path` tells which path the latest
-            call took. The fast path needs the TensorFlow backend,
-            `unroll=False`, tanh/sigmoid activations and (while training)
-            `recurrent_dropout=0`.
-        implementation: Keras's integer setting (default 2), accepted and kept
-            as in `keras.layers.GRU`; see `GRUCell`. A configuration saved
-            before `recurrence_path` existed holds the path choice here as
-            a string; it is read as `recurrence_path`, with a
-            `DeprecationWarning`.
+        recurrence_path: `"auto"` (default), `"fused"` or `"loop"`, as
+            described in `RecurrentSequence`; the fused path needs tanh and
+            sigmoid activations here.
 
     Call arguments:
         sequences: Tensor `(batch, timesteps, features)`.
@@ -206,11 +195,7 @@ class GRU(RecurrentSequence):
         implementation=None,
         **kwargs,
     ):
-        validate_use_cudnn(type(self).__name__, use_cudnn)
-        arguments = dict(locals())
-        del arguments["use_cudnn"]
-        self.use_cudnn = use_cudnn
-        self._init_from_arguments(GRUCell, "gru_cell", arguments)
+        self._init_from_arguments(GRUCell, "gru_cell", locals())
 
     _cell_class = GRUCell
     _keras_takes_implementation = True
@@ -289,6 +274,3 @@ class GRU(RecurrentSequence):
     def implementation(self):
         """Keras's `implementation` setting, as the cell keeps it."""
         return self.cell.implementation
-
-    def get_config(self):
-        return {**super().get_config(), "use_cudnn": self.use_cudnn}

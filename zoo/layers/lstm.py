@@ -23,7 +23,6 @@ from zoo.layers.base import (
     RecurrentSequence,
     keras_cell_implementation,
     standard_gates_blocker,
-    validate_use_cudnn,
 )
 
 
@@ -128,7 +127,9 @@ class LSTM(RecurrentSequence):
         units: Positive integer, size of `h` and `c`.
         activation, recurrent_activation, use_bias, unit_forget_bias,
             *_initializer, *_regularizer, *_constraint, dropout,
-            recurrent_dropout, seed: As in `LSTMCell`.
+            recurrent_dropout, seed, implementation: As in `LSTMCell`
+            (`implementation` is Keras's integer setting, default 2; a legacy
+            string is read as `recurrence_path`, see `RecurrentSequence`).
         activity_regularizer: Regularizer of the layer's output.
         return_sequences: Return the whole output sequence.
         return_state: Also return the final `h` and `c`.
@@ -140,21 +141,9 @@ class LSTM(RecurrentSequence):
             Keras's cuDNN kernel (no mask, `use_bias=True`); inference stays
             on the fused path, so a model exported on a GPU runs on a CPU.
             `False`: never.
-        recurrence_path: `"auto"` (default) runs the fused fast path (the
-            native kernels of `zoo.layers.native` on a CPU, else the graph
-            kernels of `zoo.layers.fused`; `last_recurrence_kernel` tells
-            which) whenever the configuration allows it and the generic
-            step-by-step loop otherwise; `"fused"` requires the fast path (a
-            `ValueError` names what rules it out); `"loop"` always runs the
-            generic loop. `last_recurrence_path` tells which path the latest
-            call took. The fast path needs the TensorFlow backend,
-            `unroll=False`, tanh/sigmoid activations and (while training)
-            `recurrent_dropout=0`.
-        implementation: Keras's integer setting (default 2), accepted and kept
-            as in `keras.layers.LSTM`; see `LSTMCell`. A configuration saved
-            before `recurrence_path` existed holds the path choice here as
-            a string; it is read as `recurrence_path`, with a
-            `DeprecationWarning`.
+        recurrence_path: `"auto"` (default), `"fused"` or `"loop"`, as
+            described in `RecurrentSequence`; the fused path needs tanh and
+            sigmoid activations here.
 
     Call arguments:
         sequences: Tensor `(batch, timesteps, features)`.
@@ -199,11 +188,7 @@ class LSTM(RecurrentSequence):
         implementation=None,
         **kwargs,
     ):
-        validate_use_cudnn(type(self).__name__, use_cudnn)
-        arguments = dict(locals())
-        del arguments["use_cudnn"]
-        self.use_cudnn = use_cudnn
-        self._init_from_arguments(LSTMCell, "lstm_cell", arguments)
+        self._init_from_arguments(LSTMCell, "lstm_cell", locals())
 
     _cell_class = LSTMCell
     _keras_takes_implementation = True
@@ -252,6 +237,3 @@ class LSTM(RecurrentSequence):
     def implementation(self):
         """Keras's `implementation` setting, as the cell keeps it."""
         return self.cell.implementation
-
-    def get_config(self):
-        return {**super().get_config(), "use_cudnn": self.use_cudnn}

@@ -85,21 +85,12 @@ class SimpleRNN(RecurrentSequence):
         stateful: Carry the final state of a batch into the next batch;
             `reset_state()` zeroes it.
         unroll: Unroll the loop (short sequences only).
-        recurrence_path: `"auto"` (default) runs the fused fast path (the
-            native kernels of `zoo.layers.native` on a CPU, else the graph
-            kernels of `zoo.layers.fused`; `last_recurrence_kernel` tells
-            which) whenever the configuration allows it and the generic
-            step-by-step loop otherwise; `"fused"` requires the fast path (a
-            `ValueError` names what rules it out); `"loop"` always runs the
-            generic loop. `last_recurrence_path` tells which path the latest
-            call took. The fast path needs the TensorFlow backend,
-            `unroll=False`, an activation among tanh, relu, sigmoid, linear,
-            and (while training) `recurrent_dropout=0`. Like
-            `keras.layers.SimpleRNN`, the layer has no integer
-            `implementation`; a configuration saved before
-            `recurrence_path` existed holds the path choice as
-            `implementation="auto"|"fused"|"loop"`, which is read as
-            `recurrence_path` with a `DeprecationWarning`.
+        recurrence_path: `"auto"` (default), `"fused"` or `"loop"`, as
+            described in `RecurrentSequence`; the fused path needs an
+            activation among tanh, relu, sigmoid, linear here. Like
+            `keras.layers.SimpleRNN`, the layer takes no integer
+            `implementation` (a legacy string one is read as
+            `recurrence_path`).
 
     Call arguments:
         sequences: Tensor `(batch, timesteps, features)`.
