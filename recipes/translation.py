@@ -42,15 +42,16 @@ DEFAULTS = dict(
     input_feeding=False,     # feed the previous attentional vector to the decoder (slower to train)
     units=256,               # decoder state; the encoder has units/2 per direction
     embedding_dim=256,       # word embedding size, source and target
-    min_count=2,             # words seen fewer times in training become [UNK] (copied through attention)
+    min_count=2,             # English words seen fewer times in training become [UNK]
+    source_min_count=1,      # German words seen fewer times become [UNK] (1: every training word)
     dropout=0.3,             # on embeddings and on the attentional vector
     epochs=30,               # maximum epochs (early stopping usually ends sooner)
-    patience=3,              # epochs without val_loss improvement before stopping
+    patience=2,              # epochs without val_loss improvement before stopping
     batch_size=64,
     learning_rate=2e-3,
     clipnorm=1.0,            # global gradient-norm clipping (exploding gradients in BPTT)
     beam_width=4,            # the SavedModel's default beam width (serving_default)
-    length_penalty=0.6,      # GNMT length-penalty exponent of beam search
+    length_penalties="0.6,1.0,1.5,2.0",  # GNMT length-penalty exponents tried; the best on validation is kept
     dictionary_pairs=60000,  # extra training pairs from the dictionary's word/phrase entries (0 = none)
     lexicon=True,            # translate [UNK] outputs through the dictionary's one-word entries
     ablation=True,           # also train the same model with --attention none and report it
@@ -71,7 +72,9 @@ CHECKS = dict(
     embedding_dim=positive, min_count=positive, dropout=fraction, epochs=positive,
     patience=non_negative, batch_size=positive, learning_rate=positive, clipnorm=positive,
     beam_width=(positive, Check("must be <= 16", lambda value: value <= 16)),
-    length_penalty=non_negative, seed=non_negative, split_seed=non_negative,
+    length_penalties=Check("must be comma-separated numbers >= 0, e.g. 0.6,1.0",
+                           lambda value: all(float(v) >= 0 for v in value.split(","))),
+    source_min_count=positive, seed=non_negative, split_seed=non_negative,
     max_examples=positive, name=model_name, dictionary_pairs=non_negative,
     strategy=choices("auto", "default", "mirrored", "multi-worker"),
 )
@@ -140,7 +143,8 @@ def main(argv=None):
             model = task.build_model(
                 train_pairs, cell=args.cell, attention=attention, embedding_dim=args.embedding_dim,
                 units=args.units, dropout=args.dropout, input_feeding=args.input_feeding,
-                min_count=args.min_count, lexicon=lexicon if with_dictionary else None)
+                min_count=args.min_count, source_min_count=args.source_min_count,
+                lexicon=lexicon if with_dictionary else None)
             task.compile_model(model, learning_rate=args.learning_rate, clipnorm=args.clipnorm)
         train_ds = task.make_dataset(model, train_pairs, args.batch_size, shuffle=True, seed=args.seed)
         val_ds = task.make_dataset(model, splits["validation"], args.batch_size)
@@ -153,9 +157,18 @@ def main(argv=None):
     model.summary(print_fn=lambda line, **_: print(line))
     source_words, target_words, _ = task.model_vocabularies(model)
 
+    # -- the length penalty of beam search, chosen on validation --------------------
+    grid = [float(v) for v in args.length_penalties.split(",")]
+    if len(grid) > 1:
+        length_penalty, grid_scores = task.choose_length_penalty(model, splits["validation"], grid,
+                                                                 beam_width=args.beam_width)
+    else:
+        length_penalty, grid_scores = grid[0], None
+    print(f"[zoo] length penalty {length_penalty} (validation BLEU of beam {args.beam_width}: {grid_scores})")
+
     # -- evaluate on held-out data, beside the baselines -------------------------
     started = time.time()
-    metrics = task.measure(model, splits)
+    metrics = task.measure(model, splits, length_penalty=length_penalty)
     test = metrics["test"]
     print(f"[zoo] test BLEU greedy {test['bleu_greedy']:.2f}, beam {args.beam_width} "
           f"{test.get(f'bleu_beam{args.beam_width}', float('nan')):.2f} | chrF "
@@ -181,12 +194,12 @@ def main(argv=None):
     if lexicon:
         ablation["no_lexicon"] = {
             "what": "the same model, [UNK] outputs copied from the source instead of translated",
-            **task.measure(model, splits, use_lexicon=False)["test"]}
+            **task.measure(model, splits, use_lexicon=False, length_penalty=length_penalty)["test"]}
     if args.ablation:
         plain, plain_run = build_and_train("none", os.path.join(args.run_dir, "ablation-no-attention"))
         ablation["no_attention"] = {
             "what": "the same data and settings, --attention none (a plain encoder-decoder)",
-            **task.measure(plain, splits)["test"],
+            **task.measure(plain, splits, length_penalty=length_penalty)["test"],
             "epochs_run": plain_run["epochs_run"], "seconds": round(plain_run["seconds"], 1)}
         print(f"[zoo] ablation without attention: test BLEU greedy "
               f"{ablation['no_attention']['bleu_greedy']:.2f}")
@@ -195,7 +208,7 @@ def main(argv=None):
                                            with_dictionary=False)
         ablation["no_dictionary"] = {
             "what": "the same model trained on the sentence pairs only, without the lexicon",
-            **task.measure(alone, splits)["test"],
+            **task.measure(alone, splits, length_penalty=length_penalty)["test"],
             "epochs_run": alone_run["epochs_run"], "seconds": round(alone_run["seconds"], 1)}
         print(f"[zoo] ablation without the dictionary entries: test BLEU greedy "
               f"{ablation['no_dictionary']['bleu_greedy']:.2f}")
@@ -225,14 +238,17 @@ def main(argv=None):
         "outputs": "Keras model: next-word logits; SavedModel serving_default: translations string "
                    "(batch,), scores float32 (batch,); translate: also attention (batch, target, "
                    "source), source_tokens, target_tokens",
-        "decoding": {"default_beam_width": args.beam_width, "length_penalty": args.length_penalty,
+        "decoding": {"default_beam_width": args.beam_width, "length_penalty": length_penalty,
+                     "length_penalty_chosen_on": "validation BLEU of beam search",
+                     "length_penalty_grid_validation_bleu": grid_scores,
                      "length_penalty_form": "GNMT ((5 + length) / 6) ** alpha",
                      "max_source_tokens": task.MAX_SOURCE_TOKENS,
                      "max_decode_length": task.MAX_DECODE_LENGTH,
                      "default_max_length": "2 x longest source + 10 tokens"},
         "vocabulary": {"source_words": len(source_words), "target_words": len(target_words),
-                       "min_count": args.min_count, "unknown_words": "[UNK] in the output is "
-                       "replaced by the source word with the highest attention weight"},
+                       "min_count": args.min_count, "source_min_count": args.source_min_count,
+                       "unknown_words": "[UNK] in the output is replaced by the lexicon translation "
+                       "of the source word with the highest attention weight, or by that word itself"},
         "dataset": dataset_card,
         "metrics": metrics,
         "metric_notes": {
@@ -267,7 +283,7 @@ def main(argv=None):
     shipped = task.fresh_copy(model, learning_rate=args.learning_rate, clipnorm=args.clipnorm)
 
     def write_serving(keras_model, path):
-        task.write_serving(keras_model, path, beam_width=args.beam_width, length_penalty=args.length_penalty)
+        task.write_serving(keras_model, path, beam_width=args.beam_width, length_penalty=length_penalty)
 
     path = hub.export_model(
         args.name, shipped, card, write_serving,

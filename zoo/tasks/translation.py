@@ -200,17 +200,21 @@ def target_tokens(english_texts, rule):
     return out
 
 
-def build_vocabularies(train_pairs, min_count=2, max_source_words=12000, max_target_words=8000):
+def build_vocabularies(train_pairs, min_count=2, max_source_words=12000, max_target_words=8000,
+                       source_min_count=None):
     """Source and target vocabularies from the training pairs only.
 
     Returns `(source_words, target_words, first_word_rule)`: `source_words` is
     what the model's StringLookup holds (ids 2.. ; 0 = padding, 1 = [UNK]),
     `target_words` starts with PAD, UNK, BOS, EOS. Words seen fewer than
-    `min_count` times are left out (they become [UNK]); ties in frequency are
-    broken alphabetically, so the vocabularies are deterministic.
+    `min_count` times (`source_min_count` on the German side, default the
+    same) are left out (they become [UNK]); ties in frequency are broken
+    alphabetically, so the vocabularies are deterministic.
     """
-    if min_count < 1:
-        raise ValueError(f"min_count must be >= 1, received {min_count!r}")
+    source_min_count = min_count if source_min_count is None else source_min_count
+    for name, value in (("min_count", min_count), ("source_min_count", source_min_count)):
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, received {value!r}")
     sources = [de for de, _ in train_pairs]
     source_counts = collections.Counter(
         tok for tokens in tokenize_python([s.lower() for s in sources]) for tok in tokens)
@@ -219,14 +223,14 @@ def build_vocabularies(train_pairs, min_count=2, max_source_words=12000, max_tar
     target_counts = collections.Counter(
         tok for tokens in target_tokens([en for _, en in train_pairs], rule) for tok in tokens)
 
-    def frequent(counts, limit):
-        words = [w for w, c in counts.items() if c >= min_count and w not in (PAD_TOKEN, UNK_TOKEN)]
+    def frequent(counts, limit, least):
+        words = [w for w, c in counts.items() if c >= least and w not in (PAD_TOKEN, UNK_TOKEN)]
         words.sort(key=lambda w: (-counts[w], w))
         return words[:limit]
 
-    source_words = frequent(source_counts, max_source_words)
+    source_words = frequent(source_counts, max_source_words, source_min_count)
     target_words = [PAD_TOKEN, UNK_TOKEN, BOS_TOKEN, EOS_TOKEN] + [
-        w for w in frequent(target_counts, max_target_words) if w not in (BOS_TOKEN, EOS_TOKEN)]
+        w for w in frequent(target_counts, max_target_words, min_count) if w not in (BOS_TOKEN, EOS_TOKEN)]
     return source_words, target_words, rule
 
 
@@ -354,8 +358,8 @@ def _check_pairs(pairs):
 
 
 def build_model(train_pairs, cell="gru", attention="additive", embedding_dim=256, units=256,
-                dropout=0.3, input_feeding=False, min_count=2, max_source_words=20000,
-                max_target_words=8000, lexicon=None):
+                dropout=0.3, input_feeding=False, min_count=2, max_source_words=40000,
+                max_target_words=8000, lexicon=None, source_min_count=None):
     """The encoder-decoder with vocabularies from `train_pairs`.
 
     Args:
@@ -369,7 +373,8 @@ def build_model(train_pairs, cell="gru", attention="additive", embedding_dim=256
         dropout: Dropout on embeddings and on the attentional vector.
         input_feeding: Feed the previous attentional vector to the decoder
             cell (Luong); slower to train (a step-wise loop).
-        min_count, max_source_words, max_target_words: Vocabulary limits.
+        min_count, max_source_words, max_target_words, source_min_count: Vocabulary
+            limits (`source_min_count`: German words, default `min_count`).
         lexicon: Optional `{German word: English}` (`build_lexicon`) for [UNK] outputs.
 
     Returns:
@@ -393,7 +398,7 @@ def build_model(train_pairs, cell="gru", attention="additive", embedding_dim=256
     train_pairs = _check_pairs(train_pairs)
     source_words, target_words, rule = build_vocabularies(
         train_pairs, min_count=min_count, max_source_words=max_source_words,
-        max_target_words=max_target_words)
+        max_target_words=max_target_words, source_min_count=source_min_count)
 
     source = keras.Input(shape=(), dtype="string", name="source")
     target_in = keras.Input(shape=(None,), dtype="int32", name="target_in")
@@ -764,15 +769,32 @@ def load_card_splits(card_dataset):
     return splits
 
 
-def measure(model, splits, use_lexicon=True):
+def measure(model, splits, use_lexicon=True, length_penalty=DEFAULT_LENGTH_PENALTY):
     """The card's deterministic model metrics: validation and test BLEU/chrF, greedy and beam."""
-    translator = Translator(model, use_lexicon=use_lexicon)
+    translator = Translator(model, use_lexicon=use_lexicon, length_penalty=length_penalty)
     return {split: evaluate(translator, splits[split]) for split in ("validation", "test")}
+
+
+def choose_length_penalty(model, pairs, grid, beam_width=DEFAULT_BEAM_WIDTH):
+    """The GNMT length-penalty exponent of `grid` with the best corpus BLEU of beam search on `pairs`.
+
+    Returns `(best, {alpha: bleu})`; choose on validation pairs, never on test.
+    """
+    from zoo.tasks import translation_metrics
+
+    sources, references = [de for de, _ in pairs], [en for _, en in pairs]
+    scores = {}
+    for alpha in grid:
+        hypotheses = decode_corpus(Translator(model, length_penalty=alpha), sources, beam_width=beam_width)
+        scores[float(alpha)] = round(float(translation_metrics.corpus_scores(hypotheses, references)["bleu"]), 4)
+    best = max(scores, key=lambda alpha: (scores[alpha], -alpha))
+    return best, scores
 
 
 def remeasure(model, card):
     """Re-measure the card's model metrics from scratch (used by `zoo verify`)."""
-    return measure(model, load_card_splits(card["dataset"]))
+    alpha = card.get("decoding", {}).get("length_penalty", DEFAULT_LENGTH_PENALTY)
+    return measure(model, load_card_splits(card["dataset"]), length_penalty=alpha)
 
 
 # --------------------------------------------------------------------------
