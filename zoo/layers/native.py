@@ -38,6 +38,16 @@ rejected with a `ValueError`.
 Everything is float32: under a mixed policy the recurrence still runs in
 float32 here (on a CPU without AMX, bfloat16 products are slower than
 float32 ones).
+
+Threads: the batch is cut into blocks of rows, about four per thread (whole
+8-row tiles of the step product, at least two tiles when the weights outgrow
+a core's cache), and the calling thread and the kernels' own helper threads
+take blocks from a shared queue, each block running the whole sequence. A
+core that is busy with another program, or slower, takes fewer blocks
+instead of holding the step. The threads are as many as the CPUs this
+process may use (or TensorFlow's intra-op threads, if more), or
+`$ZOO_KERNEL_THREADS` (a positive integer). `row_block_plan` tells how a
+shape is cut.
 """
 
 import contextlib
@@ -55,6 +65,7 @@ SOURCE = Path(__file__).resolve().parent / "kernels" / "recurrence.cc"
 SWITCH = "ZOO_NATIVE_KERNELS"
 DIRECTORY = "ZOO_KERNEL_DIR"
 EXTRA_FLAGS = "ZOO_KERNEL_FLAGS"
+THREADS = "ZOO_KERNEL_THREADS"
 
 #: The cell names of the native kernels.
 CELLS = ("rnn_tanh", "rnn_sigmoid", "rnn_relu", "rnn_linear", "lstm", "gru",
@@ -95,6 +106,21 @@ def native_switch_on():
         return False
     raise ValueError(f"{SWITCH} must be one of 1, true, yes, on (use the native kernels) or "
                      f"0, false, no, off (use the graph kernels); received {value!r}")
+
+
+def kernel_threads():
+    """Threads the kernels use per call from `$ZOO_KERNEL_THREADS`; 0 (unset or empty): automatic."""
+    value = os.environ.get(THREADS, "").strip()
+    if not value:
+        return 0
+    try:
+        threads = int(value)
+    except ValueError:
+        threads = 0
+    if threads < 1:
+        raise ValueError(f"{THREADS} must be a positive integer (threads per kernel call) or "
+                         f"empty (as many as the CPUs); received {os.environ[THREADS]!r}")
+    return threads
 
 
 def checksum_path(library):
@@ -374,6 +400,7 @@ def run(cell, x, params, states, mask=None, *, return_sequences=True, save=True,
     from zoo.layers import fused
 
     library = load()
+    threads = kernel_threads()
     f32 = tf.float32
     lstm = cell == "lstm"
     kernel, bias, recurrent_kernel = (tf.cast(p, f32) for p in params[:3])
@@ -395,7 +422,7 @@ def run(cell, x, params, states, mask=None, *, return_sequences=True, save=True,
     def forward(x, kernel, bias, recurrent_kernel, candidate_bias, h0, c0):
         return library.zoo_recurrence_forward(
             x, kernel, bias, recurrent_kernel, candidate_bias, h0, c0, step_mask,
-            cell=cell, save=bool(save),
+            cell=cell, save=bool(save), threads=threads,
         )
 
     def outputs(h_seq, h_last, c_last):
@@ -424,6 +451,7 @@ def run(cell, x, params, states, mask=None, *, return_sequences=True, save=True,
                 dx, *d_weights = library.zoo_recurrence_backward(
                     x, kernel, recurrent_kernel, h0, c0, h_seq, saved, step_mask,
                     d_h_seq, d_h_last, d_c_last, cell=cell, input_gradient=need_dx,
+                    threads=threads,
                 )
                 return dx, tuple(d_weights)
 
@@ -433,6 +461,41 @@ def run(cell, x, params, states, mask=None, *, return_sequences=True, save=True,
     result = list(result)
     sequence = result.pop(0) if return_sequences else None
     return sequence, tuple(result)
+
+
+def _gates(cell):
+    if cell not in CELLS:
+        raise ValueError(f"cell must be one of {', '.join(CELLS)}; received {cell!r}")
+    return {"lstm": 4, "gru": 3, "gru_reset_after": 3}.get(cell, 1)
+
+
+def row_block_plan(cell, batch, inputs, units, threads=None):
+    """How the native kernels cut `batch` rows into blocks for one call.
+
+    Args:
+        cell: one of `CELLS`.
+        batch: batch rows of the call.
+        inputs: input features per step.
+        units: state size.
+        threads: threads to plan for; None for those a call would use in
+            this process (see `kernel_threads`).
+
+    Returns:
+        `(rows_per_block, blocks, threads)`: the threads take the blocks
+        from a shared queue (the last block may be shorter). Under
+        `tf.config.experimental.enable_op_determinism()` blocks have 16 rows
+        whatever the number of threads.
+    """
+    for name, value in (("batch", batch), ("inputs", inputs), ("units", units)):
+        if int(value) < 0:
+            raise ValueError(f"{name} must be >= 0; received {value!r}")
+    if threads is not None and int(threads) < 1:
+        raise ValueError(f"threads must be >= 1 or None; received {threads!r}")
+    weights = (int(inputs) + int(units)) * _gates(cell) * int(units)
+    plan = load().zoo_recurrence_block_plan(batch=int(batch), weights=weights,
+                                            threads=int(threads or kernel_threads()))
+    rows, blocks, threads = (int(v) for v in plan.numpy())
+    return rows, blocks, threads
 
 
 def _register_gradient_errors(tf):

@@ -7,28 +7,33 @@
 // the state with the recurrent kernel, and the gate arithmetic. A generic
 // TensorFlow loop pays a few microseconds of executor overhead per op and
 // step; here a step is a few plain function calls. The batch rows of a
-// sequence are independent, so the batch is cut into one block of rows per
-// core and every block runs the whole sequence on its own thread, with no
-// synchronisation between steps. The weights are packed once per call for
-// the step products (`StepProduct`).
+// sequence are independent, so the batch is cut into blocks of rows and
+// every block runs the whole sequence without synchronisation between steps.
+// There are several blocks per core (`PlanRowBlocks`: about four per thread,
+// a multiple of the product's 8-row tile, larger when the weights outgrow a
+// core's cache), taken from a shared queue (`ForEachRowBlock`): a core that
+// is slower or busy with another program takes fewer blocks, instead of
+// holding the whole step as one block per core would. The weights are
+// packed once per call for the step products (`StepProduct`).
 //
 // Nothing of size (T, B, gates * H) is materialised besides what the
 // backward pass needs (`saved`): the input projection is computed step by
-// step, and the backward pass accumulates the weight gradients per thread
-// over chunks of steps (products over about 512 rows), summing the threads'
-// parts at the end.
+// step, and the backward pass accumulates the weight gradients per block of
+// rows over chunks of steps (products over about 512 rows), summing the
+// blocks' parts in block order at the end.
 //
 // Reproducibility: Eigen evaluates an elementwise expression with vector
 // instructions from the first aligned element of its destination and plain
 // scalar code before it, and the two give different last bits for tanh and
 // the logistic function. Every scratch buffer is therefore allocated aligned
 // (`Floats`), so the split, and the result, depend only on the shapes, never
-// on where the allocator put a buffer. When TensorFlow's op determinism is
-// enabled (`tf.config.experimental.enable_op_determinism()`) the batch is
-// also cut into blocks of a fixed number of rows, independent of the number
-// of threads, and the blocks' weight-gradient parts are summed in block
-// order: results are then bit-identical from run to run and across thread
-// counts.
+// on where the allocator put a buffer. Which thread runs a block changes
+// from call to call, but never the result: the blocks depend only on the
+// shapes and the number of threads, and their weight-gradient parts are
+// summed in block order. When TensorFlow's op determinism is enabled
+// (`tf.config.experimental.enable_op_determinism()`) the batch is cut into
+// blocks of a fixed number of rows, independent of the number of threads:
+// results are then bit-identical across thread counts too.
 //
 // Conventions (time-major, float32, row-major):
 //   x                (T, B, I)
@@ -46,14 +51,20 @@
 
 #include <algorithm>
 #include <atomic>
-#include <memory>
-#include <thread>
 #include <cmath>
+#include <condition_variable>
+#include <deque>
 #include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
 #include <string>
 #include <vector>
 
 #include <cstdlib>
+
+#include <sched.h>
+#include <unistd.h>
 
 #include <Eigen/Core>
 
@@ -240,35 +251,140 @@ class StepProduct {
   bool transpose_;
 };
 
-// How many blocks of batch rows a kernel runs in parallel: one per thread,
-// or, when op determinism is required, blocks of about kDeterministicRows
-// rows whatever the number of threads.
-int64_t RowBlocks(OpKernelContext* context, int64_t batch) {
-  constexpr int64_t kMinRows = 4;
-  constexpr int64_t kDeterministicRows = 16;
-  if (tensorflow::OpDeterminismRequired()) {
-    return std::max<int64_t>(1, (batch + kDeterministicRows - 1) / kDeterministicRows);
+// How the batch rows are cut into blocks: `rows` per block (the last one
+// may be shorter), `blocks` blocks.
+struct RowBlockPlan {
+  int64_t rows = 1;
+  int64_t blocks = 1;
+};
+
+// Rows of the step product's register tile (`StepProduct::Tile<8>`).
+constexpr int64_t kTileRows = 8;
+// Blocks per thread: enough that a thread running at half speed (sharing
+// its core with another program) leaves at most about one block's time of
+// waiting at the end, few enough that each block keeps whole tiles.
+constexpr int64_t kBlocksPerThread = 4;
+// Weights (floats) a block streams through per step beyond which blocks get
+// at least two tiles of rows: above about twice a core's L2 cache (2 MiB),
+// every block reads most of them from the shared cache at every step.
+constexpr int64_t kCachedWeights = 1 << 19;
+// Under op determinism: rows per block, whatever the number of threads.
+constexpr int64_t kDeterministicRows = 16;
+
+// The blocks for `batch` rows on `threads` threads, for step products that
+// read `weights` floats (input and recurrent kernels) per step.
+RowBlockPlan PlanRowBlocks(int64_t batch, int64_t weights, int64_t threads,
+                           bool deterministic) {
+  RowBlockPlan plan;
+  batch = std::max<int64_t>(batch, 1);
+  if (deterministic) {
+    plan.rows = kDeterministicRows;
+  } else {
+    const int64_t min_rows = weights > kCachedWeights ? 2 * kTileRows : kTileRows;
+    const int64_t wanted = std::max<int64_t>(1, threads) * kBlocksPerThread;
+    const int64_t tiles = ((batch + wanted - 1) / wanted + kTileRows - 1) / kTileRows;
+    plan.rows = std::max(min_rows, tiles * kTileRows);
   }
-  auto* pool = context->device()->tensorflow_cpu_worker_threads()->workers;
-  return std::max<int64_t>(1, std::min<int64_t>(pool->NumThreads(), batch / kMinRows));
+  plan.rows = std::min(plan.rows, batch);
+  plan.blocks = (batch + plan.rows - 1) / plan.rows;
+  return plan;
 }
 
-// Runs `work(block, first_row, rows)` for `blocks` blocks of batch rows, one
-// per thread. The calling thread takes blocks too and, once no block is left
-// to start, waits only for blocks another thread has started: if the pool's
-// threads are all busy (say, with kernels waiting the same way), the caller
+// Threads for the blocks. TensorFlow's intra-op pool, as a custom op sees it,
+// can be a single thread whatever the settings (builds whose products run
+// on oneDNN's OpenMP threads keep it so), which would leave every block on
+// the calling thread; the kernels therefore keep their own helper threads,
+// started on first use and then asleep between calls. A child process
+// created by fork() gets fresh ones.
+class HelperThreads {
+ public:
+  static HelperThreads& ForThisProcess() {
+    static std::mutex creation;
+    static HelperThreads* helpers = nullptr;
+    std::lock_guard<std::mutex> lock(creation);
+    if (helpers == nullptr || helpers->process_ != getpid()) {
+      // Never deleted: the threads sleep on it until the process ends (and a
+      // forked child's copy has no threads behind it).
+      helpers = new HelperThreads();
+    }
+    return *helpers;
+  }
+
+  // Runs `task` on a helper thread, starting helpers up to `wanted` threads.
+  void Schedule(std::function<void()> task, int64_t wanted) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    while (started_ < wanted) {
+      std::thread([this] { Serve(); }).detach();
+      ++started_;
+    }
+    tasks_.push_back(std::move(task));
+    ready_.notify_one();
+  }
+
+ private:
+  HelperThreads() : process_(getpid()) {}
+
+  void Serve() {
+    for (;;) {
+      std::function<void()> task;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        ready_.wait(lock, [this] { return !tasks_.empty(); });
+        task = std::move(tasks_.front());
+        tasks_.pop_front();
+      }
+      task();
+    }
+  }
+
+  const pid_t process_;
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  std::deque<std::function<void()>> tasks_;
+  int64_t started_ = 0;
+};
+
+// CPUs this process may run on.
+int64_t AvailableCpus() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return std::max<int64_t>(1, std::thread::hardware_concurrency());
+}
+
+// Threads a kernel runs its blocks on (the caller included): `requested`
+// when positive (the op's `threads` attribute, from ZOO_KERNEL_THREADS),
+// else the larger of TensorFlow's intra-op pool and the available CPUs.
+int64_t KernelThreads(OpKernelContext* context, int64_t requested) {
+  if (requested > 0) return requested;
+  const int64_t pool =
+      context->device()->tensorflow_cpu_worker_threads()->workers->NumThreads();
+  return std::max(pool, AvailableCpus());
+}
+
+RowBlockPlan PlanRowBlocks(int64_t batch, int64_t weights, int64_t threads) {
+  return PlanRowBlocks(batch, weights, threads, tensorflow::OpDeterminismRequired());
+}
+
+// Runs `work(block, first_row, rows)` for every block of `plan` on `threads`
+// threads. The blocks form a shared queue: the calling thread and up to
+// (threads - 1) helper threads each take the next block until none is left, so a thread that
+// runs slowly (its core busy with another program) simply takes fewer. Once
+// the queue is empty the caller sleeps until the blocks that other threads
+// took have finished (sleeping, not spinning, leaves its core to them). If
+// the helpers are all busy (say, with other kernels' blocks), the caller
 // runs every block itself, so the wait cannot deadlock.
-void ForEachRowBlock(OpKernelContext* context, int64_t batch, int64_t blocks,
+void ForEachRowBlock(int64_t threads, int64_t batch, const RowBlockPlan& plan,
                      const std::function<void(int64_t, int64_t, int64_t)>& work) {
-  const int64_t per_block = (batch + blocks - 1) / blocks;
+  const int64_t blocks = plan.blocks, per_block = plan.rows;
   if (blocks == 1) {
     work(0, 0, batch);
     return;
   }
-  auto* pool = context->device()->tensorflow_cpu_worker_threads()->workers;
   struct Progress {
     std::atomic<int64_t> next{0};
-    std::atomic<int64_t> finished{0};
+    std::mutex mutex;
+    std::condition_variable all_done;
+    int64_t finished = 0;  // guarded by `mutex`
   };
   auto progress = std::make_shared<Progress>();
   // `work` lives on the caller's stack: it is only touched for a claimed
@@ -276,17 +392,24 @@ void ForEachRowBlock(OpKernelContext* context, int64_t batch, int64_t blocks,
   // helper that starts late finds nothing to claim and never touches it.
   const auto* job = &work;
   auto drain = [progress, job, blocks, per_block, batch] {
+    int64_t done = 0;
     for (int64_t block; (block = progress->next.fetch_add(1)) < blocks;) {
       const int64_t first = block * per_block;
       const int64_t rows = std::min(batch, first + per_block) - first;
       if (rows > 0) (*job)(block, first, rows);
-      progress->finished.fetch_add(1);
+      ++done;
     }
+    if (done == 0) return;
+    std::lock_guard<std::mutex> lock(progress->mutex);
+    progress->finished += done;
+    if (progress->finished == blocks) progress->all_done.notify_all();
   };
-  const int64_t helpers = std::min<int64_t>(blocks, pool->NumThreads()) - 1;
-  for (int64_t helper = 0; helper < helpers; ++helper) pool->Schedule(drain);
+  const int64_t helpers = std::min(blocks, threads) - 1;
+  HelperThreads& pool = HelperThreads::ForThisProcess();
+  for (int64_t helper = 0; helper < helpers; ++helper) pool.Schedule(drain, threads - 1);
   drain();
-  while (progress->finished.load() < blocks) std::this_thread::yield();
+  std::unique_lock<std::mutex> lock(progress->mutex);
+  progress->all_done.wait(lock, [&] { return progress->finished == blocks; });
 }
 
 Status CheckRank(const Tensor& tensor, int rank, const char* name) {
@@ -307,6 +430,7 @@ class RecurrenceForwardOp : public OpKernel {
     std::string cell;
     OP_REQUIRES_OK(context, context->GetAttr("cell", &cell));
     OP_REQUIRES_OK(context, context->GetAttr("save", &save_));
+    OP_REQUIRES_OK(context, context->GetAttr("threads", &threads_));
     cell_ = ParseCell(cell);
   }
 
@@ -388,7 +512,9 @@ class RecurrenceForwardOp : public OpKernel {
     const StepProduct on_h(recurrent, units, width_on_h, width, false);
     const StepProduct on_reset_h(recurrent + 2 * units, units,
                                  cell_ == Cell::kGRU ? units : 0, width, false);
-    ForEachRowBlock(context, batch, RowBlocks(context, batch),
+    const int64_t threads = KernelThreads(context, threads_);
+    const RowBlockPlan plan = PlanRowBlocks(batch, (inputs + units) * width, threads);
+    ForEachRowBlock(threads, batch, plan,
                     [&](int64_t, int64_t first, int64_t rows) {
                       Run(args, from_x, on_h, on_reset_h, first, rows);
                     });
@@ -514,6 +640,7 @@ class RecurrenceForwardOp : public OpKernel {
 
   Cell cell_;
   bool save_;
+  int64_t threads_;
 };
 
 // ---------------------------------------------------------------------------
@@ -526,6 +653,7 @@ class RecurrenceBackwardOp : public OpKernel {
     std::string cell;
     OP_REQUIRES_OK(context, context->GetAttr("cell", &cell));
     OP_REQUIRES_OK(context, context->GetAttr("input_gradient", &input_gradient_));
+    OP_REQUIRES_OK(context, context->GetAttr("threads", &threads_));
     cell_ = ParseCell(cell);
   }
 
@@ -607,14 +735,17 @@ class RecurrenceBackwardOp : public OpKernel {
     args.d_h0 = d_h0->flat<float>().data();
     args.d_c0 = lstm ? d_c0->flat<float>().data() : nullptr;
 
-    const int64_t blocks = RowBlocks(context, batch);
-    std::vector<Accumulators> parts(blocks);
-    for (auto& part : parts) {
-      part.kernel.assign(inputs * width, 0.0f);
-      part.bias.assign(width, 0.0f);
-      part.recurrent.assign(units * width, 0.0f);
-      part.recurrent_bias.assign(cell_ == Cell::kGRUResetAfter ? units : 0, 0.0f);
-    }
+    const int64_t threads = KernelThreads(context, threads_);
+    const RowBlockPlan plan = PlanRowBlocks(batch, (inputs + units) * width, threads);
+    // One part per block (zeroed by the thread that runs the block), summed
+    // in block order: the result does not depend on which thread ran what.
+    std::vector<Accumulators> parts(plan.blocks);
+    const auto zero = [&](Accumulators* part) {
+      part->kernel.assign(inputs * width, 0.0f);
+      part->bias.assign(width, 0.0f);
+      part->recurrent.assign(units * width, 0.0f);
+      part->recurrent_bias.assign(cell_ == Cell::kGRUResetAfter ? units : 0, 0.0f);
+    };
     const float* recurrent = recurrent_kernel.flat<float>().data();
     // The part of the recurrent kernel multiplied by the step's d_pre rows:
     // all of it, or the z and r blocks for the GRU (its candidate block acts
@@ -626,12 +757,14 @@ class RecurrenceBackwardOp : public OpKernel {
                                    units, width, true);
       const StepProduct to_x(kernel.flat<float>().data(), input_gradient_ ? width : 0,
                              inputs, width, true);
-      ForEachRowBlock(context, batch, blocks,
+      ForEachRowBlock(threads, batch, plan,
                       [&](int64_t block, int64_t first, int64_t rows) {
+                        zero(&parts[block]);
                         Run(args, to_h, to_reset_h, to_x, first, rows,
                             &parts[block]);
                       });
     } else {
+      for (auto& part : parts) zero(&part);
       std::copy_n(args.d_h_last, batch * units, args.d_h0);
       if (lstm) std::copy_n(args.d_c_last, batch * units, args.d_c0);
     }
@@ -648,7 +781,7 @@ class RecurrenceBackwardOp : public OpKernel {
     float *dx, *d_h0, *d_c0;
   };
 
-  // One thread's share of the weight gradients.
+  // One block's share of the weight gradients.
   struct Accumulators {
     Floats kernel, bias, recurrent, recurrent_bias;
   };
@@ -828,6 +961,7 @@ class RecurrenceBackwardOp : public OpKernel {
 
   Cell cell_;
   bool input_gradient_;
+  int64_t threads_;
 };
 
 // ---------------------------------------------------------------------------
@@ -889,6 +1023,7 @@ REGISTER_OP("ZooRecurrenceForward")
     .Output("saved: float")
     .Attr(kCellAttr)
     .Attr("save: bool = true")
+    .Attr("threads: int = 0")
     .SetShapeFn(ForwardShape)
     .Doc("A zoo recurrence over a whole sequence (see zoo/layers/native.py).");
 
@@ -913,9 +1048,46 @@ REGISTER_OP("ZooRecurrenceBackward")
     .Output("d_c0: float")
     .Attr(kCellAttr)
     .Attr("input_gradient: bool = true")
+    .Attr("threads: int = 0")
     .SetShapeFn(BackwardShape)
     .Doc("Backpropagation through time of ZooRecurrenceForward.");
 
+// The row blocks the kernels would use: for tests and `native.row_block_plan`.
+class RowBlockPlanOp : public OpKernel {
+ public:
+  explicit RowBlockPlanOp(OpKernelConstruction* context) : OpKernel(context) {
+    OP_REQUIRES_OK(context, context->GetAttr("batch", &batch_));
+    OP_REQUIRES_OK(context, context->GetAttr("weights", &weights_));
+    OP_REQUIRES_OK(context, context->GetAttr("threads", &threads_));
+  }
+
+  void Compute(OpKernelContext* context) override {
+    const int64_t threads = KernelThreads(context, threads_);
+    const RowBlockPlan plan = PlanRowBlocks(batch_, weights_, threads);
+    Tensor* out = nullptr;
+    OP_REQUIRES_OK(context, context->allocate_output(0, TensorShape({3}), &out));
+    out->flat<int64_t>()(0) = plan.rows;
+    out->flat<int64_t>()(1) = plan.blocks;
+    out->flat<int64_t>()(2) = threads;
+  }
+
+ private:
+  int64_t batch_, weights_, threads_;
+};
+
+REGISTER_OP("ZooRecurrenceBlockPlan")
+    .Output("rows_blocks_threads: int64")
+    .Attr("batch: int >= 0")
+    .Attr("weights: int >= 0")
+    .Attr("threads: int = 0")
+    .SetShapeFn([](InferenceContext* c) {
+      c->set_output(0, c->MakeShape({3}));
+      return Status();
+    })
+    .Doc("Rows per block, blocks and threads of the recurrence kernels (threads 0: automatic).");
+
+REGISTER_KERNEL_BUILDER(Name("ZooRecurrenceBlockPlan").Device(tensorflow::DEVICE_CPU),
+                        RowBlockPlanOp);
 REGISTER_KERNEL_BUILDER(Name("ZooRecurrenceForward").Device(tensorflow::DEVICE_CPU),
                         RecurrenceForwardOp);
 REGISTER_KERNEL_BUILDER(Name("ZooRecurrenceBackward").Device(tensorflow::DEVICE_CPU),
