@@ -20,9 +20,16 @@ from zoo import hub
 from zoo.tasks import get_task
 
 SESSION_RUNNER = textwrap.dedent("""
-    import json, sys
+    import base64, json, sys
     import numpy as np
     import tensorflow as tf
+
+    def decoded(value):  # binary inputs travel through JSON as "base64:<text>"
+        if isinstance(value, list):
+            return [decoded(v) for v in value]
+        if isinstance(value, str) and value.startswith("base64:"):
+            return base64.b64decode(value[len("base64:"):])
+        return value
 
     tf.compat.v1.disable_eager_execution()
     path, inputs = sys.argv[1], json.loads(sys.stdin.read())
@@ -32,7 +39,7 @@ SESSION_RUNNER = textwrap.dedent("""
         for name, values in inputs.items():
             signature = meta_graph.signature_def[name]
             feeds = {signature.inputs[key].name: np.asarray(
-                         value, tf.dtypes.as_dtype(signature.inputs[key].dtype).as_numpy_dtype)
+                         decoded(value), tf.dtypes.as_dtype(signature.inputs[key].dtype).as_numpy_dtype)
                      for key, value in values.items()}
             fetches = {key: output.name for key, output in signature.outputs.items()}
             outputs = session.run(fetches, feeds)
@@ -40,6 +47,17 @@ SESSION_RUNNER = textwrap.dedent("""
     assert not any(m == "zoo" or m.startswith("zoo.") for m in sys.modules)
     print(json.dumps(results, default=lambda b: b.decode("utf-8", "replace")))
 """)
+
+
+def _decoded(value):
+    """Inputs with "base64:<text>" strings turned into bytes (how binary inputs travel through JSON)."""
+    import base64
+
+    if isinstance(value, list):
+        return [_decoded(v) for v in value]
+    if isinstance(value, str) and value.startswith("base64:"):
+        return base64.b64decode(value[len("base64:"):])
+    return value
 
 
 def _example_from_spec(spec):
@@ -88,7 +106,7 @@ def check_session_loader(name):
     for signature, values in inputs.items():
         function = serving.signatures[signature]
         specs = function.structured_input_signature[1]
-        expected = function(**{key: tf.constant(value, specs[key].dtype)
+        expected = function(**{key: tf.constant(_decoded(value), specs[key].dtype)
                                for key, value in values.items()})
         assert sorted(in_session[signature]) == sorted(expected), signature
         for key, value in expected.items():

@@ -260,6 +260,14 @@ def test_zoo_caption_cli(smoke_hub, tmp_path):
     assert beam.returncode == 2 and "--beam" in beam.stderr
 
 
+def test_every_signature_runs_under_the_tf1_session_loader(smoke_hub, monkeypatch):
+    from serving_helpers import check_session_loader
+
+    root, _ = smoke_hub
+    monkeypatch.setenv("ZOO_MODELS_DIR", str(root))
+    check_session_loader("captioning-smoke")
+
+
 def test_verify_reproduces_the_smoke_card(smoke_hub):
     root, _ = smoke_hub
     env = {**os.environ, "ZOO_MODELS_DIR": str(root), "TF_CPP_MIN_LOG_LEVEL": "2"}

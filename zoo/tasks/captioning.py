@@ -353,20 +353,22 @@ def write_serving(model, path, beam_width=DEFAULT_BEAM_WIDTH):
     )
 
 
-def _png_bytes(image):
-    return tf.io.encode_png(tf.constant(image)).numpy()
-
-
 def serving_examples():
-    """Small valid inputs for every signature of the serving SavedModel (serving tests)."""
+    """Small valid inputs for every signature of the serving SavedModel, as plain Python values.
+
+    Encoded images are given as "base64:<text>" strings (JSON carries no bytes).
+    """
+    import base64
+
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(2, 64, 64, 3), dtype=np.uint8)
-    encoded = np.array([_png_bytes(images[0]), _png_bytes(images[1][:40, :50])], dtype=object)
+    encoded = ["base64:" + base64.b64encode(tf.io.encode_png(tf.constant(image)).numpy()).decode("ascii")
+               for image in (images[0], images[1][:40, :50])]
     return {
-        "serving_default": {"images": images},
-        "caption": {"images": images, "beam_width": np.int32(2), "max_length": np.int32(8)},
+        "serving_default": {"images": images.tolist()},
+        "caption": {"images": images.tolist(), "beam_width": 2, "max_length": 8},
         "caption_bytes": {"image_bytes": encoded},
-        "caption_greedy": {"images": images, "max_length": np.int32(8)},
+        "caption_greedy": {"images": images.tolist(), "max_length": 8},
     }
 
 

@@ -689,12 +689,12 @@ def write_serving(model, path, beam_width=DEFAULT_BEAM_WIDTH, length_penalty=DEF
 
 
 def serving_examples():
-    """Small valid inputs for every signature of the serving SavedModel (serving tests)."""
-    texts = np.array([b"Ich bin m\xc3\xbcde.", b"Wo ist der Bahnhof?"], dtype=object)
+    """Small valid inputs for every signature of the serving SavedModel, as plain Python values."""
+    texts = ["Ich bin müde.", "Wo ist der Bahnhof?", ""]
     return {
         "serving_default": {"texts": texts},
-        "translate": {"texts": texts, "beam_width": np.int32(2), "max_length": np.int32(12)},
-        "translate_greedy": {"texts": texts, "max_length": np.int32(12)},
+        "translate": {"texts": texts, "beam_width": 2, "max_length": 12},
+        "translate_greedy": {"texts": texts, "max_length": 12},
     }
 
 
