@@ -43,19 +43,16 @@ import numpy as np
 import tensorflow as tf
 
 from zoo.tasks.word_decoding import (  # noqa: F401  (re-exported: the task's public names)
-    BOS, BOS_TOKEN, EOS, EOS_TOKEN, PAD, PAD_TOKEN, SPECIAL_TOKENS, UNK, UNK_TOKEN, WordLogits,
-    checked_bounds, compile_model, decode_words, fresh_copy, restorable_variables)
+    ATTENTIONS, BOS, CELLS, EOS, MAX_BEAM_WIDTH, PAD, SPECIAL_TOKENS, STATE_NAMES, UNK, WordLogits,
+    check_decoder_choice, check_whole_number, checked_bounds, compile_model, decode_words, fresh_copy,
+    restorable_variables)
 
 TASK = "captioning"
 IO_TYPE = "one-to-many"
-CELLS = ("lstm", "gru", "rnn")
-ATTENTIONS = ("additive", "dot", "general", "none")
 IMAGE_SIZE = 64
 MAX_CAPTION_TOKENS = 40
-MAX_BEAM_WIDTH = 16
 DEFAULT_BEAM_WIDTH = 3
 DEFAULT_MAX_LENGTH = 24
-_STATE_NAMES = {"lstm": ("h", "c"), "gru": ("h",), "rnn": ("h",)}
 
 
 # --------------------------------------------------------------------------
@@ -215,10 +212,7 @@ def build_model(train_captions, cell="gru", attention="additive", units=256, emb
     """
     from zoo import layers
 
-    if cell not in CELLS:
-        raise ValueError(f"cell must be one of {', '.join(CELLS)}, received {cell!r}")
-    if attention not in ATTENTIONS:
-        raise ValueError(f"attention must be one of {', '.join(ATTENTIONS)}, received {attention!r}")
+    check_decoder_choice(cell, attention)
     if len(filters) != 4 or any(int(f) < 1 for f in filters):
         raise ValueError(f"filters must be four positive channel counts, received {filters!r}")
     if not 0 <= dropout < 1:
@@ -244,7 +238,7 @@ def build_model(train_captions, cell="gru", attention="additive", units=256, emb
     pooled = keras.layers.GlobalAveragePooling1D(name="image_vector")(grid)
     memory = keras.layers.Dropout(dropout, name="grid_dropout")(grid)
     initial_state = [keras.layers.Dense(units, activation="tanh", name=f"bridge_{s}")(pooled)
-                     for s in _STATE_NAMES[cell]]
+                     for s in STATE_NAMES[cell]]
 
     embedded = keras.layers.Embedding(len(vocabulary), embedding_dim, name="word_embedding")(tokens)
     embedded = keras.layers.Dropout(dropout, name="word_dropout")(embedded)
@@ -301,7 +295,7 @@ class Captioner(tf.Module):
         self.encoder = keras.Model(
             model.input["images"],
             [model.get_layer("grid").output]
-            + [model.get_layer(f"bridge_{s}").output for s in _STATE_NAMES[self._cell]])
+            + [model.get_layer(f"bridge_{s}").output for s in STATE_NAMES[self._cell]])
         self.beam_width = int(beam_width)
         self.length_penalty = float(length_penalty)
 
@@ -570,12 +564,8 @@ def attention_overlay_png(image, result, path, title=None):
 
 def caption(source, images, beam_width=DEFAULT_BEAM_WIDTH, max_length=DEFAULT_MAX_LENGTH):
     """Caption uint8 RGB images (a list of `[H, W, 3]` arrays of any size); returns result dicts."""
-    if isinstance(beam_width, bool) or not isinstance(beam_width, (int, np.integer)) \
-            or not 1 <= beam_width <= MAX_BEAM_WIDTH:
-        raise ValueError(f"beam_width must be an integer in 1..{MAX_BEAM_WIDTH}, received {beam_width!r}")
-    if isinstance(max_length, bool) or not isinstance(max_length, (int, np.integer)) \
-            or not 1 <= max_length <= MAX_CAPTION_TOKENS:
-        raise ValueError(f"max_length must be an integer in 1..{MAX_CAPTION_TOKENS}, received {max_length!r}")
+    beam_width = check_whole_number("beam_width", beam_width, 1, MAX_BEAM_WIDTH)
+    max_length = check_whole_number("max_length", max_length, 1, MAX_CAPTION_TOKENS)
     batch = np.stack([np.asarray(tf.cast(tf.round(resize_images(np.asarray(img)[None])[0] * 255.0),
                                          tf.uint8)) for img in images])
     arguments = (tf.constant(batch), tf.constant(beam_width, tf.int32), tf.constant(max_length, tf.int32))

@@ -47,25 +47,21 @@ import numpy as np
 import tensorflow as tf
 
 from zoo.tasks.word_decoding import (  # noqa: F401  (re-exported: the task's public names)
-    BOS, BOS_TOKEN, EOS, EOS_TOKEN, PAD, PAD_TOKEN, UNK, UNK_TOKEN, WordLogits, checked_bounds,
-    compile_model, decode_words, fresh_copy, restorable_variables)
+    ATTENTIONS, BOS, BOS_TOKEN, CELLS, EOS, EOS_TOKEN, MAX_BEAM_WIDTH, PAD, PAD_TOKEN, STATE_NAMES, UNK,
+    UNK_TOKEN, WordLogits, check_decoder_choice, check_whole_number, checked_bounds, compile_model,
+    decode_words, fresh_copy, restorable_variables)
 
 TASK = "translation"
 IO_TYPE = "many-to-many"
-CELLS = ("lstm", "gru", "rnn")
-ATTENTIONS = ("additive", "dot", "general", "none")
 
 #: Source tokens kept per text; longer inputs are truncated to their first MAX_SOURCE_TOKENS tokens.
 MAX_SOURCE_TOKENS = 100
 #: Upper bound of `max_length` (target tokens per translation) in one call.
 MAX_DECODE_LENGTH = 256
-#: Upper bound of `beam_width`.
-MAX_BEAM_WIDTH = 16
 DEFAULT_BEAM_WIDTH = 4
 #: GNMT length penalty exponent ((5 + length) / 6) ** alpha used by beam search.
 DEFAULT_LENGTH_PENALTY = 0.6
 
-_STATE_NAMES = {"lstm": ("h", "c"), "gru": ("h",), "rnn": ("h",)}
 
 # Every character that is not a letter, digit, white space, apostrophe or hyphen is a token of its own.
 _PUNCTUATION = r"([^\pL\pN\s'’\-])"
@@ -386,10 +382,7 @@ def build_model(train_pairs, cell="gru", attention="additive", embedding_dim=256
     """
     from zoo import layers
 
-    if cell not in CELLS:
-        raise ValueError(f"cell must be one of {', '.join(CELLS)}, received {cell!r}")
-    if attention not in ATTENTIONS:
-        raise ValueError(f"attention must be one of {', '.join(ATTENTIONS)}, received {attention!r}")
+    check_decoder_choice(cell, attention)
     for name, value in (("embedding_dim", embedding_dim), ("units", units)):
         if int(value) < 2:
             raise ValueError(f"{name} must be >= 2, received {value!r}")
@@ -417,7 +410,7 @@ def build_model(train_pairs, cell="gru", attention="additive", embedding_dim=256
     values, final_states = encoded[0], encoded[1:]
     per_direction = len(final_states) // 2
     initial_state = []
-    for i, state in enumerate(_STATE_NAMES[cell]):
+    for i, state in enumerate(STATE_NAMES[cell]):
         both = keras.layers.Concatenate(name=f"final_{state}")(
             [final_states[i], final_states[per_direction + i]])
         initial_state.append(keras.layers.Dense(units, activation="tanh", name=f"bridge_{state}")(both))
@@ -497,7 +490,7 @@ class Translator(tf.Module):
         per_direction = len(finals) // 2
         initial = [
             model.get_layer(f"bridge_{state}")(tf.concat([finals[i], finals[per_direction + i]], -1))
-            for i, state in enumerate(_STATE_NAMES[self._cell])
+            for i, state in enumerate(STATE_NAMES[self._cell])
         ]
         return raw, mask, values, initial
 
@@ -564,15 +557,11 @@ def _check_request(texts, beam_width, max_length):
     for i, text in enumerate(texts):
         if not isinstance(text, str):
             raise ValueError(f"text {i} must be a string, received {text!r} ({type(text).__name__})")
-    if isinstance(beam_width, bool) or not isinstance(beam_width, (int, np.integer)) \
-            or not 1 <= beam_width <= MAX_BEAM_WIDTH:
-        raise ValueError(f"beam_width must be an integer in 1..{MAX_BEAM_WIDTH}, received {beam_width!r}")
-    if max_length is not None and (isinstance(max_length, bool)
-                                   or not isinstance(max_length, (int, np.integer))
-                                   or not 1 <= max_length <= MAX_DECODE_LENGTH):
-        raise ValueError(f"max_length must be an integer in 1..{MAX_DECODE_LENGTH} (or None: twice the "
-                         f"source length plus 10), received {max_length!r}")
-    return texts, int(beam_width), max_length
+    beam_width = check_whole_number("beam_width", beam_width, 1, MAX_BEAM_WIDTH)
+    if max_length is not None:
+        max_length = check_whole_number("max_length", max_length, 1, MAX_DECODE_LENGTH,
+                                        " (or None: twice the source length plus 10)")
+    return texts, beam_width, max_length
 
 
 def translate(source, texts, beam_width=DEFAULT_BEAM_WIDTH, max_length=None, details=False):

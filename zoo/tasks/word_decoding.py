@@ -15,6 +15,14 @@ from zoo import _backend  # noqa: F401
 import keras
 import tensorflow as tf
 
+#: Decoder cells and attention kinds the word-writing tasks build (`--cell`, `--attention`).
+CELLS = ("lstm", "gru", "rnn")
+ATTENTIONS = ("additive", "dot", "general", "none")
+#: The recurrent states of each cell, named as the `bridge_<state>` layers that initialise them.
+STATE_NAMES = {"lstm": ("h", "c"), "gru": ("h",), "rnn": ("h",)}
+#: Upper bound of `beam_width`.
+MAX_BEAM_WIDTH = 16
+
 PAD_TOKEN, UNK_TOKEN, BOS_TOKEN, EOS_TOKEN = "", "[UNK]", "<s>", "</s>"
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
 SPECIAL_TOKENS = [PAD_TOKEN, UNK_TOKEN, BOS_TOKEN, EOS_TOKEN]
@@ -38,6 +46,23 @@ class WordLogits(keras.layers.Dense):
         config = super().get_config()
         config.pop("units", None)
         return {**config, "vocabulary": self.vocabulary}
+
+
+def check_decoder_choice(cell, attention):
+    """ValueError naming `cell` or `attention` when it is not one the tasks build."""
+    if cell not in CELLS:
+        raise ValueError(f"cell must be one of {', '.join(CELLS)}, received {cell!r}")
+    if attention not in ATTENTIONS:
+        raise ValueError(f"attention must be one of {', '.join(ATTENTIONS)}, received {attention!r}")
+
+
+def check_whole_number(name, value, low, high, note=""):
+    """`value` as an int when it is a whole number (not a bool) in low..high, else a ValueError naming `name`."""
+    import numpy as np
+
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
+        raise ValueError(f"{name} must be an integer in {low}..{high}{note}, received {value!r}")
+    return int(value)
 
 
 def compile_model(model, learning_rate=2e-3, clipnorm=1.0):
