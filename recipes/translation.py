@@ -46,9 +46,12 @@ DEFAULTS = dict(
     source_min_count=2,      # German words seen fewer times become [UNK] (1: every word; 3x the embedding for +2% coverage)
     dropout=0.3,             # on embeddings and on the attentional vector
     epochs=30,               # maximum epochs (early stopping usually ends sooner)
-    patience=2,              # epochs without val_loss improvement before stopping
+    patience=3,              # epochs without val_loss improvement before stopping
     batch_size=64,
     learning_rate=2e-3,
+    lr_decay=0.5,            # the learning rate is multiplied by this after each epoch without improvement
+    warmup_steps=500,        # the learning rate rises linearly over the first optimizer steps
+    label_smoothing=0.1,     # share of each target word's probability spread over the vocabulary
     clipnorm=1.0,            # global gradient-norm clipping (exploding gradients in BPTT)
     beam_width=4,            # the SavedModel's default beam width (serving_default)
     length_penalties="1.0,1.5,2.0,2.5,3.0",  # GNMT length-penalty exponents tried; the best on validation is kept
@@ -71,6 +74,8 @@ CHECKS = dict(
     attention=choices("additive", "dot", "general", "none"), units=at_least(2),
     embedding_dim=positive, min_count=positive, dropout=fraction, epochs=positive,
     patience=non_negative, batch_size=positive, learning_rate=positive, clipnorm=positive,
+    lr_decay=Check("must be in (0, 1]", lambda value: 0 < value <= 1), warmup_steps=non_negative,
+    label_smoothing=Check("must be in [0, 1)", lambda value: 0 <= value < 1),
     beam_width=(positive, Check("must be <= 16", lambda value: value <= 16)),
     length_penalties=Check("must be comma-separated numbers >= 0, e.g. 0.6,1.0",
                            lambda value: all(float(v) >= 0 for v in value.split(","))),
@@ -145,11 +150,14 @@ def main(argv=None):
                 units=args.units, dropout=args.dropout, input_feeding=args.input_feeding,
                 min_count=args.min_count, source_min_count=args.source_min_count,
                 lexicon=lexicon if with_dictionary else None)
-            task.compile_model(model, learning_rate=args.learning_rate, clipnorm=args.clipnorm)
+            task.compile_model(model, learning_rate=args.learning_rate, clipnorm=args.clipnorm,
+                               label_smoothing=args.label_smoothing)
         train_ds = task.make_dataset(model, train_pairs, args.batch_size, shuffle=True, seed=args.seed)
         val_ds = task.make_dataset(model, splits["validation"], args.batch_size)
         run = training.fit(model, train_ds, val_ds, epochs=args.epochs, run_dir=run_dir,
-                           monitor="val_loss", patience=args.patience)
+                           monitor="val_loss", patience=args.patience,
+                           lr_decay=args.lr_decay if args.lr_decay < 1 else None,
+                           warmup_steps=args.warmup_steps)
         return model, run
 
     # -- build and train the attention model (checkpointed, resumable) ----------
@@ -280,7 +288,8 @@ def main(argv=None):
     if not training.is_chief(strategy):  # in a multi-worker run the chief alone exports
         print("[zoo] not the chief worker: the chief exports the model")
         return card
-    shipped = task.fresh_copy(model, learning_rate=args.learning_rate, clipnorm=args.clipnorm)
+    shipped = task.fresh_copy(model, learning_rate=args.learning_rate, clipnorm=args.clipnorm,
+                              label_smoothing=args.label_smoothing)
 
     def write_serving(keras_model, path):
         task.write_serving(keras_model, path, beam_width=args.beam_width, length_penalty=length_penalty)

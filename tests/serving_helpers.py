@@ -13,6 +13,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 
@@ -117,3 +118,15 @@ def check_session_loader(name):
                                            err_msg=f"{name} {signature} {key}")
             else:
                 np.testing.assert_array_equal(got, want, err_msg=f"{name} {signature} {key}")
+
+
+def assert_weights_saved_once(saved_model_dir, parameter_count):
+    """The SavedModel's checkpoint holds each float weight of the model once (not a Keras copy as well)."""
+    import tensorflow as tf
+
+    checkpoint = str(Path(saved_model_dir) / "variables" / "variables")
+    reader = tf.train.load_checkpoint(checkpoint)
+    dtypes = reader.get_variable_to_dtype_map()
+    floats = sum(int(np.prod(shape)) for name, shape in reader.get_variable_to_shape_map().items()
+                 if dtypes[name].is_floating and "OBJECT_GRAPH" not in name)
+    assert floats == parameter_count, f"{floats} float values saved for {parameter_count} parameters"

@@ -268,6 +268,13 @@ def test_every_signature_runs_under_the_tf1_session_loader(smoke_hub, monkeypatc
     check_session_loader("captioning-smoke")
 
 
+def test_saved_model_stores_every_weight_once(smoke_hub):
+    from serving_helpers import assert_weights_saved_once
+
+    root, card = smoke_hub
+    assert_weights_saved_once(root / "captioning-smoke" / "saved_model", card["parameters"])
+
+
 def test_verify_reproduces_the_smoke_card(smoke_hub):
     root, _ = smoke_hub
     env = {**os.environ, "ZOO_MODELS_DIR": str(root), "TF_CPP_MIN_LOG_LEVEL": "2"}

@@ -109,3 +109,44 @@ def test_early_stopping_rejects_unknown_monitor(tmp_path):
     with pytest.raises(ValueError, match="monitors 'val_auc'"):
         training.fit(_tiny_model(), data, data, epochs=1, run_dir=tmp_path, monitor="val_auc",
                      verbose=0, tensorboard=False)
+
+
+class _RecordLearningRate(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.rates = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.rates.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+
+
+def test_warmup_ramps_the_learning_rate_linearly(tmp_path):
+    training.seed_everything(0)
+    data = _tiny_problem()  # 4 batches an epoch
+    record = _RecordLearningRate()
+    training.fit(_tiny_model(), data, data, epochs=2, run_dir=tmp_path, patience=5, verbose=0,
+                 tensorboard=False, warmup_steps=5, extra_callbacks=[record])
+    np.testing.assert_allclose(record.rates, [2e-3, 4e-3, 6e-3, 8e-3, 1e-2, 1e-2, 1e-2, 1e-2], rtol=1e-6)
+
+
+def test_learning_rate_decays_after_each_epoch_without_improvement_and_resumes(tmp_path):
+    data = _tiny_problem()
+    # An unbeatable best value: every epoch is one without improvement.
+    state = {"best": -1.0, "best_epoch": 0, "wait": 0, "seconds": 0.0, "lr_scale": 0.5, "base_lr": 1e-2}
+    (tmp_path / "early_stopping.json").write_text(json.dumps(state))
+    (tmp_path / "resume").mkdir()
+    record = _RecordLearningRate()
+    run = training.fit(_tiny_model(), data, data, epochs=10, run_dir=tmp_path, patience=2, verbose=0,
+                       tensorboard=False, lr_decay=0.5, extra_callbacks=[record])
+    assert run["epochs_run"] == 2
+    # The resumed scale (0.5) applies from the first step, then halves after the first epoch.
+    np.testing.assert_allclose(record.rates, [5e-3] * 4 + [2.5e-3] * 4, rtol=1e-6)
+    saved = json.loads((tmp_path / "early_stopping.json").read_text())
+    assert saved["lr_scale"] == 0.125 and saved["base_lr"] == 1e-2
+
+
+def test_learning_rate_settings_are_checked(tmp_path):
+    with pytest.raises(ValueError, match="lr_decay must be a factor in"):
+        training.ResumableEarlyStopping(tmp_path, lr_decay=1.5)
+    with pytest.raises(ValueError, match="warmup_steps must be >= 0"):
+        training.ResumableEarlyStopping(tmp_path, warmup_steps=-1)

@@ -14,6 +14,8 @@ from recipe_helpers import ROOT, train_smoke_model
 
 tf = pytest.importorskip("tensorflow")
 
+import keras  # noqa: E402
+
 from zoo.tasks import translation as task  # noqa: E402
 
 SMOKE = ["--max-examples", "240", "--epochs", "2", "--units", "32", "--embedding-dim", "16",
@@ -301,6 +303,13 @@ def test_every_signature_runs_under_the_tf1_session_loader(smoke_hub, monkeypatc
     check_session_loader("translation-smoke")
 
 
+def test_saved_model_stores_every_weight_once(smoke_hub):
+    from serving_helpers import assert_weights_saved_once
+
+    root, card = smoke_hub
+    assert_weights_saved_once(root / "translation-smoke" / "saved_model", card["parameters"])
+
+
 def test_verify_reproduces_the_smoke_card(smoke_hub):
     root, _ = smoke_hub
     env = {**os.environ, "ZOO_MODELS_DIR": str(root), "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -327,3 +336,25 @@ def test_recipe_resumes_after_a_kill(tmp_path):
     assert "resuming from the checkpoint" in resumed.stdout
     card = json.loads((tmp_path / "translation-resume" / "card.json").read_text())
     assert card["training"]["resumed"] is True and card["training"]["epochs_run"] == 3
+
+
+def test_smoothed_cross_entropy_matches_numpy_and_round_trips():
+    from zoo.tasks.word_decoding import SmoothedSparseCrossentropy
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(2, 3, 5)).astype("float32")
+    targets = rng.integers(0, 5, size=(2, 3))
+    weights = np.array([[1, 1, 0], [1, 0, 0]], "float32")
+    log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    smoothed = 0.9 * np.eye(5)[targets] + 0.1 / 5
+    per_position = -(smoothed * log_probs).sum(-1)
+    expected = (per_position * weights).sum() / weights.sum()
+    loss = SmoothedSparseCrossentropy(0.1)
+    np.testing.assert_allclose(float(loss(targets, logits, sample_weight=weights)), expected, rtol=1e-5)
+    plain = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight")
+    np.testing.assert_allclose(float(SmoothedSparseCrossentropy(0.0)(targets, logits, sample_weight=weights)),
+                               float(plain(targets, logits, sample_weight=weights)), rtol=1e-5)
+    again = keras.losses.deserialize(keras.losses.serialize(loss))
+    assert isinstance(again, SmoothedSparseCrossentropy) and again.label_smoothing == 0.1
+    with pytest.raises(ValueError, match="label_smoothing must be in"):
+        SmoothedSparseCrossentropy(1.0)

@@ -206,10 +206,15 @@ class ResumableEarlyStopping(keras.callbacks.Callback):
     the best value in memory, so after a resume they would forget it. This
     callback writes its state (best value, best epoch, patience counter) to
     `early_stopping.json` next to `best.weights.h5` at every epoch end, atomically.
+
+    It also steers the learning rate, with the same resumable state:
+    `lr_decay` (a factor in (0, 1)) multiplies the learning rate after every
+    epoch without improvement, and `warmup_steps` raises it linearly from
+    `1/warmup_steps` of its value over the first optimizer steps.
     """
 
     def __init__(self, run_dir, monitor="val_loss", mode="auto", patience=3,
-                 restore_best_weights=True):
+                 restore_best_weights=True, lr_decay=None, warmup_steps=0):
         super().__init__()
         self.run_dir = Path(run_dir)
         self.monitor = monitor
@@ -220,15 +225,41 @@ class ResumableEarlyStopping(keras.callbacks.Callback):
         self.mode = mode
         self.patience = int(patience)
         self.restore_best_weights = restore_best_weights
+        if lr_decay is not None and not 0.0 < float(lr_decay) < 1.0:
+            raise ValueError(f"lr_decay must be a factor in (0, 1) or None, received {lr_decay!r}")
+        if int(warmup_steps) < 0:
+            raise ValueError(f"warmup_steps must be >= 0, received {warmup_steps!r}")
+        self.lr_decay = None if lr_decay is None else float(lr_decay)
+        self.warmup_steps = int(warmup_steps)
         self.state_path = self.run_dir / "early_stopping.json"
         self.best_path = self.run_dir / "best.weights.h5"
-        self.state = {"best": None, "best_epoch": None, "wait": 0, "seconds": 0.0}
+        self.state = {"best": None, "best_epoch": None, "wait": 0, "seconds": 0.0, "lr_scale": 1.0}
 
     def on_train_begin(self, logs=None):
         if self.state_path.exists():
             self.state = json.loads(self.state_path.read_text())
         self._started = time.time()
         self._seconds_before = self.state.get("seconds", 0.0)
+        self._steers_lr = bool(self.lr_decay or self.warmup_steps)
+        if self._steers_lr:
+            if self.state.get("base_lr") is None:  # a fresh run: the compiled rate is the base
+                self.state["base_lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+            self._step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+            self._set_learning_rate()
+
+    def _set_learning_rate(self):
+        rate = self.state["base_lr"] * self.state.get("lr_scale", 1.0)
+        if self._step < self.warmup_steps:
+            rate *= (self._step + 1) / self.warmup_steps
+        self.model.optimizer.learning_rate.assign(rate)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self._steers_lr and self._step <= self.warmup_steps:
+            self._set_learning_rate()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._steers_lr:
+            self._step += 1
 
     def _improved(self, value):
         best = self.state["best"]
@@ -251,6 +282,11 @@ class ResumableEarlyStopping(keras.callbacks.Callback):
             self.state.update(best=value, best_epoch=epoch, wait=0)
         else:
             self.state["wait"] += 1
+            if self.lr_decay:
+                self.state["lr_scale"] = self.state.get("lr_scale", 1.0) * self.lr_decay
+                self._set_learning_rate()
+                print(f"[zoo] no {self.monitor} improvement: learning rate x{self.lr_decay} → "
+                      f"{self.state['base_lr'] * self.state['lr_scale']:.3g}")
             if self.state["wait"] >= self.patience:
                 print(f"[zoo] early stop: no {self.monitor} improvement in "
                       f"{self.patience} epochs (best epoch {self.state['best_epoch'] + 1})")
@@ -311,13 +347,17 @@ def _load_weights_quietly(model, path):
 
 
 def fit(model, train_data, validation_data, *, epochs, run_dir, monitor="val_loss",
-        patience=3, verbose=1, tensorboard=True, extra_callbacks=()):
+        patience=3, verbose=1, tensorboard=True, extra_callbacks=(), lr_decay=None, warmup_steps=0):
     """Train with checkpoints, resume, early stopping and logs under `run_dir`.
 
     Rerunning the same call after a kill continues from the last finished
     epoch. Returns a dict with the full history (all epochs, across resumes),
     the best epoch, the number of epochs run and the training time of every
     run of the command (killed ones included).
+
+    `lr_decay` multiplies the learning rate after each epoch without
+    improvement of `monitor`; `warmup_steps` ramps it up linearly over the
+    first optimizer steps (both resume exactly: `ResumableEarlyStopping`).
 
     When training ends, the model holds the best weights, which are also
     saved as `final.weights.h5`, and the run is marked finished; the resume
@@ -363,14 +403,15 @@ def fit(model, train_data, validation_data, *, epochs, run_dir, monitor="val_los
         return _fit_in(model, train_data, validation_data, epochs=epochs, run_dir=run_dir,
                        resuming=resuming, publish=chief, kill_name=shared_dir.name,
                        monitor=monitor, patience=patience, verbose=verbose,
-                       tensorboard=tensorboard, extra_callbacks=extra_callbacks)
+                       tensorboard=tensorboard, extra_callbacks=extra_callbacks,
+                       lr_decay=lr_decay, warmup_steps=warmup_steps)
     finally:
         if not chief:
             shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def _fit_in(model, train_data, validation_data, *, epochs, run_dir, resuming, publish, kill_name,
-            monitor, patience, verbose, tensorboard, extra_callbacks):
+            monitor, patience, verbose, tensorboard, extra_callbacks, lr_decay=None, warmup_steps=0):
     """The body of `fit`, writing to `run_dir`; `publish` marks the run finished there."""
     history_path = run_dir / "history.csv"
     backup_dir = run_dir / "resume"
@@ -381,7 +422,8 @@ def _fit_in(model, train_data, validation_data, *, epochs, run_dir, resuming, pu
                 stale.unlink()
     else:
         print(f"[zoo] resuming from the checkpoint in {backup_dir}")
-    early = ResumableEarlyStopping(run_dir, monitor=monitor, patience=patience)
+    early = ResumableEarlyStopping(run_dir, monitor=monitor, patience=patience, lr_decay=lr_decay,
+                                   warmup_steps=warmup_steps)
     callbacks = [
         keras.callbacks.BackupAndRestore(str(backup_dir), save_freq="epoch", delete_checkpoint=False),
         early,

@@ -45,7 +45,7 @@ import tensorflow as tf
 from zoo.tasks.word_decoding import (  # noqa: F401  (re-exported: the task's public names)
     ATTENTIONS, BOS, CELLS, EOS, MAX_BEAM_WIDTH, PAD, SPECIAL_TOKENS, STATE_NAMES, UNK, WordLogits,
     check_decoder_choice, check_whole_number, checked_bounds, compile_model, decode_words, fresh_copy,
-    restorable_variables)
+    hold_model, restorable_variables)
 
 TASK = "captioning"
 IO_TYPE = "one-to-many"
@@ -287,15 +287,13 @@ class Captioner(tf.Module):
 
     def __init__(self, model, beam_width=DEFAULT_BEAM_WIDTH, length_penalty=0.0):
         super().__init__(name="captioner")
-        self.model = model
-        # Tracked so that TF1 session loaders (saved_model_cli run, TF Serving) restore them.
-        self.restorable_variables = restorable_variables(model)
         decoder = model.get_layer("decoder")
         self._cell = decoder.get_config()["cell"]
-        self.encoder = keras.Model(
+        encoder = keras.Model(
             model.input["images"],
             [model.get_layer("grid").output]
             + [model.get_layer(f"bridge_{s}").output for s in STATE_NAMES[self._cell]])
+        hold_model(self, model, encoder=encoder)  # every weight saved once, restorable by TF1 loaders too
         self.beam_width = int(beam_width)
         self.length_penalty = float(length_penalty)
 

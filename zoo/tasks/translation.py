@@ -49,7 +49,7 @@ import tensorflow as tf
 from zoo.tasks.word_decoding import (  # noqa: F401  (re-exported: the task's public names)
     ATTENTIONS, BOS, BOS_TOKEN, CELLS, EOS, EOS_TOKEN, MAX_BEAM_WIDTH, PAD, PAD_TOKEN, STATE_NAMES, UNK,
     UNK_TOKEN, WordLogits, check_decoder_choice, check_whole_number, checked_bounds, compile_model,
-    decode_words, fresh_copy, restorable_variables)
+    decode_words, fresh_copy, hold_model, restorable_variables)
 
 TASK = "translation"
 IO_TYPE = "many-to-many"
@@ -458,15 +458,13 @@ class Translator(tf.Module):
     def __init__(self, model, beam_width=DEFAULT_BEAM_WIDTH, length_penalty=DEFAULT_LENGTH_PENALTY,
                  use_lexicon=True):
         super().__init__(name="translator")
-        self.model = model
+        hold_model(self, model)  # every weight saved once, restorable by TF1 session loaders too
         settings = model_settings(model)
         self._cell = settings["cell"]
         self._has_attention = settings["attention"] != "none"
         self._target_words = list(model.get_layer("next_word").vocabulary)
         self.beam_width = int(beam_width)
         self.length_penalty = float(length_penalty)
-        # Tracked so that TF1 session loaders (saved_model_cli run, TF Serving) restore them.
-        self.restorable_variables = restorable_variables(model)
         lexicon = model.get_layer("source_tokens").lexicon if use_lexicon else {}
         self.lexicon_table = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(tf.constant(list(lexicon), tf.string),

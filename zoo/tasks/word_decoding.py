@@ -65,22 +65,60 @@ def check_whole_number(name, value, low, high, note=""):
     return int(value)
 
 
-def compile_model(model, learning_rate=2e-3, clipnorm=1.0):
-    """Adam with global-norm clipping; loss = mean −log p of the non-PAD target words."""
+def smoothed_sparse_crossentropy(y_true, y_pred, label_smoothing=0.1):
+    """Cross-entropy of integer targets against logits, with `label_smoothing` of the mass spread evenly.
+
+    `(1 - ε)·(−log p[target]) + ε·mean_v(−log p[v])`: the loss against the target
+    distribution `(1 - ε)·onehot + ε/V` (Szegedy et al. 2016), per position.
+    """
+    log_probs = keras.ops.log_softmax(y_pred, axis=-1)
+    targets = keras.ops.expand_dims(keras.ops.cast(y_true, "int32"), -1)
+    target_nll = -keras.ops.squeeze(keras.ops.take_along_axis(log_probs, targets, axis=-1), -1)
+    uniform_nll = -keras.ops.mean(log_probs, axis=-1)
+    return (1.0 - label_smoothing) * target_nll + label_smoothing * uniform_nll
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class SmoothedSparseCrossentropy(keras.losses.Loss):
+    """`SparseCategoricalCrossentropy(from_logits=True)` with label smoothing (Keras's takes none)."""
+
+    def __init__(self, label_smoothing=0.1, reduction="mean_with_sample_weight",
+                 name="smoothed_sparse_crossentropy", dtype=None):
+        if not 0.0 <= float(label_smoothing) < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), received {label_smoothing!r}")
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.label_smoothing = float(label_smoothing)
+
+    def call(self, y_true, y_pred):
+        return smoothed_sparse_crossentropy(y_true, y_pred, self.label_smoothing)
+
+    def get_config(self):
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}
+
+
+def compile_model(model, learning_rate=2e-3, clipnorm=1.0, label_smoothing=0.0):
+    """Adam with global-norm clipping; loss = mean −log p of the non-PAD target words.
+
+    With `label_smoothing` > 0 the loss is `SmoothedSparseCrossentropy`.
+    """
+    if label_smoothing:
+        loss = SmoothedSparseCrossentropy(label_smoothing)
+    else:
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True,
+                                                          reduction="mean_with_sample_weight")
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate, global_clipnorm=clipnorm),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True,
-                                                        reduction="mean_with_sample_weight"),
+        loss=loss,
         weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )
     return model
 
 
-def fresh_copy(model, learning_rate=2e-3, clipnorm=1.0):
+def fresh_copy(model, learning_rate=2e-3, clipnorm=1.0, label_smoothing=0.0):
     """Same architecture and weights, a new optimizer (what the hub ships: no Adam moments)."""
     copy = keras.Model.from_config(model.get_config())
     copy.set_weights(model.get_weights())
-    return compile_model(copy, learning_rate=learning_rate, clipnorm=clipnorm)
+    return compile_model(copy, learning_rate=learning_rate, clipnorm=clipnorm, label_smoothing=label_smoothing)
 
 
 def restorable_variables(model):
@@ -91,6 +129,29 @@ def restorable_variables(model):
     but `saved_model_cli run` / TF Serving restore only what the saver holds.
     """
     return [variable.value for variable in model.variables]
+
+
+def hold_model(module, model, **more_models):
+    """Give a serving `tf.Module` its Keras model(s) so that a SavedModel stores every weight once.
+
+    A module that tracked the Keras model would save each weight twice: the
+    Keras variable's copy, and the wrapped `tf.Variable` that its traced
+    functions read and that TF1 session loaders need (`restorable_variables`).
+    The models are held as plain, untracked attributes; what the functions
+    capture is tracked: the wrapped variables and the lookup tables of
+    `StringLookup`-like layers.
+    """
+    for name, held in {"model": model, **more_models}.items():
+        object.__setattr__(module, name, held)
+    module.restorable_variables = restorable_variables(model)
+
+    def tables(layers):
+        for layer in layers:
+            if getattr(layer, "lookup_table", None) is not None:
+                yield layer.lookup_table
+            yield from tables(getattr(layer, "layers", ()))
+
+    module.lookup_tables = list(tables(model.layers))
 
 
 def checked_bounds(beam_width, max_length, max_beam_width, max_length_limit):
