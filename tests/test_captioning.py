@@ -298,3 +298,14 @@ def test_recipe_resumes_after_a_kill(tmp_path):
     assert "resuming from the checkpoint" in resumed.stdout
     card = json.loads((tmp_path / "captioning-resume" / "card.json").read_text())
     assert card["training"]["resumed"] is True and card["training"]["epochs_run"] == 2
+
+
+def test_demo_captions_drawings_of_the_held_out_style(smoke_hub, monkeypatch, tmp_path, capsys):
+    from zoo import demo
+
+    root, _ = smoke_hub
+    monkeypatch.setenv("ZOO_MODELS_DIR", str(root))
+    path = demo.captioning_demo(out_dir=tmp_path)
+    out = capsys.readouterr().out
+    assert "CLDR name 'face with tears of joy'" in out and "CLDR name 'flag: Japan'" in out
+    assert path is not None and path.stat().st_size > 1000

@@ -8,7 +8,10 @@
 3. Translates a few German sentences with the pretrained translation model
    (beam search inside its SavedModel), when it is in the hub, and draws the
    attention map of the first one.
-4. Shows `zoo list`.
+4. Captions a few emoji drawings of the style the captioning model never saw
+   in training (fetched from npm on first use), when the model is in the
+   hub, and draws each word's attention over the first one.
+5. Shows `zoo list`.
 """
 
 from zoo import _backend  # noqa: F401
@@ -84,6 +87,46 @@ def translation_demo(out_dir="demo-output"):
     return path
 
 
+#: Emoji (code points) the captioning demo names, drawn in the held-out style.
+EMOJI = ["1f602", "1f1ef-1f1f5", "1f44d-1f3fd", "1f431", "2615", "1f9d1-200d-1f692"]
+
+
+def captioning_demo(out_dir="demo-output"):
+    from pathlib import Path
+
+    from zoo import hub
+
+    names = hub.list_models("captioning-*")
+    if not names:
+        return None
+    from zoo.data import emoji
+    from zoo.data.cache import DataUnavailableError
+    from zoo.tasks import captioning
+
+    name = names[0]
+    card = hub.info(name)
+    style = card["dataset"]["test_style"]
+    test = card["metrics"]["test"][f"beam{captioning.DEFAULT_BEAM_WIDTH}"]["overall"]
+    print(f"{name}: on {test['count']} drawings in the {style} style, never seen in training: exact "
+          f"match {test['exact_match']:.3f}, CIDEr-D {test['cider_d']:.2f}")
+    try:
+        drawings = emoji.load_style(style)
+    except DataUnavailableError as error:
+        print(f"  (the {style} drawings are not available here, so nothing to caption: {error})\n")
+        return None
+    index = {codepoints: i for i, codepoints in enumerate(drawings["codepoints"])}
+    chosen = [index[c] for c in EMOJI if c in index]
+    images = [drawings["images"][i] for i in chosen]
+    results = captioning.caption(hub.load_serving(name), images, beam_width=captioning.DEFAULT_BEAM_WIDTH)
+    for i, result in zip(chosen, results):
+        mark = "=" if result["caption"] == drawings["captions"][i] else "≠"
+        print(f"  {result['caption']!r:45} {mark} CLDR name {drawings['captions'][i]!r}")
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    path = captioning.attention_overlay_png(images[0], results[0], Path(out_dir) / "caption-attention.png")
+    print(f"wrote each word's attention over the first drawing to {path}\n")
+    return path
+
+
 def main():
     from zoo import cli
     from zoo._backend import import_tensorflow_quietly
@@ -92,6 +135,7 @@ def main():
     sentiment_demo()
     music_demo()
     translation_demo()
+    captioning_demo()
     print("$ zoo list")
     return cli.main(["list"])
 
