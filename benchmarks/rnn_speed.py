@@ -15,7 +15,9 @@ median throughput (samples/s) and the ratios zoo/keras and zoo/torch. The
 last column is the share of the machine's float32 matrix-product peak (an
 `n x n x n` product, measured at start) that the zoo float32 row achieves,
 counting `2 * (I + H) * gates * H` FLOPs per sample and step forward, and
-three times that for a training step.
+three times that for a training step; then the same share for Keras, and the
+"f32 bound": the zoo/keras ratio a float32 kernel running at that peak would
+reach (1 / Keras's share), the most any float32 implementation can show.
 
 With `--background-load spin` (a busy loop on one core) or `tf` (a second
 process training a small Keras model with two threads) the same table is
@@ -693,17 +695,20 @@ def assess(text):
 
 def _table(rows, machine):
     lines = ["| cell | mode | B, T, I, H | zoo f32 | zoo bf16 | keras f32 | torch f32 "
-             "| zoo/keras | zoo/torch | bf16/keras | f32 peak |",
-             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| zoo/keras | zoo/torch | bf16/keras | f32 peak | keras f32 peak | f32 bound |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for row in rows:
         r = row["rates"]
         share = row["flops"] * r["zoo"] / (machine["peak_f32"] * 1e9)
+        keras_share = row["flops"] * r["keras"] / (machine["peak_f32"] * 1e9) if r.get("keras") else None
         lines.append(
             f"| {KERAS_NAMES[row['cell']]} | {row['mode']} | "
             f"{', '.join(str(v) for v in row['shape'])} | {fmt(r.get('zoo'))} | "
             f"{fmt(r.get('zoo_bf16'))} | {fmt(r.get('keras'))} | {fmt(r.get('torch'))} | "
             f"{ratio(r.get('zoo'), r.get('keras'))} | {ratio(r.get('zoo'), r.get('torch'))} | "
-            f"{ratio(r.get('zoo_bf16'), r.get('keras'))} | {share:.0%} |"
+            f"{ratio(r.get('zoo_bf16'), r.get('keras'))} | {share:.0%} | "
+            f"{'-' if keras_share is None else f'{keras_share:.0%}'} | "
+            f"{'-' if not keras_share else f'{1 / keras_share:.2f}x'} |"
         )
     return lines
 
