@@ -49,6 +49,25 @@ def headline(card):
         plain = (card.get("ablation") or {}).get("no_attention") or {}
         if "bleu_greedy" in plain:
             line += f"; without attention {plain.get('bleu_beam4', plain['bleu_greedy']):.1f}"
+        alone = (card.get("ablation") or {}).get("no_dictionary") or {}
+        if "bleu_greedy" in alone:
+            line += f"; without the dictionary entries {alone.get('bleu_beam4', alone['bleu_greedy']):.1f}"
+        return line
+    if card.get("task") == "captioning" and test:
+        width = (card.get("decoding") or {}).get("default_beam_width", 3)
+        label = f"beam{width}" if f"beam{width}" in test else "greedy"
+        overall = test[label]["overall"]
+        style = (card.get("dataset") or {}).get("test_style", "held-out")
+        line = (f"{style} style, never seen in training: exact match {overall['exact_match']:.3f}, CIDEr-D "
+                f"{overall['cider_d']:.2f} ({label.replace('beam', 'beam ')})")
+        neighbour = ((card.get("baselines") or {}).get("nearest_neighbour_pixels") or {}).get("test")
+        if neighbour:
+            line += (f"; 1-NN on pixels {neighbour['overall']['exact_match']:.3f} / "
+                     f"{neighbour['overall']['cider_d']:.2f}")
+        plain = ((card.get("ablation") or {}).get("test") or {}).get(label)
+        if plain:
+            line += (f"; without attention {plain['overall']['exact_match']:.3f} / "
+                     f"{plain['overall']['cider_d']:.2f}")
         return line
     return ""
 
