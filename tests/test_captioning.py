@@ -281,6 +281,8 @@ def test_verify_reproduces_the_smoke_card(smoke_hub):
     result = subprocess.run([sys.executable, "-m", "zoo.cli", "verify", "captioning-smoke"],
                             capture_output=True, text=True, timeout=600, env=env, cwd=str(ROOT))
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "card metrics reproduced" in result.stdout
+    assert "re-measured test: greedy.exact_match=" in result.stdout  # the nested figures are shown
 
 
 @pytest.mark.slow

@@ -257,6 +257,16 @@ def compare_metrics(recorded, measured, prefix="", atol=1e-4, rtol=1e-4):
     return problems
 
 
+def _overall_numbers(values, prefix=""):
+    """The float metrics of one split, with nested per-decoder "overall" entries flattened (groups left out)."""
+    for key, value in values.items():
+        if isinstance(value, float):
+            yield prefix + key, value
+        elif isinstance(value, dict) and key != "groups":
+            inner = value.get("overall", value)
+            yield from _overall_numbers(inner, prefix=f"{prefix}{key}." if key != "overall" else prefix)
+
+
 def cmd_verify(args):
     from zoo import hub
     from zoo.tasks import get_task
@@ -268,8 +278,7 @@ def cmd_verify(args):
     measured = get_task(card["task"]).remeasure(model, card)
     problems = compare_metrics(card.get("metrics", {}), measured)
     for split, values in measured.items():
-        shown = {k: v for k, v in values.items() if isinstance(v, float)}
-        print(f"re-measured {split}: " + ", ".join(f"{k}={v:.6g}" for k, v in shown.items()))
+        print(f"re-measured {split}: " + ", ".join(f"{k}={v:.6g}" for k, v in _overall_numbers(values)))
     if problems:
         raise CommandError("metrics differ from the card: " + "; ".join(problems), code=1)
     print(f"{args.name}: card metrics reproduced")
