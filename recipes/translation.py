@@ -156,7 +156,7 @@ def main(argv=None):
         val_ds = task.make_dataset(model, splits["validation"], args.batch_size)
         run = training.fit(model, train_ds, val_ds, epochs=args.epochs, run_dir=run_dir,
                            monitor="val_loss", patience=args.patience,
-                           lr_decay=args.lr_decay if args.lr_decay < 1 else None,
+                           lr_decay=args.lr_decay,
                            warmup_steps=args.warmup_steps)
         return model, run
 

@@ -148,5 +148,6 @@ def test_learning_rate_decays_after_each_epoch_without_improvement_and_resumes(t
 def test_learning_rate_settings_are_checked(tmp_path):
     with pytest.raises(ValueError, match="lr_decay must be a factor in"):
         training.ResumableEarlyStopping(tmp_path, lr_decay=1.5)
+    assert training.ResumableEarlyStopping(tmp_path, lr_decay=1.0).lr_decay is None  # 1: no decay
     with pytest.raises(ValueError, match="warmup_steps must be >= 0"):
         training.ResumableEarlyStopping(tmp_path, warmup_steps=-1)

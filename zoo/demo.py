@@ -41,15 +41,21 @@ def sentiment_demo(name="sentiment-bilstm-mr"):
     print()
 
 
-def music_demo(out_dir="demo-output"):
+def _first_model(pattern):
+    """The first hub model whose name matches `pattern`, or None (that demo is then skipped)."""
     from zoo import hub
 
-    names = hub.list_models("music-*")
-    if not names:
+    names = hub.list_models(pattern)
+    return names[0] if names else None
+
+
+def music_demo(out_dir="demo-output"):
+    name = _first_model("music-*")
+    if name is None:
         return None
     from zoo.tasks import music
 
-    path = music.demo(out_dir, name=names[0])
+    path = music.demo(out_dir, name=name)
     print()
     return path
 
@@ -65,14 +71,12 @@ GERMAN = [
 def translation_demo(out_dir="demo-output"):
     from pathlib import Path
 
-    from zoo import hub
-
-    names = hub.list_models("translation-*")
-    if not names:
+    name = _first_model("translation-*")
+    if name is None:
         return None
+    from zoo import hub
     from zoo.tasks import translation
 
-    name = names[0]
     card = hub.info(name)
     test = card["metrics"]["test"]
     print(f"{name}: test BLEU {test['bleu_beam4']:.1f} (beam 4), chrF {test['chrf_beam4']:.1f} "
@@ -94,16 +98,14 @@ EMOJI = ["1f602", "1f1ef-1f1f5", "1f44d-1f3fd", "1f431", "2615", "1f9d1-200d-1f6
 def captioning_demo(out_dir="demo-output"):
     from pathlib import Path
 
-    from zoo import hub
-
-    names = hub.list_models("captioning-*")
-    if not names:
+    name = _first_model("captioning-*")
+    if name is None:
         return None
+    from zoo import hub
     from zoo.data import emoji
     from zoo.data.cache import DataUnavailableError
     from zoo.tasks import captioning
 
-    name = names[0]
     card = hub.info(name)
     style = card["dataset"]["test_style"]
     test = card["metrics"]["test"][f"beam{captioning.DEFAULT_BEAM_WIDTH}"]["overall"]

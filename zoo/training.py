@@ -208,9 +208,10 @@ class ResumableEarlyStopping(keras.callbacks.Callback):
     `early_stopping.json` next to `best.weights.h5` at every epoch end, atomically.
 
     It also steers the learning rate, with the same resumable state:
-    `lr_decay` (a factor in (0, 1)) multiplies the learning rate after every
-    epoch without improvement, and `warmup_steps` raises it linearly from
-    `1/warmup_steps` of its value over the first optimizer steps.
+    `lr_decay` (a factor in (0, 1]; None or 1: no decay) multiplies the
+    learning rate after every epoch without improvement, and `warmup_steps`
+    raises it linearly from `1/warmup_steps` of its value over the first
+    optimizer steps.
     """
 
     def __init__(self, run_dir, monitor="val_loss", mode="auto", patience=3,
@@ -225,11 +226,11 @@ class ResumableEarlyStopping(keras.callbacks.Callback):
         self.mode = mode
         self.patience = int(patience)
         self.restore_best_weights = restore_best_weights
-        if lr_decay is not None and not 0.0 < float(lr_decay) < 1.0:
-            raise ValueError(f"lr_decay must be a factor in (0, 1) or None, received {lr_decay!r}")
+        if lr_decay is not None and not 0.0 < float(lr_decay) <= 1.0:
+            raise ValueError(f"lr_decay must be a factor in (0, 1] or None, received {lr_decay!r}")
         if int(warmup_steps) < 0:
             raise ValueError(f"warmup_steps must be >= 0, received {warmup_steps!r}")
-        self.lr_decay = None if lr_decay is None else float(lr_decay)
+        self.lr_decay = None if lr_decay is None or float(lr_decay) == 1.0 else float(lr_decay)
         self.warmup_steps = int(warmup_steps)
         self.state_path = self.run_dir / "early_stopping.json"
         self.best_path = self.run_dir / "best.weights.h5"
@@ -254,11 +255,9 @@ class ResumableEarlyStopping(keras.callbacks.Callback):
         self.model.optimizer.learning_rate.assign(rate)
 
     def on_train_batch_begin(self, batch, logs=None):
+        # `_step` counts optimizer steps through the warm-up only: the step after it sets the full rate.
         if self._steers_lr and self._step <= self.warmup_steps:
             self._set_learning_rate()
-
-    def on_train_batch_end(self, batch, logs=None):
-        if self._steers_lr:
             self._step += 1
 
     def _improved(self, value):
