@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 
 import keras
 import numpy as np
@@ -300,6 +301,39 @@ def test_row_block_plan_rejects_bad_arguments():
         native.row_block_plan("lstm", -1, 3, 5)
     with pytest.raises(ValueError, match="threads must be >= 1 or None; received 0"):
         native.row_block_plan("lstm", 4, 3, 5, threads=0)
+
+
+def _allowed_cpus_of_threads():
+    """Each thread of this process: its id and the CPUs it may run on (Linux)."""
+    allowed = {}
+    for task in os.listdir("/proc/self/task"):
+        try:
+            allowed[int(task)] = os.sched_getaffinity(int(task))
+        except OSError:  # the thread ended meanwhile
+            pass
+    return allowed
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="thread affinity is Linux's")
+def test_helper_threads_keep_off_the_calling_threads_cpu(monkeypatch, rng):
+    """A helper shares no core with the calling thread: its affinity leaves out the caller's
+    CPU (and nothing else), while the caller's own affinity is never touched."""
+    process_cpus = os.sched_getaffinity(0)
+    if len(process_cpus) < 2:
+        pytest.skip("needs two CPUs")
+    monkeypatch.setenv(native.THREADS, "2")
+    layer = layers.SimpleRNN(16)
+    x = tf.constant(rng.normal(size=(64, 5, 3)).astype("float32"))
+    for _ in range(3):
+        layer(x)
+    assert layer.last_recurrence_kernel == "native"
+    assert os.sched_getaffinity(0) == process_cpus  # the calling thread is left alone
+    narrowed = {tid: cpus for tid, cpus in _allowed_cpus_of_threads().items()
+                if cpus != process_cpus}
+    assert narrowed, "no helper thread keeps off a CPU"
+    assert threading.get_native_id() not in narrowed
+    for tid, cpus in narrowed.items():
+        assert cpus < process_cpus and len(process_cpus - cpus) == 1, (tid, cpus)
 
 
 def test_kernel_threads_follow_environment(monkeypatch):

@@ -39,12 +39,17 @@ Everything is float32: under a mixed policy the recurrence still runs in
 float32 here (on a CPU without AMX, bfloat16 products are slower than
 float32 ones).
 
-Threads: the batch is cut into blocks of rows, about four per thread (whole
+Threads: the batch is cut into blocks of rows, about eight per thread (whole
 8-row tiles of the step product, at least two tiles when the weights outgrow
 a core's cache), and the calling thread and the kernels' own helper threads
 take blocks from a shared queue, each block running the whole sequence. A
 core that is busy with another program, or slower, takes fewer blocks
-instead of holding the step. The threads are as many as the CPUs this
+instead of holding the step. During a call the helper threads keep off the
+calling thread's CPU (their affinity, within the CPUs they started with):
+woken while every core is busy, Linux would often put a helper on its
+waker's core, and the two would share that core while the other core ran
+only the other program (measured: about half the quiet speed with one core
+busy, instead of about three quarters). The threads are as many as the CPUs this
 process may use (or TensorFlow's intra-op threads, if more), or
 `$ZOO_KERNEL_THREADS` (a positive integer). `row_block_plan` tells how a
 shape is cut.

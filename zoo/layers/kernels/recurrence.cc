@@ -9,12 +9,14 @@
 // step; here a step is a few plain function calls. The batch rows of a
 // sequence are independent, so the batch is cut into blocks of rows and
 // every block runs the whole sequence without synchronisation between steps.
-// There are several blocks per core (`PlanRowBlocks`: about four per thread,
+// There are several blocks per core (`PlanRowBlocks`: about eight per thread,
 // a multiple of the product's 8-row tile, larger when the weights outgrow a
 // core's cache), taken from a shared queue (`ForEachRowBlock`): a core that
 // is slower or busy with another program takes fewer blocks, instead of
-// holding the whole step as one block per core would. The weights are
-// packed once per call for the step products (`StepProduct`).
+// holding the whole step as one block per core would. The helper threads
+// keep off the CPU of the thread that called the kernel (`StayOffCpu`), so
+// that the two never share one core while another runs something else. The
+// weights are packed once per call for the step products (`StepProduct`).
 //
 // Nothing of size (T, B, gates * H) is materialised besides what the
 // backward pass needs (`saved`): the input projection is computed step by
@@ -158,11 +160,15 @@ class StepProduct {
     packed_ = static_cast<float*>(
         std::aligned_alloc(64, std::max<int64_t>(64, panels_ * k * kPanel * sizeof(float))));
     for (int64_t p = 0; p < panels_; ++p) {
+      // The last panel is only as wide as the vectors its columns need
+      // (16, 32 or 48 floats per row of K), so no product is computed for
+      // columns beyond N.
+      const int64_t width = PanelWidth(p);
       float* panel = packed_ + p * k * kPanel;
       for (int64_t kk = 0; kk < k; ++kk) {
-        for (int64_t j = 0; j < kPanel; ++j) {
+        for (int64_t j = 0; j < width; ++j) {
           const int64_t col = p * kPanel + j;
-          panel[kk * kPanel + j] =
+          panel[kk * width + j] =
               col >= n ? 0.0f : (transpose ? src[col * stride + kk] : src[kk * stride + col]);
         }
       }
@@ -182,25 +188,18 @@ class StepProduct {
 #if defined(__AVX512F__)
     for (int64_t p = 0; p < panels_; ++p) {
       const float* panel = packed_ + p * k_ * kPanel;
-      // Store masks of the panel's three 16-column vectors (the last panel
-      // may be narrower).
+      // Store masks of the panel's 16-column vectors (the last one may be
+      // narrower).
       __mmask16 masks[kVectors];
       for (int64_t v = 0; v < kVectors; ++v) {
         const int64_t cols = std::clamp<int64_t>(n_ - p * kPanel - 16 * v, 0, 16);
         masks[v] = static_cast<__mmask16>((1u << cols) - 1);
       }
       float* c_panel = c + p * kPanel;
-      int64_t r = 0;
-      for (; r + 8 <= m; r += 8) Tile<8>(a + r * lda, lda, panel, c_panel + r * ldc, ldc, masks);
-      switch (m - r) {
-        case 7: Tile<7>(a + r * lda, lda, panel, c_panel + r * ldc, ldc, masks); break;
-        case 6: Tile<6>(a + r * lda, lda, panel, c_panel + r * ldc, ldc, masks); break;
-        case 5: Tile<5>(a + r * lda, lda, panel, c_panel + r * ldc, ldc, masks); break;
-        case 4: Tile<4>(a + r * lda, lda, panel, c_panel + r * ldc, ldc, masks); break;
-        case 3: Tile<3>(a + r * lda, lda, panel, c_panel + r * ldc, ldc, masks); break;
-        case 2: Tile<2>(a + r * lda, lda, panel, c_panel + r * ldc, ldc, masks); break;
-        case 1: Tile<1>(a + r * lda, lda, panel, c_panel + r * ldc, ldc, masks); break;
-        default: break;
+      switch (PanelWidth(p) / 16) {
+        case 1: Rows<1>(a, lda, m, panel, c_panel, ldc, masks); break;
+        case 2: Rows<2>(a, lda, m, panel, c_panel, ldc, masks); break;
+        default: Rows<3>(a, lda, m, panel, c_panel, ldc, masks); break;
       }
     }
 #else
@@ -216,28 +215,52 @@ class StepProduct {
 
  private:
 #if defined(__AVX512F__)
-  // A tile of C is R rows x kPanel columns: R * kVectors accumulators, which
-  // with R = 8 and three vectors fill 24 of the 32 vector registers.
+  // A tile of C is R rows x (16 V) columns: R * V accumulators, which with
+  // R = 8 and V = 3 fill 24 of the 32 vector registers.
   static constexpr int64_t kVectors = 3;
   static constexpr int64_t kPanel = 16 * kVectors;
 
-  template <int R>
+  // Floats per row of K in panel `p`: kPanel, or fewer for the last panel.
+  int64_t PanelWidth(int64_t p) const {
+    const int64_t cols = std::min<int64_t>(kPanel, n_ - p * kPanel);
+    return 16 * ((cols + 15) / 16);
+  }
+
+  template <int V>
+  void Rows(const float* a, int64_t lda, int64_t m, const float* panel, float* c, int64_t ldc,
+            const __mmask16* masks) const {
+    int64_t r = 0;
+    for (; r + 8 <= m; r += 8) Tile<8, V>(a + r * lda, lda, panel, c + r * ldc, ldc, masks);
+    switch (m - r) {
+      case 7: Tile<7, V>(a + r * lda, lda, panel, c + r * ldc, ldc, masks); break;
+      case 6: Tile<6, V>(a + r * lda, lda, panel, c + r * ldc, ldc, masks); break;
+      case 5: Tile<5, V>(a + r * lda, lda, panel, c + r * ldc, ldc, masks); break;
+      case 4: Tile<4, V>(a + r * lda, lda, panel, c + r * ldc, ldc, masks); break;
+      case 3: Tile<3, V>(a + r * lda, lda, panel, c + r * ldc, ldc, masks); break;
+      case 2: Tile<2, V>(a + r * lda, lda, panel, c + r * ldc, ldc, masks); break;
+      case 1: Tile<1, V>(a + r * lda, lda, panel, c + r * ldc, ldc, masks); break;
+      default: break;
+    }
+  }
+
+  template <int R, int V>
   void Tile(const float* a, int64_t lda, const float* panel, float* c, int64_t ldc,
             const __mmask16* masks) const {
-    __m512 acc[R][kVectors];
+    constexpr int64_t kWidth = 16 * V;
+    __m512 acc[R][V];
     for (int r = 0; r < R; ++r) {
-      for (int v = 0; v < kVectors; ++v) acc[r][v] = _mm512_setzero_ps();
+      for (int v = 0; v < V; ++v) acc[r][v] = _mm512_setzero_ps();
     }
     for (int64_t kk = 0; kk < k_; ++kk) {
-      __m512 b[kVectors];
-      for (int v = 0; v < kVectors; ++v) b[v] = _mm512_load_ps(panel + kk * kPanel + 16 * v);
+      __m512 b[V];
+      for (int v = 0; v < V; ++v) b[v] = _mm512_load_ps(panel + kk * kWidth + 16 * v);
       for (int r = 0; r < R; ++r) {
         const __m512 x = _mm512_set1_ps(a[r * lda + kk]);
-        for (int v = 0; v < kVectors; ++v) acc[r][v] = _mm512_fmadd_ps(x, b[v], acc[r][v]);
+        for (int v = 0; v < V; ++v) acc[r][v] = _mm512_fmadd_ps(x, b[v], acc[r][v]);
       }
     }
     for (int r = 0; r < R; ++r) {
-      for (int v = 0; v < kVectors; ++v) {
+      for (int v = 0; v < V; ++v) {
         _mm512_mask_storeu_ps(c + r * ldc + 16 * v, masks[v], acc[r][v]);
       }
     }
@@ -263,7 +286,7 @@ constexpr int64_t kTileRows = 8;
 // Blocks per thread: enough that a thread running at half speed (sharing
 // its core with another program) leaves at most about one block's time of
 // waiting at the end, few enough that each block keeps whole tiles.
-constexpr int64_t kBlocksPerThread = 4;
+constexpr int64_t kBlocksPerThread = 8;
 // Weights (floats) a block streams through per step beyond which blocks get
 // at least two tiles of rows: above about twice a core's L2 cache (2 MiB),
 // every block reads most of them from the shared cache at every step.
@@ -365,6 +388,29 @@ RowBlockPlan PlanRowBlocks(int64_t batch, int64_t weights, int64_t threads) {
   return PlanRowBlocks(batch, weights, threads, tensorflow::OpDeterminismRequired());
 }
 
+// Keeps the calling helper thread off `cpu` (the CPU of the thread that
+// scheduled its blocks), within the CPUs the helper could use when it first
+// ran. A helper woken while every CPU is busy is otherwise often placed on
+// its waker's CPU, and the two then share one core for the whole call while
+// another core runs only the other program: with one core busy, a call ran
+// at about half its quiet speed instead of three quarters. Nothing changes
+// where only one CPU is allowed or `cpu` is unknown.
+void StayOffCpu(int cpu) {
+  thread_local bool known = false;
+  thread_local cpu_set_t allowed;
+  thread_local int avoided = -1;
+  if (!known) {
+    if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0) return;
+    known = true;
+  }
+  if (cpu == avoided) return;
+  cpu_set_t wanted = allowed;
+  if (cpu >= 0 && cpu < CPU_SETSIZE && CPU_ISSET(cpu, &wanted) && CPU_COUNT(&wanted) > 1) {
+    CPU_CLR(cpu, &wanted);
+  }
+  if (sched_setaffinity(0, sizeof(wanted), &wanted) == 0) avoided = cpu;
+}
+
 // Runs `work(block, first_row, rows)` for every block of `plan` on `threads`
 // threads. The blocks form a shared queue: the calling thread and up to
 // (threads - 1) helper threads each take the next block until none is left, so a thread that
@@ -406,7 +452,13 @@ void ForEachRowBlock(int64_t threads, int64_t batch, const RowBlockPlan& plan,
   };
   const int64_t helpers = std::min(blocks, threads) - 1;
   HelperThreads& pool = HelperThreads::ForThisProcess();
-  for (int64_t helper = 0; helper < helpers; ++helper) pool.Schedule(drain, threads - 1);
+  const int caller_cpu = sched_getcpu();
+  for (int64_t helper = 0; helper < helpers; ++helper) {
+    pool.Schedule([drain, caller_cpu] {
+      StayOffCpu(caller_cpu);
+      drain();
+    }, threads - 1);
+  }
   drain();
   std::unique_lock<std::mutex> lock(progress->mutex);
   progress->all_done.wait(lock, [&] { return progress->finished == blocks; });
