@@ -276,8 +276,23 @@ def test_op_determinism_gives_identical_results_across_runs_and_thread_counts():
 def test_row_blocks_cover_the_batch_in_whole_tiles(batch, threads):
     rows, blocks, planned_threads = native.row_block_plan("lstm", batch, 64, 128, threads=threads)
     assert planned_threads == threads
-    assert (blocks - 1) * rows < batch <= blocks * rows  # every row once, no empty block
-    assert rows % 8 == 0 or blocks == 1  # whole 8-row tiles of the step product
+    pairs = native.row_blocks("lstm", batch, 64, 128, threads=threads)
+    assert len(pairs) == blocks and pairs[0] == (0, min(rows, batch))
+    next_row = 0
+    for first, size in pairs:  # every row once, in order, no empty block
+        assert first == next_row and 0 < size <= rows
+        next_row += size
+    assert next_row == batch
+    # Whole 8-row tiles of the step product, but for the last block.
+    assert all(size % 8 == 0 for _, size in pairs[:-1])
+
+
+def test_the_last_blocks_are_halved_to_shorten_the_wait_at_the_end():
+    """256 rows on 2 threads: 14 blocks of 16 rows, then 4 of 8 (one full block per thread halved);
+    never below a tile, and never under op determinism (fixed 16-row blocks)."""
+    pairs = native.row_blocks("rnn_tanh", 256, 128, 512, threads=2)
+    assert [size for _, size in pairs] == [16] * 14 + [8] * 4
+    assert {size for _, size in native.row_blocks("rnn_tanh", 64, 64, 256, threads=2)} == {8}
 
 
 def test_row_blocks_give_each_thread_several_blocks():

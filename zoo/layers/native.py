@@ -44,15 +44,16 @@ Threads: the batch is cut into blocks of rows, about eight per thread (whole
 a core's cache), and the calling thread and the kernels' own helper threads
 take blocks from a shared queue, each block running the whole sequence. A
 core that is busy with another program, or slower, takes fewer blocks
-instead of holding the step. During a call the helper threads keep off the
+instead of holding the step; the last blocks, one per thread, are halved
+where the halves keep whole tiles. During a call the helper threads keep off the
 calling thread's CPU (their affinity, within the CPUs they started with):
 woken while every core is busy, Linux would often put a helper on its
 waker's core, and the two would share that core while the other core ran
 only the other program (measured: about half the quiet speed with one core
 busy, instead of about three quarters). The threads are as many as the CPUs this
 process may use (or TensorFlow's intra-op threads, if more), or
-`$ZOO_KERNEL_THREADS` (a positive integer). `row_block_plan` tells how a
-shape is cut.
+`$ZOO_KERNEL_THREADS` (a positive integer). `row_block_plan` and `row_blocks`
+tell how a shape is cut.
 """
 
 import contextlib
@@ -487,10 +488,35 @@ def row_block_plan(cell, batch, inputs, units, threads=None):
 
     Returns:
         `(rows_per_block, blocks, threads)`: the threads take the blocks
-        from a shared queue (the last block may be shorter). Under
+        from a shared queue. `rows_per_block` is the size of the first
+        blocks; the last ones may be shorter (see `row_blocks`). Under
         `tf.config.experimental.enable_op_determinism()` blocks have 16 rows
         whatever the number of threads.
     """
+    rows, blocks, threads, _, _ = _plan(cell, batch, inputs, units, threads)
+    return rows, blocks, threads
+
+
+def row_blocks(cell, batch, inputs, units, threads=None):
+    """The blocks of `row_block_plan` as `(first_row, rows)` pairs, in queue order.
+
+    The last blocks, one per thread, are half as large where the halves
+    keep whole 8-row tiles, so that the wait for the slowest thread at the
+    end of a call is shorter.
+    """
+    rows, blocks, _, head_blocks, tail_rows = _plan(cell, batch, inputs, units, threads)
+    batch = max(int(batch), 1)
+    pairs = []
+    for block in range(blocks):
+        if block < head_blocks:
+            first, size = block * rows, rows
+        else:
+            first, size = head_blocks * rows + (block - head_blocks) * tail_rows, tail_rows
+        pairs.append((first, max(0, min(batch, first + size) - first)))
+    return pairs
+
+
+def _plan(cell, batch, inputs, units, threads):
     for name, value in (("batch", batch), ("inputs", inputs), ("units", units)):
         if int(value) < 0:
             raise ValueError(f"{name} must be >= 0; received {value!r}")
@@ -499,8 +525,7 @@ def row_block_plan(cell, batch, inputs, units, threads=None):
     weights = (int(inputs) + int(units)) * _gates(cell) * int(units)
     plan = load().zoo_recurrence_block_plan(batch=int(batch), weights=weights,
                                             threads=int(threads or kernel_threads()))
-    rows, blocks, threads = (int(v) for v in plan.numpy())
-    return rows, blocks, threads
+    return tuple(int(v) for v in plan.numpy())
 
 
 def _register_gradient_errors(tf):

@@ -13,7 +13,9 @@
 // a multiple of the product's 8-row tile, larger when the weights outgrow a
 // core's cache), taken from a shared queue (`ForEachRowBlock`): a core that
 // is slower or busy with another program takes fewer blocks, instead of
-// holding the whole step as one block per core would. The helper threads
+// holding the whole step as one block per core would; the last blocks, one
+// per thread, are halved where the halves keep whole tiles, to shorten the
+// wait for the slowest thread at the end. The helper threads
 // keep off the CPU of the thread that called the kernel (`StayOffCpu`), so
 // that the two never share one core while another runs something else. The
 // weights are packed once per call for the step products (`StepProduct`).
@@ -274,11 +276,22 @@ class StepProduct {
   bool transpose_;
 };
 
-// How the batch rows are cut into blocks: `rows` per block (the last one
-// may be shorter), `blocks` blocks.
+// How the batch rows are cut into blocks: `blocks` blocks, the first
+// `head_blocks` of `rows` rows, the others of `tail_rows` (the last one may
+// be shorter).
 struct RowBlockPlan {
   int64_t rows = 1;
   int64_t blocks = 1;
+  int64_t head_blocks = 1;
+  int64_t tail_rows = 1;
+
+  // The first row and the number of rows of `block`, for `batch` rows.
+  void Range(int64_t block, int64_t batch, int64_t* first, int64_t* count) const {
+    *first = block < head_blocks ? block * rows
+                                 : head_blocks * rows + (block - head_blocks) * tail_rows;
+    *count = std::max<int64_t>(
+        0, std::min(batch, *first + (block < head_blocks ? rows : tail_rows)) - *first);
+  }
 };
 
 // Rows of the step product's register tile (`StepProduct::Tile<8>`).
@@ -310,6 +323,20 @@ RowBlockPlan PlanRowBlocks(int64_t batch, int64_t weights, int64_t threads,
   }
   plan.rows = std::min(plan.rows, batch);
   plan.blocks = (batch + plan.rows - 1) / plan.rows;
+  plan.head_blocks = plan.blocks;
+  plan.tail_rows = plan.rows;
+  // The last blocks, one per thread, are cut in half where the halves keep
+  // whole tiles: the wait at the end for the slowest thread's last block
+  // (a block on a core shared with another program takes twice as long) is
+  // then half as long.
+  const int64_t half = plan.rows / 2;
+  if (!deterministic && threads > 1 && plan.blocks > threads && half % kTileRows == 0 &&
+      half >= (weights > kCachedWeights ? 2 * kTileRows : kTileRows)) {
+    plan.head_blocks = plan.blocks - threads;
+    plan.tail_rows = half;
+    const int64_t rest = batch - plan.head_blocks * plan.rows;
+    plan.blocks = plan.head_blocks + (rest + half - 1) / half;
+  }
   return plan;
 }
 
@@ -421,7 +448,7 @@ void StayOffCpu(int cpu) {
 // runs every block itself, so the wait cannot deadlock.
 void ForEachRowBlock(int64_t threads, int64_t batch, const RowBlockPlan& plan,
                      const std::function<void(int64_t, int64_t, int64_t)>& work) {
-  const int64_t blocks = plan.blocks, per_block = plan.rows;
+  const int64_t blocks = plan.blocks;
   if (blocks == 1) {
     work(0, 0, batch);
     return;
@@ -437,18 +464,18 @@ void ForEachRowBlock(int64_t threads, int64_t batch, const RowBlockPlan& plan,
   // block, and the caller returns only after every block has finished, so a
   // helper that starts late finds nothing to claim and never touches it.
   const auto* job = &work;
-  auto drain = [progress, job, blocks, per_block, batch] {
+  auto drain = [progress, job, plan, batch] {
     int64_t done = 0;
-    for (int64_t block; (block = progress->next.fetch_add(1)) < blocks;) {
-      const int64_t first = block * per_block;
-      const int64_t rows = std::min(batch, first + per_block) - first;
+    for (int64_t block; (block = progress->next.fetch_add(1)) < plan.blocks;) {
+      int64_t first, rows;
+      plan.Range(block, batch, &first, &rows);
       if (rows > 0) (*job)(block, first, rows);
       ++done;
     }
     if (done == 0) return;
     std::lock_guard<std::mutex> lock(progress->mutex);
     progress->finished += done;
-    if (progress->finished == blocks) progress->all_done.notify_all();
+    if (progress->finished == plan.blocks) progress->all_done.notify_all();
   };
   const int64_t helpers = std::min(blocks, threads) - 1;
   HelperThreads& pool = HelperThreads::ForThisProcess();
@@ -1117,10 +1144,12 @@ class RowBlockPlanOp : public OpKernel {
     const int64_t threads = KernelThreads(context, threads_);
     const RowBlockPlan plan = PlanRowBlocks(batch_, weights_, threads);
     Tensor* out = nullptr;
-    OP_REQUIRES_OK(context, context->allocate_output(0, TensorShape({3}), &out));
+    OP_REQUIRES_OK(context, context->allocate_output(0, TensorShape({5}), &out));
     out->flat<int64_t>()(0) = plan.rows;
     out->flat<int64_t>()(1) = plan.blocks;
     out->flat<int64_t>()(2) = threads;
+    out->flat<int64_t>()(3) = plan.head_blocks;
+    out->flat<int64_t>()(4) = plan.tail_rows;
   }
 
  private:
@@ -1128,15 +1157,16 @@ class RowBlockPlanOp : public OpKernel {
 };
 
 REGISTER_OP("ZooRecurrenceBlockPlan")
-    .Output("rows_blocks_threads: int64")
+    .Output("rows_blocks_threads_head_blocks_tail_rows: int64")
     .Attr("batch: int >= 0")
     .Attr("weights: int >= 0")
     .Attr("threads: int = 0")
     .SetShapeFn([](InferenceContext* c) {
-      c->set_output(0, c->MakeShape({3}));
+      c->set_output(0, c->MakeShape({5}));
       return Status();
     })
-    .Doc("Rows per block, blocks and threads of the recurrence kernels (threads 0: automatic).");
+    .Doc("Rows per block, blocks, threads, blocks of `rows` rows before the shorter tail "
+         "blocks, and rows per tail block of the recurrence kernels (threads 0: automatic).");
 
 REGISTER_KERNEL_BUILDER(Name("ZooRecurrenceBlockPlan").Device(tensorflow::DEVICE_CPU),
                         RowBlockPlanOp);
