@@ -379,3 +379,22 @@ def test_mixed_bfloat16_loss_curve_tracks_float32():
     result = bench.loss_curve_check(60, seeds=(1,), units=128, batch=32, steps=64)
     assert result["final_f32"] < 0.8 * result["first_loss"]  # it really trains
     assert result["ok"], result
+
+
+def test_benchmark_bound_counts_the_products_zoo_performs():
+    """Training: three forward passes' products, less the input gradient zoo skips; the bound is
+    the zoo/keras ratio of a zoo kernel doing those products at the measured peak."""
+    bench = _benchmark_module()
+    shape = (256, 50, 128, 512)
+    forward = 2 * (128 + 512) * 4 * 512 * 50
+    assert bench.flops_per_sample("lstm", shape, "infer") == forward
+    assert bench.flops_per_sample("lstm", shape, "train") == 3 * forward
+    zoo_flops = 3 * forward - 2 * 128 * 4 * 512 * 50
+    assert bench.flops_per_sample("lstm", shape, "train", input_gradient=False) == zoo_flops
+    row = {"cell": "lstm", "shape": shape, "mode": "train", "rates": {"zoo": 500.0, "keras": 400.0},
+           "flops": 3 * forward}
+    line = bench._table([row], {"peak_f32": 200.0})[-1]
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert cells[-3] == f"{zoo_flops * 500 / 200e9:.0%}"  # zoo's share of the peak
+    assert cells[-2] == f"{3 * forward * 400 / 200e9:.0%}"  # Keras's, on the full count
+    assert cells[-1] == f"{200e9 / (zoo_flops * 400):.2f}x"
