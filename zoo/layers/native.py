@@ -493,7 +493,7 @@ def row_block_plan(cell, batch, inputs, units, threads=None):
         `tf.config.experimental.enable_op_determinism()` blocks have 16 rows
         whatever the number of threads.
     """
-    rows, blocks, threads, _, _ = _plan(cell, batch, inputs, units, threads)
+    rows, blocks, threads = _plan(cell, batch, inputs, units, threads)[:3]
     return rows, blocks, threads
 
 
@@ -504,16 +504,8 @@ def row_blocks(cell, batch, inputs, units, threads=None):
     keep whole 8-row tiles, so that the wait for the slowest thread at the
     end of a call is shorter.
     """
-    rows, blocks, _, head_blocks, tail_rows = _plan(cell, batch, inputs, units, threads)
-    batch = max(int(batch), 1)
-    pairs = []
-    for block in range(blocks):
-        if block < head_blocks:
-            first, size = block * rows, rows
-        else:
-            first, size = head_blocks * rows + (block - head_blocks) * tail_rows, tail_rows
-        pairs.append((first, max(0, min(batch, first + size) - first)))
-    return pairs
+    ranges = _plan(cell, batch, inputs, units, threads)[3:]
+    return list(zip(ranges[0::2], ranges[1::2]))
 
 
 def _plan(cell, batch, inputs, units, threads):

@@ -313,10 +313,10 @@ RowBlockPlan PlanRowBlocks(int64_t batch, int64_t weights, int64_t threads,
                            bool deterministic) {
   RowBlockPlan plan;
   batch = std::max<int64_t>(batch, 1);
+  const int64_t min_rows = weights > kCachedWeights ? 2 * kTileRows : kTileRows;
   if (deterministic) {
     plan.rows = kDeterministicRows;
   } else {
-    const int64_t min_rows = weights > kCachedWeights ? 2 * kTileRows : kTileRows;
     const int64_t wanted = std::max<int64_t>(1, threads) * kBlocksPerThread;
     const int64_t tiles = ((batch + wanted - 1) / wanted + kTileRows - 1) / kTileRows;
     plan.rows = std::max(min_rows, tiles * kTileRows);
@@ -331,7 +331,7 @@ RowBlockPlan PlanRowBlocks(int64_t batch, int64_t weights, int64_t threads,
   // then half as long.
   const int64_t half = plan.rows / 2;
   if (!deterministic && threads > 1 && plan.blocks > threads && half % kTileRows == 0 &&
-      half >= (weights > kCachedWeights ? 2 * kTileRows : kTileRows)) {
+      half >= min_rows) {
     plan.head_blocks = plan.blocks - threads;
     plan.tail_rows = half;
     const int64_t rest = batch - plan.head_blocks * plan.rows;
@@ -1144,12 +1144,16 @@ class RowBlockPlanOp : public OpKernel {
     const int64_t threads = KernelThreads(context, threads_);
     const RowBlockPlan plan = PlanRowBlocks(batch_, weights_, threads);
     Tensor* out = nullptr;
-    OP_REQUIRES_OK(context, context->allocate_output(0, TensorShape({5}), &out));
-    out->flat<int64_t>()(0) = plan.rows;
-    out->flat<int64_t>()(1) = plan.blocks;
-    out->flat<int64_t>()(2) = threads;
-    out->flat<int64_t>()(3) = plan.head_blocks;
-    out->flat<int64_t>()(4) = plan.tail_rows;
+    OP_REQUIRES_OK(context,
+                   context->allocate_output(0, TensorShape({3 + 2 * plan.blocks}), &out));
+    auto values = out->flat<int64_t>();
+    values(0) = plan.rows;
+    values(1) = plan.blocks;
+    values(2) = threads;
+    const int64_t batch = std::max<int64_t>(batch_, 1);  // as the kernels see it
+    for (int64_t block = 0; block < plan.blocks; ++block) {
+      plan.Range(block, batch, &values(3 + 2 * block), &values(4 + 2 * block));
+    }
   }
 
  private:
@@ -1157,16 +1161,16 @@ class RowBlockPlanOp : public OpKernel {
 };
 
 REGISTER_OP("ZooRecurrenceBlockPlan")
-    .Output("rows_blocks_threads_head_blocks_tail_rows: int64")
+    .Output("plan: int64")
     .Attr("batch: int >= 0")
     .Attr("weights: int >= 0")
     .Attr("threads: int = 0")
     .SetShapeFn([](InferenceContext* c) {
-      c->set_output(0, c->MakeShape({5}));
+      c->set_output(0, c->Vector(InferenceContext::kUnknownDim));
       return Status();
     })
-    .Doc("Rows per block, blocks, threads, blocks of `rows` rows before the shorter tail "
-         "blocks, and rows per tail block of the recurrence kernels (threads 0: automatic).");
+    .Doc("Rows of the first blocks, blocks and threads of the recurrence kernels (threads 0: "
+         "automatic), then each block's first row and rows, in queue order.");
 
 REGISTER_KERNEL_BUILDER(Name("ZooRecurrenceBlockPlan").Device(tensorflow::DEVICE_CPU),
                         RowBlockPlanOp);
