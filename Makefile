@@ -21,8 +21,11 @@ install: $(STAMP)
 demo: install
 	$(PY) -m zoo.demo
 
+# Two workers (one per core); each test file runs whole on one worker, so module fixtures
+# (smoke models) are built once. TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 2
 test: install
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow" -n $(TEST_WORKERS) --dist loadfile
 
 test-slow: install
 	$(PY) -m pytest -q -m slow

@@ -14,6 +14,7 @@ Two data sets, both real and packaged (fetched at first use, sha256-checked):
 * `--data seattle-weather`: Seattle's daily weather 2012-2015; the daily maximum
   temperature 7 days ahead from the last 56 days of all four variables.
   Train 2012-2013, validation 2014 (epochs), refit on 2012-2014, test 2015.
+  The day of the year (sin, cos) is two more input columns.
 
 Beside it, in the same run and on the same test points: naive, SES, Holt,
 damped Holt and Theta (statsmodels), plus seasonal naive, climatology and an
@@ -38,7 +39,7 @@ from zoo.settings import choices, fraction, model_name, non_negative, positive, 
 DEFAULTS = dict(
     data="m1",             # m1 | seattle-weather
     cell="gru",            # recurrent cell: gru | lstm | rnn
-    units=64,              # hidden units
+    units=None,            # hidden units (default: 64 for m1, 16 for seattle-weather, chosen on validation)
     layers=1,              # stacked recurrent layers
     dropout=0.1,           # before the quantile head
     members=5,             # networks in the ensemble (seeds seed, seed+1, ...)
@@ -64,7 +65,7 @@ CHECKS = dict(
 
 
 def parse_args(argv=None):
-    parser = settings_parser(DEFAULTS, __doc__, optional_types={"max_series": int}, checks=CHECKS)
+    parser = settings_parser(DEFAULTS, __doc__, optional_types={"max_series": int, "units": int}, checks=CHECKS)
     args = parser.parse_args(argv)
     args.name = args.name or f"forecasting-{args.cell}-{args.data}"
     args.run_dir = args.run_dir or os.path.join("runs", args.name)
@@ -128,6 +129,7 @@ def train_member(member, problem, args, strategy):
 
 def main(argv=None):
     args = parse_args(argv)
+    run_started = time.time()
     from zoo import hub, training
     from zoo.tasks import forecasting
 
@@ -135,6 +137,7 @@ def main(argv=None):
 
     # -- prepare the data ---------------------------------------------------
     problem = forecasting.load_problem(args.data, max_series=args.max_series)
+    args.units = args.units or problem["units"]
     if problem["scaling"] == "standard":  # fixed feature scaling from the selection-train years
         problem.update(forecasting.standard_scaling(problem))
     print(f"[zoo] {args.data}: " + ", ".join(f"{k} {len(v[0])} windows" for k, v in problem["splits"].items()))
@@ -163,6 +166,7 @@ def main(argv=None):
         metrics["heldout_yearly"] = heldout
     comparison = forecasting.compare_with_baselines(metrics["test"], baselines, args.data)
     print(forecasting.format_table(metrics, baselines, args.data))
+    print(f"[zoo] {forecasting.verdict(comparison)}")
 
     # -- export -----------------------------------------------------------------
     card = {
@@ -171,8 +175,8 @@ def main(argv=None):
         "description": ("Yearly history of any positive series in, the next 6 years out (median "
                         "and 80% interval)." if args.data == "m1" else
                         "The last 56 days of Seattle weather (precipitation, max/min temperature, "
-                        "wind) in, the daily maximum temperature of the next 7 days out (median "
-                        "and 80% interval)."),
+                        "wind, and the day of the year as sin/cos) in, the daily maximum temperature "
+                        "of the next 7 days out (median and 80% interval)."),
         "architecture": (f"{forecasting.SCALING_TEXT[problem['scaling']]} → zoo.layers."
                          f"{args.cell.upper() if args.cell != 'rnn' else 'SimpleRNN'}({args.units})"
                          f"{' x' + str(args.layers) if args.layers > 1 else ''} → Dropout({args.dropout})"
@@ -185,12 +189,19 @@ def main(argv=None):
         "dataset": {"name": args.data, "description": problem["description"],
                     "horizon": problem["horizon"], "context": problem["context"],
                     "target_index": problem["target_index"], "max_series": args.max_series,
+                    "features": problem["features"], "columns": problem["columns"],
+                    "calendar": problem["calendar"],
                     "windows": {k: int(len(v[0])) for k, v in problem["splits"].items()},
                     "source": forecasting.SOURCES[args.data]},
         "metrics": metrics,
         "baselines": baselines,
         "baseline_descriptions": {k: forecasting.BASELINE_DESCRIPTIONS[k] for k in baselines},
         "comparison": comparison,
+        "verdict": forecasting.verdict(comparison),
+        "heldout_verdict": (None if args.data != "m1" else "On yearly series outside M1: " + forecasting.verdict(
+            forecasting.compare_with_baselines(
+                metrics["heldout_yearly"]["scores"]["zoo ensemble"],
+                {k: v for k, v in metrics["heldout_yearly"]["scores"].items() if k != "zoo ensemble"}, "m1"))),
         "selection": "Epochs chosen per member on the validation windows (the horizon before the "
                      "test), from the training period only; settings were chosen on validation; "
                      "the test was scored once, at the end of the run.",
@@ -198,6 +209,7 @@ def main(argv=None):
             "members": summaries,
             "seconds": round(sum(s["seconds"] for s in summaries), 1),
             "baseline_seconds": round(baseline_seconds, 1),
+            "recipe_wall_seconds": round(time.time() - run_started, 1),  # data, training, evaluation
             "hardware": training.hardware_description(),
             "strategy": type(strategy).__name__,
             "settings": {k: getattr(args, k) for k in DEFAULTS if k not in ("output_dir", "run_dir")},

@@ -266,3 +266,58 @@ def test_zoo_forecast_command(smoke_hub, tmp_path, capsys):
     assert cli.main(["forecast", str(root / "forecasting-smoke"), str(history)]) == 2
     assert "<= 0" in capsys.readouterr().err
     assert cli.main(["forecast", str(root / "forecasting-smoke"), str(history), "--horizon", "0"]) == 2
+
+
+# --------------------------------------------------------------------------
+# The shipped models: their cards re-measure, and they meet the floors
+# --------------------------------------------------------------------------
+
+SHIPPED_M1 = "forecasting-gru-m1"
+SHIPPED_WEATHER = "forecasting-gru-seattle-weather"
+
+
+def _shipped(name):
+    from zoo import hub
+
+    return pytest.mark.skipif(name not in hub.list_models(), reason=f"{name} is not in saved_models/")
+
+
+@_shipped(SHIPPED_M1)
+def test_shipped_m1_model_verifies_and_meets_the_floors(capsys):
+    from zoo import cli, hub
+
+    assert cli.main(["verify", SHIPPED_M1]) == 0
+    card = hub.info(SHIPPED_M1)
+    test, baselines = card["metrics"]["test"], card["baselines"]
+    for floor in ("naive", "ses"):  # the floors: beat naive and SES on MASE and sMAPE
+        assert test["mase"] < baselines[floor]["mase"] and test["smape"] < baselines[floor]["smape"]
+    assert test["series"] == 181
+    assert card["metrics"]["heldout_yearly"]["scores"]["zoo ensemble"]["owa"] > 0
+
+
+@_shipped(SHIPPED_WEATHER)
+def test_shipped_weather_model_verifies_and_beats_every_baseline_on_mae(capsys):
+    from zoo import cli, hub
+
+    assert cli.main(["verify", SHIPPED_WEATHER]) == 0
+    card = hub.info(SHIPPED_WEATHER)
+    assert set(card["baselines"]) >= {"naive", "seasonal_naive", "ses", "holt", "theta", "arima_fourier",
+                                      "climatology"}
+    for name, scores in card["baselines"].items():
+        assert card["metrics"]["test"]["mae"] < scores["mae"], name
+
+
+def test_read_history_csv_with_calendar_columns(tmp_path):
+    path = tmp_path / "weather.csv"
+    path.write_text("date,precipitation,temp_max,temp_min,wind\n"
+                    "2015-03-01,0.0,12.0,3.0,2.0\n2015/03/02,1.5,11.0,4.0,3.5\n")
+    values = forecasting.read_history_csv(path, features=6, calendar=True)
+    assert values.shape == (2, 6)
+    day = 31 + 28 + 1
+    assert values[0, 4] == pytest.approx(math.sin(2 * math.pi * day / 365.25))
+    path.write_text("precipitation,temp_max,temp_min,wind\n0.0,12.0,3.0,2.0\n")
+    with pytest.raises(ValueError, match="dates"):
+        forecasting.read_history_csv(path, features=6, calendar=True)
+    path.write_text("date,a,b,c,d\n2015-13-01,0,1,2,3\n")
+    with pytest.raises(ValueError, match="not a date"):
+        forecasting.read_history_csv(path, features=6, calendar=True)

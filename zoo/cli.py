@@ -7,6 +7,7 @@
     zoo translate translation-gru-de-en "Ich bin in zehn Minuten da." --beam 4
     zoo caption captioning-gru-emoji smile.png --attention-map smile-attention.png
     zoo forecast forecasting-gru-m1 sales.csv --horizon 6 --plot sales.png
+    zoo classify timeseries-classification-japanesevowels utterance.csv
     zoo train sentiment --cell gru --epochs 3
     zoo export sentiment-bilstm-mr ./deploy/sentiment
     zoo verify sentiment-bilstm-mr
@@ -218,6 +219,31 @@ def cmd_forecast(args):
     return task.forecast_cli(args.name, args.history, horizon=args.horizon, plot=args.plot)
 
 
+def cmd_classify(args):
+    from zoo import hub
+    from zoo.tasks import get_task
+
+    card = hub.info(args.name)
+    task = get_task(card["task"])
+    if not hasattr(task, "classify_series"):
+        raise CommandError(f"'zoo classify' runs time-series classifiers; {args.name} is a "
+                           f"{card.get('task')} model")
+    if not args.files:
+        raise CommandError("no input: pass one or more series files (CSV: rows are time steps, columns "
+                           "features; or .ts, the UCR/UEA archive format)")
+    serving = hub.load_serving(args.name)
+    features = (card.get("dataset") or {}).get("features")
+    # every file is read (and checked) before anything is printed
+    inputs = [(path, task.read_series_file(path, features=features)) for path in args.files]
+    print("class\tprobability\tsource")
+    for path, series in inputs:
+        names, probabilities = task.classify_series(serving, series)
+        for number, (name, row) in enumerate(zip(names, probabilities), 1):
+            source = path if len(series) == 1 else f"{path}#{number}"
+            print(task.format_prediction(source, name, row))
+    return 0
+
+
 def cmd_train(args):
     if args.recipe not in known_recipes():
         raise CommandError(f"unknown recipe {args.recipe!r}; known recipes: {', '.join(known_recipes())}")
@@ -374,6 +400,12 @@ def build_parser():
     p.add_argument("--horizon", type=int, help="steps ahead (default: all the model forecasts)")
     p.add_argument("--plot", metavar="FILE.png", help="draw the history, forecast and 80%% interval")
     p.set_defaults(run=cmd_forecast)
+
+    p = commands.add_parser("classify", help="classify time series (files: CSV with rows as time steps "
+                            "and columns as features, or .ts of the UCR/UEA archive)")
+    p.add_argument("name", help=MODEL_ARGUMENT_HELP)
+    p.add_argument("files", nargs="*", metavar="SERIES")
+    p.set_defaults(run=cmd_classify)
 
     p = commands.add_parser("train", help="run a recipe, e.g. 'zoo train sentiment --cell gru'")
     p.add_argument("recipe")

@@ -11,7 +11,11 @@
 4. Captions a few emoji drawings of the style the captioning model never saw
    in training (fetched from npm on first use), when the model is in the
    hub, and draws each word's attention over the first one.
-5. Shows `zoo list`.
+5. Forecasts yearly series that M1 never saw with the pretrained M1
+   forecaster (the last 6 years hidden), and plots one with its interval.
+6. Names the speakers of a few held-out Japanese vowel recordings with the
+   pretrained time-series classifier.
+7. Shows `zoo list`.
 """
 
 from zoo import _backend  # noqa: F401
@@ -129,6 +133,68 @@ def captioning_demo(out_dir="demo-output"):
     return path
 
 
+#: Held-out yearly series the forecasting demo forecasts (names from `zoo.data.timeseries.load_heldout_yearly`).
+FORECAST_SERIES = ("nile", "lynx", "us-realgdp", "us-cpi")
+
+
+def forecasting_demo(out_dir="demo-output"):
+    from pathlib import Path
+
+    import numpy as np
+
+    name = _first_model("forecasting-*-m1")
+    if name is None:
+        return None
+    from zoo import hub
+    from zoo.data import timeseries
+    from zoo.tasks import forecasting
+
+    card = hub.info(name)
+    test = card["metrics"]["test"]
+    print(f"{name}: M1 test OWA {test['owa']:.3f} (Theta {card['baselines']['theta']['owa']:.3f}); "
+          f"yearly series it never saw, the last 6 years hidden:")
+    serving = hub.load_serving(name)
+    series = dict(timeseries.load_heldout_yearly())
+    chosen = [series[n] for n in FORECAST_SERIES if n in series]
+    result = forecasting.forecast(serving, [values[:-6] for values in chosen])
+    for row, (label, values) in enumerate(zip(FORECAST_SERIES, chosen)):
+        actual = values[-6:]
+        inside = int(np.sum((actual >= result["lower"][row]) & (actual <= result["upper"][row])))
+        print(f"  {label:<11} sMAPE {forecasting.smape(actual, result['median'][row]):6.2f}  "
+              f"(naive {forecasting.smape(actual, np.repeat(values[-7], 6)):6.2f}); "
+              f"{inside}/6 actual values inside the 80% interval")
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    path = forecasting.plot_forecast(chosen[0][:-6], {k: v[0] for k, v in result.items()},
+                                     Path(out_dir) / "forecast.png", title=f"{name}: {FORECAST_SERIES[0]}",
+                                     actual=chosen[0][-6:])
+    print(f"wrote the forecast of the first series to {path}\n")
+    return path
+
+
+def classification_demo(count=6):
+    name = _first_model("timeseries-classification-*")
+    if name is None:
+        return None
+    from zoo import hub
+    from zoo.data import timeseries
+    from zoo.tasks import get_task
+
+    card = hub.info(name)
+    task = get_task(card["task"])
+    test = timeseries.load_ucr(card["dataset"]["name"])["test"]
+    print(f"{name}: test accuracy {card['metrics']['test']['accuracy']:.3f} on "
+          f"{card['metrics']['test']['examples']} held-out {card['dataset']['name']} series")
+    step = max(1, len(test) // count)
+    chosen = list(range(0, len(test), step))[:count]
+    names, probabilities = task.classify_series(hub.load_serving(name), [test.series[i] for i in chosen])
+    for i, predicted, row in zip(chosen, names, probabilities):
+        mark = "=" if predicted == test.labels[i] else "≠"
+        print(f"  series {i:>3} ({len(test.series[i])} steps): class {predicted} (p={row.max():.3f}) "
+              f"{mark} true class {test.labels[i]}")
+    print()
+    return names
+
+
 def main():
     from zoo import cli
     from zoo._backend import import_tensorflow_quietly
@@ -138,6 +204,8 @@ def main():
     music_demo()
     translation_demo()
     captioning_demo()
+    forecasting_demo()
+    classification_demo()
     print("$ zoo list")
     return cli.main(["list"])
 

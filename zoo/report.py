@@ -18,6 +18,18 @@ END = "<!-- models:end -->"
 def headline(card):
     """A card's main measured result in one line (README table, `zoo list`)."""
     test = card.get("metrics", {}).get("test", {})
+    if card.get("task") == "forecasting" and test:
+        return _forecasting_headline(card, test)
+    if card.get("task") == "timeseries-classification" and test:
+        line = f"{card['dataset']['name']} test accuracy {test['accuracy']:.3f}"
+        for name, scores in (card.get("baselines") or {}).items():
+            if "DTW" in name:
+                line += f" (1-NN DTW {scores['accuracy']:.3f})"
+        summary = (card.get("results") or {}).get("summary") or {}
+        if "model_test_accuracy" in summary:
+            line += (f"; mean over {summary['sets']} UCR/UEA sets {summary['model_test_accuracy']:.3f} "
+                     f"(1-NN DTW {summary['one_nn_dtw']:.3f}, InceptionTime {summary['InceptionTime']:.3f})")
+        return line
     if "accuracy" in test:
         line = f"test accuracy {test['accuracy']:.4f} (n={test.get('examples', '?')})"
         ablation = card.get("metrics", {}).get("test_ngram_path_only", {})
@@ -72,6 +84,29 @@ def headline(card):
     return ""
 
 
+def _forecasting_headline(card, test):
+    baselines = card.get("baselines", {})
+    if "owa" in test:  # M1: the competition's metrics, against Theta and the best baseline
+        best = min(baselines, key=lambda k: baselines[k]["owa"]) if baselines else None
+        line = f"M1 test OWA {test['owa']:.3f} (sMAPE {test['smape']:.2f}, MASE {test['mase']:.2f})"
+        if "theta" in baselines:
+            line += f"; Theta {baselines['theta']['owa']:.3f}"
+        if best and best != "theta":
+            line += f"; best baseline ({best.replace('_', ' ')}) {baselines[best]['owa']:.3f}"
+        heldout = (card["metrics"].get("heldout_yearly") or {}).get("scores", {})
+        if "zoo ensemble" in heldout and "theta" in heldout:
+            line += (f"; yearly series outside M1: OWA {heldout['zoo ensemble']['owa']:.3f} "
+                     f"(Theta {heldout['theta']['owa']:.3f})")
+    else:
+        best = min(baselines, key=lambda k: baselines[k]["mae"]) if baselines else None
+        line = f"test MAE {test['mae']:.2f} (RMSE {test['rmse']:.2f})"
+        if best:
+            line += f"; best baseline ({best.replace('_', ' ')}) {baselines[best]['mae']:.2f}"
+    if "coverage_80" in test:
+        line += f"; 80% interval covers {100 * test['coverage_80']:.0f}%"
+    return line
+
+
 def models_table():
     from zoo import hub
 
@@ -83,12 +118,93 @@ def models_table():
     return "\n".join(rows)
 
 
+def _hub_cards(task):
+    from zoo import hub
+
+    names = [source.name for source in hub.list_sources() if source.origin == "hub"]
+    return [(name, hub.info(name)) for name in names if hub.info(name).get("task") == task]
+
+
+def forecasting_tables():
+    """Per shipped forecaster: the model beside every baseline on its test (and M1's held-out series)."""
+    blocks = []
+    for name, card in _hub_cards("forecasting"):
+        test, baselines = card["metrics"]["test"], card.get("baselines", {})
+        if "owa" in test:
+            keys = ("smape", "mase", "owa")
+            heldout = (card["metrics"].get("heldout_yearly") or {}).get("scores", {})
+            rows = ["| method | M1 test sMAPE | MASE | OWA | yearly series outside M1: sMAPE | MASE | OWA |",
+                    "|---|---|---|---|---|---|---|"]
+            ranked = [("zoo ensemble", test)] + sorted(baselines.items(), key=lambda kv: kv[1]["owa"])
+            for method, scores in ranked:
+                other = heldout.get(method, {})
+                rows.append(f"| {method.replace('_', ' ')} | " + " | ".join(f"{scores[k]:.3f}" for k in keys)
+                            + " | " + " | ".join(f"{other[k]:.3f}" if k in other else "" for k in keys) + " |")
+        else:
+            rows = ["| method | test MAE | RMSE | MAE 1 day ahead | MAE 7 days ahead |", "|---|---|---|---|---|"]
+            ranked = [("zoo ensemble", test)] + sorted(baselines.items(), key=lambda kv: kv[1]["mae"])
+            for method, scores in ranked:
+                steps = scores["mae_per_step"]
+                rows.append(f"| {method.replace('_', ' ')} | {scores['mae']:.2f} | {scores['rmse']:.2f} | "
+                            f"{steps[0]:.2f} | {steps[-1]:.2f} |")
+        note = card.get("verdict", "")
+        if card.get("heldout_verdict"):
+            note += " " + card["heldout_verdict"]
+        coverage = test.get("coverage_80")
+        if coverage is not None:
+            note += f" The 0.1-0.9 interval covered {100 * coverage:.1f}% of test values (nominal 80%)."
+        blocks.append(f"`{name}` ({card['dataset']['name']}):\n\n" + "\n".join(rows) + f"\n\n{note.strip()}")
+    return "\n\n".join(blocks) if blocks else "(no forecasting model in saved_models/)"
+
+
+def classification_tables():
+    """Per shipped time-series classifier: its recipe's table over the UCR/UEA sets, with baselines and anchors."""
+    blocks = []
+    for name, card in _hub_cards("timeseries-classification"):
+        table = (card.get("results") or {}).get("table") or []
+        anchors = ("FCN", "ResNet", "TWIESN", "InceptionTime")
+        rows = ["| set | zoo (mean ± sd over seeds) | 1-NN ED | 1-NN DTW | " + " | ".join(anchors) + " |",
+                "|---|---|---|---|" + "---|" * len(anchors)]
+        for row in table:
+            published = row.get("anchors") or {}
+            rows.append(f"| {row['dataset']} | {row['test_accuracy_mean']:.3f} ± {row['test_accuracy_sd']:.3f} | "
+                        f"{row['one_nn_euclidean']:.3f} | {row['one_nn_dtw']:.3f} | "
+                        + " | ".join("" if published.get(a) is None else f"{published[a]:.3f}" for a in anchors)
+                        + " |")
+        summary = (card.get("results") or {}).get("summary") or {}
+        if summary:
+            rows.append(f"| **mean** | {summary['model_test_accuracy']:.3f} | {summary['one_nn_euclidean']:.3f} | "
+                        f"{summary['one_nn_dtw']:.3f} | | | | {summary['InceptionTime']:.3f} |")
+        losses = card.get("where_it_loses") or []
+        note = ("Where it loses: " + "; ".join(losses) + ".") if losses else ""
+        blocks.append(f"`{name}` (the shipped model is the {card['dataset']['name']} row; every row is "
+                      f"reproduced by the command in the card):\n\n" + "\n".join(rows) + f"\n\n{note}")
+    return "\n\n".join(blocks) if blocks else "(no time-series classifier in saved_models/)"
+
+
+#: Generated sections of the README: marker name → function returning the section's text.
+SECTIONS = {"models": models_table, "forecasting": forecasting_tables,
+            "classification": classification_tables}
+
+
+def _markers(section):
+    if section == "models":
+        return START, END
+    return (f"<!-- {section}:start (generated by `python -m zoo.report`; do not edit) -->",
+            f"<!-- {section}:end -->")
+
+
 def render(readme_text):
-    if START not in readme_text or END not in readme_text:
-        raise ValueError("README.md has no generated models section (markers missing)")
-    head, rest = readme_text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{START}\n{models_table()}\n{END}{tail}"
+    for section, make in SECTIONS.items():
+        start, end = _markers(section)
+        if start not in readme_text or end not in readme_text:
+            if section == "models":
+                raise ValueError("README.md has no generated models section (markers missing)")
+            continue  # optional sections
+        head, rest = readme_text.split(start, 1)
+        _, tail = rest.split(end, 1)
+        readme_text = f"{head}{start}\n{make()}\n{end}{tail}"
+    return readme_text
 
 
 def main(argv=None):

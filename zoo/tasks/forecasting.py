@@ -476,13 +476,17 @@ TIME_COLUMN_NAMES = ("", "date", "time", "timestamp", "datetime", "ds", "year", 
                      "week", "period", "index", "t", "step")
 
 
-def read_history_csv(path, features=None):
+def read_history_csv(path, features=None, calendar=False):
     """A history from a CSV file: rows are time steps, numeric columns are features.
 
     A header row is allowed. A first column that is not numeric (dates,
     labels), or whose header names a time index (`TIME_COLUMN_NAMES`: date,
     year, time, ...), is dropped; empty cells and `NA`/`NaN`/`?` are missing
     values (NaN), which the model sees as missing.
+
+    `calendar=True` (models whose card says `"calendar": true`): the first
+    column must hold dates, and the two day-of-year columns the model takes
+    (`calendar_features`) are appended from them.
     """
     import csv
 
@@ -524,13 +528,19 @@ def read_history_csv(path, features=None):
     if len(widths) != 1:
         raise ValueError(f"{path}: rows have different numbers of columns {sorted(widths)}")
     array = np.asarray(values, np.float64)
+    if calendar:
+        if not drop_first:
+            raise ValueError(f"{path}: this model needs a first column of dates (YYYY-MM-DD): it "
+                             f"takes the day of the year as input")
+        dates = parse_dates([row[0] for row in rows], where=str(path))
+        array = np.column_stack([array, calendar_features(dates)])
     if features is not None and array.shape[1] != features:
         raise ValueError(f"{path}: {array.shape[1]} numeric column(s); the model takes {features}")
     return array
 
 
-def plot_forecast(history, result, path, title=""):
-    """History, median forecast and the 80% interval of one series, to a PNG."""
+def plot_forecast(history, result, path, title="", actual=None):
+    """History, median forecast and the 80% interval of one series (and what happened, if known), to a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -546,6 +556,9 @@ def plot_forecast(history, result, path, title=""):
     axis.plot(ahead, result["median"], color="tab:blue", marker="o", label="forecast (median)")
     axis.fill_between(ahead, result["lower"], result["upper"], color="tab:blue", alpha=0.25,
                       label="80% interval (0.1-0.9)")
+    if actual is not None:
+        axis.plot(ahead, np.asarray(actual, np.float64)[: len(ahead)], color="tab:red", marker="x",
+                  linestyle="--", label="what happened")
     axis.set_xlabel("step")
     axis.set_title(title)
     axis.legend(loc="best")
@@ -562,17 +575,45 @@ def plot_forecast(history, result, path, title=""):
 #: Per data set: horizon, default context, scaling, target column, seasonal period for MASE.
 PROBLEMS = {
     "m1": {"horizon": 6, "context": 20, "scaling": "log-level", "features": 1, "target_index": 0,
-           "season": 1, "description": "M1 competition, 181 yearly series; the last 6 years of "
+           "season": 1, "calendar": False, "columns": ["value"], "units": 64, "description": "M1 competition, 181 yearly series; the last 6 years of "
                                        "each are the test, as in the competition"},
-    "seattle-weather": {"horizon": 7, "context": 56, "scaling": "standard", "features": 4,
-                        "target_index": 1, "season": 365,
+    "seattle-weather": {"horizon": 7, "context": 56, "scaling": "standard", "features": 6,
+                        "target_index": 1, "season": 365, "calendar": True, "units": 16,
+                        "columns": ["precipitation", "temp_max", "temp_min", "wind",
+                                    "sin(day of year)", "cos(day of year)"],
                         "description": "Seattle daily weather (precipitation, max/min temperature, "
                                        "wind) 2012-2015; forecast the daily maximum temperature "
                                        "7 days ahead from every day of 2015 (train 2012-2013, "
-                                       "validation 2014, test 2015)"},
+                                       "validation 2014, test 2015); the day of the year enters as "
+                                       "two more columns (sin, cos)"},
 }
 
 WEATHER_YEAR_STARTS = {2013: 366, 2014: 731, 2015: 1096}  # day indices of 1 January
+
+
+def calendar_features(dates):
+    """sin and cos of the day of the year (one full turn per 365.25 days): [len(dates), 2].
+
+    The weather model takes them as two more columns of its history, so it knows
+    the season as an ARIMA with Fourier terms does.
+    """
+    days = np.asarray([d.timetuple().tm_yday for d in dates], np.float64)
+    angle = 2 * np.pi * days / 365.25
+    return np.column_stack([np.sin(angle), np.cos(angle)])
+
+
+def parse_dates(texts, where="dates"):
+    """`datetime.date`s from ISO (2015-01-31) or slashed (2015/01/31) dates, or a ValueError naming the bad one."""
+    import datetime
+
+    dates = []
+    for number, text in enumerate(texts, 1):
+        cleaned = str(text).strip().replace("/", "-")[:10]
+        try:
+            dates.append(datetime.date.fromisoformat(cleaned))
+        except ValueError:
+            raise ValueError(f"{where}: row {number}: {text!r} is not a date (YYYY-MM-DD)") from None
+    return dates
 
 
 def load_problem(name, max_series=None):
@@ -605,6 +646,7 @@ def load_problem(name, max_series=None):
                     splits=splits)
         return spec
     dates, values = timeseries.load_seattle_weather()
+    values = np.column_stack([values, calendar_features(dates)])
     T = spec["target_index"]
     v, t = WEATHER_YEAR_STARTS[2014], WEATHER_YEAR_STARTS[2015]
     splits = {
@@ -660,7 +702,7 @@ BASELINE_DESCRIPTIONS = {
     "theta": "statsmodels ThetaModel (the M3 winner; no deseasonalisation)",
     "climatology": "mean of the same calendar day (±3 days) over the training years",
     "arima_fourier": "statsmodels SARIMAX ARIMA(2,0,1) with 3 annual Fourier pairs as regressors, "
-                     "fitted on 2012-2014, state updated through 2015 without refitting",
+                     "fitted on the years before the scored one, state updated through it without refitting",
 }
 
 
@@ -679,8 +721,9 @@ def m1_baselines(problem):
     return scores
 
 
-def weather_baselines(problem, window_days=365):
-    """Every baseline from every test origin of the weather problem (daily max temperature)."""
+def weather_baselines(problem, window_days=365, year=2015):
+    """Every baseline from every origin of `year` (2015: the test; 2014: the validation), fitted on
+    what came before it, for the weather problem's target (daily max temperature)."""
     import warnings
 
     _statsmodels()
@@ -689,14 +732,16 @@ def weather_baselines(problem, window_days=365):
     H, target = problem["horizon"], problem["target_index"]
     values = problem["series"][0][:, target]
     dates = problem["dates"]
-    start = WEATHER_YEAR_STARTS[2015]
-    origins = list(range(start, len(values) - H + 1))
+    start = WEATHER_YEAR_STARTS[year]
+    end = WEATHER_YEAR_STARTS.get(year + 1, len(values))
+    values = values[:end]
+    origins = list(range(start, end - H + 1))
     actual = np.stack([values[o:o + H] for o in origins])
     forecasts = {}
     for origin in origins:
         for name, f in univariate_baselines(values[origin - window_days:origin], H, season=365).items():
             forecasts.setdefault(name, []).append(f)
-    # climatology: same calendar day (±3) in the training years 2012-2014
+    # climatology: same calendar day (±3) in the years before `year`
     day_of_year = np.asarray([d.timetuple().tm_yday for d in dates])
     past = np.arange(start)
     forecasts["climatology"] = [
@@ -708,7 +753,7 @@ def weather_baselines(problem, window_days=365):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fitted = SARIMAX(values[:start], exog=fourier[:start], order=(2, 0, 1), trend="c").fit(disp=False)
-        extended = fitted.append(values[start:], exog=fourier[start:], refit=False)
+        extended = fitted.append(values[start:], exog=fourier[start:end], refit=False)
         arima = []
         for origin in origins:
             # the model's state after `origin` observations, forecast H steps ahead
@@ -819,6 +864,17 @@ def compare_with_baselines(test, baselines, data):
     return out
 
 
+def verdict(comparison):
+    """One sentence, from `compare_with_baselines`: which baselines the model beats and where it loses."""
+    beaten = [name for name, keys in comparison.items() if keys and all(v == "better" for v in keys.values())]
+    losses = {name: [k for k, v in keys.items() if v != "better"] for name, keys in comparison.items()}
+    losses = {name: keys for name, keys in losses.items() if keys}
+    text = "Beats " + (", ".join(beaten) if beaten else "no baseline") + " on every metric"
+    if losses:
+        text += "; does not beat " + "; ".join(f"{name} on {', '.join(keys)}" for name, keys in losses.items())
+    return text + "."
+
+
 def format_table(metrics, baselines, data):
     keys = ("smape", "mase", "owa") if data == "m1" else ("mae", "rmse")
     lines = [f"{'method':<16}" + "".join(f"{k:>10}" for k in keys)]
@@ -908,7 +964,8 @@ def forecast_cli(name, path, horizon=None, plot=None):
 
     serving = hub.load_serving(name)
     settings = serving_settings(serving)
-    history = read_history_csv(path, features=settings["features"])
+    calendar = bool(hub.info(name).get("dataset", {}).get("calendar"))
+    history = read_history_csv(path, features=settings["features"], calendar=calendar)
     result = forecast(serving, [history], horizon=horizon)
     result = {k: v[0] for k, v in result.items()}
     print("step\tforecast\tlower_0.1\tupper_0.9")
