@@ -203,21 +203,15 @@ def test_read_history_csv(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def smoke_hub(tmp_path_factory, monkeypatch_module):
+def smoke_hub(tmp_path_factory):
+    """A small model trained by the recipe into its own hub directory (named by path below)."""
     from recipe_helpers import train_smoke_model
 
     root = tmp_path_factory.mktemp("hub")
-    monkeypatch_module.setenv("ZOO_MODELS_DIR", str(root))
     card = train_smoke_model("forecasting", ["--epochs", "2", "--members", "2", "--units", "8",
                                              "--max-series", "25", "--heldout-every", "15"],
                              "forecasting-smoke", root)
     return root, card
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module():
-    with pytest.MonkeyPatch.context() as patch:
-        yield patch
 
 
 def test_smoke_card_has_baselines_heldout_and_intervals(smoke_hub):
@@ -321,3 +315,8 @@ def test_read_history_csv_with_calendar_columns(tmp_path):
     path.write_text("date,a,b,c,d\n2015-13-01,0,1,2,3\n")
     with pytest.raises(ValueError, match="not a date"):
         forecasting.read_history_csv(path, features=6, calendar=True)
+
+
+def test_a_constant_history_has_a_defined_forecast(m1_model):
+    result = forecasting.forecast(m1_model, [[5.0] * 6])
+    assert np.all(np.isfinite(result["median"])) and np.all(result["lower"] <= result["upper"])
