@@ -376,6 +376,22 @@ def _present_files(directory):
     }
 
 
+def _unsafe_entry(relative, directory, root):
+    """Why a card's `files` key may not be trusted (None when it names a file inside the directory)."""
+    if not isinstance(relative, str) or not relative:
+        return "is not a file name"
+    if "\x00" in relative or "\\" in relative:
+        return "holds a NUL byte or a backslash"
+    if relative.startswith("/") or Path(relative).is_absolute() or re.match(r"^[A-Za-z]:", relative):
+        return "is an absolute path"
+    if ".." in relative.split("/"):
+        return "climbs out with '..'"
+    resolved = (directory / relative).resolve()
+    if resolved != root and root not in resolved.parents:
+        return f"resolves (through a symbolic link) to {resolved}, outside the directory"
+    return None
+
+
 def verify_directory(directory, shown_as=None):
     """Check a local model directory against its card's `files` table.
 
@@ -406,6 +422,12 @@ def verify_directory(directory, shown_as=None):
         raise ModelFilesError(shown(unlisted[0]),
                               f"the file is not listed in the 'files' table of {shown(CARD_FILE)}"
                               + (f" ({len(unlisted) - 1} more unlisted)" if len(unlisted) > 1 else ""))
+    root = directory.resolve()
+    for relative in sorted(files):
+        problem = _unsafe_entry(relative, directory, root)
+        if problem:
+            raise ModelFilesError(shown(CARD_FILE), f"its 'files' entry {relative!r} {problem}; every "
+                                  f"entry must name a file inside the model directory")
     for relative, entry in sorted(files.items()):
         path = directory / relative
         expected = entry.get("sha256") if isinstance(entry, dict) else None

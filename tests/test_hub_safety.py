@@ -1,0 +1,70 @@
+"""A card's `files` table may only name files inside its model directory (issue: path traversal).
+
+An entry such as `../../../../etc/passwd` with the right sha256, or a symbolic
+link inside the directory that points outside it, must fail `zoo verify`,
+`zoo.load`, `zoo export` and `zoo package` with an error naming the entry.
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from zoo import cli, hub
+from zoo.data.cache import sha256_file
+
+SMALL_MODEL = "forecasting-gru-seattle-weather"
+
+pytestmark = pytest.mark.skipif(SMALL_MODEL not in hub.list_models(), reason=f"{SMALL_MODEL} not in the hub")
+
+
+@pytest.fixture
+def model_copy(tmp_path):
+    target = tmp_path / "models" / "copy"
+    shutil.copytree(hub.model_dir(SMALL_MODEL), target)
+    return target
+
+
+def _add_entry(directory, relative, outside_file):
+    card_path = directory / hub.CARD_FILE
+    card = json.loads(card_path.read_text())
+    card["files"][relative] = {"sha256": sha256_file(outside_file), "bytes": outside_file.stat().st_size}
+    card_path.write_text(json.dumps(card))
+
+
+def _secret(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not part of any model\n")
+    return secret
+
+
+@pytest.mark.parametrize("entry", ["../../secret.txt", "{absolute}", "saved_model/../../../secret.txt"])
+def test_entries_outside_the_directory_are_refused(model_copy, tmp_path, entry, capsys):
+    secret = _secret(tmp_path)
+    relative = str(secret) if entry == "{absolute}" else entry
+    _add_entry(model_copy, relative, secret)
+    assert (model_copy / relative).resolve() == secret.resolve()  # the entry really reaches the file
+    with pytest.raises(hub.ModelFilesError, match="inside the model directory"):
+        hub.verify_directory(model_copy)
+    assert cli.main(["verify", str(model_copy)]) == 1
+    assert "inside the model directory" in capsys.readouterr().err
+    with pytest.raises(hub.ModelFilesError):
+        hub.load(str(model_copy))
+    assert cli.main(["export", str(model_copy), str(tmp_path / "deploy")]) == 1
+    assert not (tmp_path / "deploy").exists()
+    assert cli.main(["package", str(model_copy), "--out", str(tmp_path / "dist")]) == 1
+    assert not list((tmp_path / "dist").glob("*.whl")) if (tmp_path / "dist").exists() else True
+
+
+def test_a_symbolic_link_out_of_the_directory_is_refused(model_copy, tmp_path):
+    secret = _secret(tmp_path)
+    (model_copy / "notes.txt").symlink_to(secret)
+    _add_entry(model_copy, "notes.txt", secret)
+    with pytest.raises(hub.ModelFilesError, match="symbolic link"):
+        hub.verify_directory(model_copy)
+
+
+def test_the_untouched_copy_still_verifies(model_copy):
+    files = hub.verify_directory(model_copy)
+    assert "model.keras" in files and all(not Path(k).is_absolute() for k in files)
