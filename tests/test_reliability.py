@@ -19,7 +19,7 @@ from recipe_helpers import ROOT, load_recipe
 # -- settings: every recipe validates every setting before it runs --------------------
 
 
-@pytest.mark.parametrize("recipe", ["sentiment", "music"])
+@pytest.mark.parametrize("recipe", ["sentiment", "music", "forecasting"])
 @pytest.mark.parametrize("argv,flag", [
     (["--learning-rate", "nan"], "--learning-rate"),
     (["--learning-rate", "inf"], "--learning-rate"),
@@ -37,6 +37,30 @@ def test_recipes_reject_settings_that_cannot_work(recipe, argv, flag, capsys):
     assert raised.value.code == 2
     err = capsys.readouterr().err
     assert flag in err and repr(argv[1]).strip("'") in err
+
+
+@pytest.mark.parametrize("recipe", ["sentiment", "translation", "captioning", "music", "forecasting"])
+@pytest.mark.parametrize("flag", ["--run-dir", "--output-dir"])
+def test_a_directory_setting_naming_a_file_is_a_usage_error(recipe, flag, tmp_path, capsys):
+    existing_file = tmp_path / "notes.txt"
+    existing_file.write_text("not a directory")
+    for bad in (existing_file, existing_file / "below"):
+        with pytest.raises(SystemExit) as raised:
+            load_recipe(recipe).parse_args([flag, str(bad)])
+        assert raised.value.code == 2
+        err = capsys.readouterr().err
+        assert flag in err and "existing file" in err and str(bad) in err
+    args = load_recipe(recipe).parse_args([flag, str(tmp_path / "new" / "deeper")])  # can be made: fine
+    assert args
+
+
+def test_fit_refuses_a_run_directory_that_is_a_file(tmp_path):
+    from zoo import training
+
+    path = tmp_path / "run"
+    path.write_text("")
+    with pytest.raises(ValueError, match="is a file"):
+        training.fit(None, None, None, epochs=1, run_dir=path)
 
 
 def test_sentiment_rejects_zero_max_examples(capsys):

@@ -59,6 +59,28 @@ non_negative = Check("must be >= 0", lambda value: _is_number(value) and value >
 fraction = Check("must be in [0, 1)", lambda value: _is_number(value) and 0 <= value < 1)
 finite = Check("must be a finite number", lambda value: _is_number(value) and math.isfinite(value))
 
+
+def _usable_directory(value):
+    import os
+
+    path = os.path.expanduser(str(value))
+    if os.path.isdir(path):
+        return True
+    if os.path.exists(path) or os.path.islink(path):
+        return False  # a file (or a dangling link) where a directory is wanted
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):  # the nearest existing ancestor must be a directory
+        parent = os.path.dirname(parent)
+    return os.path.isdir(parent)
+
+
+#: A directory setting (`run_dir`, `output_dir`): an existing directory, or a path that can become one.
+directory = Check("must be a directory or a path where one can be made (it names an existing file)",
+                  _usable_directory)
+
+#: Settings checked with `directory` unless a recipe's CHECKS say otherwise.
+DIRECTORY_SETTINGS = ("run_dir", "output_dir")
+
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 #: A name usable as one directory of the hub: letters, digits, '.', '_', '-', not starting with
@@ -103,7 +125,7 @@ def setting_problems(values, defaults, checks=None):
         value = values.get(key)
         if value is None:
             continue
-        rules = checks.get(key, ())
+        rules = checks.get(key, directory if key in DIRECTORY_SETTINGS else ())
         rules = (rules,) if isinstance(rules, Check) else tuple(rules)
         if isinstance(default, float) or isinstance(value, float):
             rules = (finite,) + rules

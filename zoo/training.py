@@ -374,6 +374,9 @@ def fit(model, train_data, validation_data, *, epochs, run_dir, monitor="val_los
     `worker_scratch_dir(run_dir, strategy)`, removed when its training ends.
     """
     shared_dir = Path(run_dir)
+    if shared_dir.exists() and not shared_dir.is_dir():
+        raise ValueError(f"run directory {shared_dir} is a file: name a directory (or a path where one "
+                         f"can be made) for the checkpoints and logs")
     strategy = getattr(model, "distribute_strategy", None)
     chief = is_chief(strategy)
     if chief:
