@@ -205,4 +205,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    from zoo.training import main_guard
+
+    main_guard(main)

@@ -211,4 +211,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    from zoo.training import main_guard
+
+    main_guard(main)

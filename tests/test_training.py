@@ -151,3 +151,56 @@ def test_learning_rate_settings_are_checked(tmp_path):
     assert training.ResumableEarlyStopping(tmp_path, lr_decay=1.0).lr_decay is None  # 1: no decay
     with pytest.raises(ValueError, match="warmup_steps must be >= 0"):
         training.ResumableEarlyStopping(tmp_path, warmup_steps=-1)
+
+
+# -- one training per run directory; a history a rerun can always read ----------------------
+
+HOLD_LOCK = """
+import sys, time
+from zoo.training import run_directory_lock
+with run_directory_lock(sys.argv[1]):
+    print("locked", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_a_second_training_in_a_busy_run_directory_is_refused(tmp_path, capsys):
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        model = _tiny_model()
+        with pytest.raises(training.RunDirectoryBusyError, match=f"PID {holder.pid}"):
+            training.fit(model, _tiny_problem(), _tiny_problem(), epochs=1, run_dir=tmp_path, verbose=0,
+                         tensorboard=False)
+        assert not (tmp_path / "history.csv").exists()  # nothing of the busy run was touched
+
+        def recipe_main():
+            training.fit(model, _tiny_problem(), _tiny_problem(), epochs=1, run_dir=tmp_path, verbose=0,
+                         tensorboard=False)
+
+        with pytest.raises(SystemExit) as raised:
+            training.main_guard(recipe_main)
+        assert raised.value.code == 2
+        assert f"in use by PID {holder.pid}" in capsys.readouterr().err
+    finally:
+        holder.kill()
+        holder.wait()
+    # the holder died (as after kill -9): the lock went with it
+    run = training.fit(_tiny_model(), _tiny_problem(), _tiny_problem(), epochs=1, run_dir=tmp_path,
+                       verbose=0, tensorboard=False)
+    assert run["epochs_run"] == 1
+
+
+def test_history_with_a_repeated_header_or_a_torn_line_still_reads(tmp_path):
+    path = tmp_path / "history.csv"
+    path.write_text("epoch,loss,val_loss\n0,0.9,1.0\nepoch,loss,val_loss\n1,0.8,0.95\n2,0.7")
+    history = training.read_history(path)
+    assert [row["epoch"] for row in history] == [0, 1, 2]
+    assert "val_loss" not in history[2]
+    path.write_text("epoch,loss\n0,0.9\n1,0.8\n2,0.")
+    assert len(training.read_history(path)) == 3
+    path.write_text("epoch,loss\n0,0.9\n1,0.8\n2,x")
+    assert [row["epoch"] for row in training.read_history(path)] == [0, 1]

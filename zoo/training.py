@@ -19,12 +19,14 @@
 
 from zoo import _backend  # noqa: F401
 
+import contextlib
 import csv
 import json
 import os
 import platform
 import shutil
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -345,6 +347,55 @@ def _load_weights_quietly(model, path):
         model.load_weights(path)
 
 
+LOCK_FILE = ".lock"
+
+
+class RunDirectoryBusyError(RuntimeError):
+    """Another live process is training in the same run directory; the message names it."""
+
+
+@contextlib.contextmanager
+def run_directory_lock(run_dir):
+    """Hold an exclusive lock on `run_dir` (a `.lock` file in it) for the duration of the block.
+
+    A second training in the same directory gets `RunDirectoryBusyError`
+    naming the process that holds it (its PID, host and command). The lock is
+    the kernel's (`flock`): it goes with its process, even after `kill -9`,
+    so no stale lock is ever left behind.
+    """
+    import fcntl
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / LOCK_FILE
+    handle = open(path, "a+", encoding="utf-8")
+    try:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise RunDirectoryBusyError(
+                f"run directory {run_dir} is in use by {holder}; wait for that training to end, or "
+                f"give this one another --run-dir") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"PID {os.getpid()} on {platform.node()} ({' '.join(sys.argv)[:200]})\n")
+        handle.flush()
+        yield path
+    finally:
+        handle.close()  # releases the lock
+
+
+def main_guard(main):
+    """Run a recipe's `main()`; a busy run directory is a one-line error and exit status 2."""
+    try:
+        main()
+    except RunDirectoryBusyError as error:
+        print(f"{Path(sys.argv[0]).name}: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
 def fit(model, train_data, validation_data, *, epochs, run_dir, monitor="val_loss",
         patience=3, verbose=1, tensorboard=True, extra_callbacks=(), lr_decay=None, warmup_steps=0):
     """Train with checkpoints, resume, early stopping and logs under `run_dir`.
@@ -402,11 +453,12 @@ def fit(model, train_data, validation_data, *, epochs, run_dir, monitor="val_los
         print(f"[zoo] not the chief worker: checkpoints and logs go to {run_dir} "
               f"(removed when training ends)")
     try:
-        return _fit_in(model, train_data, validation_data, epochs=epochs, run_dir=run_dir,
-                       resuming=resuming, publish=chief, kill_name=shared_dir.name,
-                       monitor=monitor, patience=patience, verbose=verbose,
-                       tensorboard=tensorboard, extra_callbacks=extra_callbacks,
-                       lr_decay=lr_decay, warmup_steps=warmup_steps)
+        with run_directory_lock(run_dir):
+            return _fit_in(model, train_data, validation_data, epochs=epochs, run_dir=run_dir,
+                           resuming=resuming, publish=chief, kill_name=shared_dir.name,
+                           monitor=monitor, patience=patience, verbose=verbose,
+                           tensorboard=tensorboard, extra_callbacks=extra_callbacks,
+                           lr_decay=lr_decay, warmup_steps=warmup_steps)
     finally:
         if not chief:
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -553,9 +605,17 @@ def read_history(path):
     if not path.exists():
         return []
     rows = []
-    with open(path, newline="", encoding="utf-8") as handle:
+    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
         for row in csv.DictReader(handle):
-            rows.append({k: (int(v) if k == "epoch" else float(v)) for k, v in row.items() if v not in ("", "NA")})
+            # A torn last line (a kill mid-write) or a repeated header (an old run that appended
+            # twice) is skipped, so a rerun can always read its own history.
+            try:
+                rows.append({k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()
+                             if k is not None and v not in ("", "NA", None)})
+            except (TypeError, ValueError):
+                continue
+            if "epoch" not in rows[-1]:
+                rows.pop()
     return rows
 
 
