@@ -342,3 +342,68 @@ def test_native_module_on_an_unwritable_directory_prints_one_line(tmp_path):
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert "zoo native kernels: not built: cannot write the kernel cache" in result.stderr
+
+
+# -- `zoo train` runs its recipe as a child that cannot outlive it ---------------------------
+
+PARENT = """
+import sys
+from zoo.cli import run_child
+child = [sys.executable, "-c", "import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(120)",
+         sys.argv[1]]
+print("status", run_child(child), flush=True)
+"""
+
+
+def _wait_for(predicate, seconds=20.0):
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as handle:  # a zombie is dead
+        return handle.read().split(")")[-1].split()[0] != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_the_child_dies_when_zoo_is_killed_outright(tmp_path):
+    import signal
+
+    pid_file = tmp_path / "child.pid"
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, str(pid_file)], cwd=ROOT)
+    try:
+        assert _wait_for(lambda: pid_file.exists() and pid_file.read_text())
+        child = int(pid_file.read_text())
+        assert _alive(child)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        assert _wait_for(lambda: not _alive(child)), "the recipe outlived `zoo train` (an orphan)"
+    finally:
+        parent.kill()
+
+
+def test_sigterm_to_zoo_reaches_the_child(tmp_path):
+    import signal
+
+    pid_file = tmp_path / "child.pid"
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, str(pid_file)], cwd=ROOT,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert _wait_for(lambda: pid_file.exists() and pid_file.read_text())
+        child = int(pid_file.read_text())
+        parent.send_signal(signal.SIGTERM)
+        out, _ = parent.communicate(timeout=30)
+        assert "status -15" in out  # the child got the SIGTERM and ended by it; zoo reported it
+        assert not _alive(child)
+    finally:
+        parent.kill()

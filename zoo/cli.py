@@ -27,6 +27,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -248,7 +249,47 @@ def cmd_train(args):
     if args.recipe not in known_recipes():
         raise CommandError(f"unknown recipe {args.recipe!r}; known recipes: {', '.join(known_recipes())}")
     script = recipes_dir() / f"{args.recipe}.py"
-    return subprocess.call([sys.executable, str(script), *args.options])
+    status = run_child([sys.executable, str(script), *args.options])
+    return 128 - status if status < 0 else status  # killed by signal N: exit 128 + N, as a shell says
+
+
+def _die_with_parent():
+    """In the child, before exec: ask Linux to send SIGTERM when the parent dies (even by kill -9)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the signal forwarding below still applies
+        pass
+
+
+def run_child(command):
+    """Run `command` as a child that cannot outlive this process; its exit status is returned.
+
+    SIGTERM and SIGINT sent to `zoo` are passed on to the child (a scheduler's
+    stop reaches the training), and on Linux the child gets SIGTERM if `zoo`
+    itself is killed outright, so no orphan keeps writing to a run directory.
+    """
+    child = subprocess.Popen(command, preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+    forwarded = {}
+
+    def forward(number, _frame):
+        if child.poll() is None:
+            child.send_signal(number)
+
+    for number in (signal.SIGTERM, signal.SIGINT):
+        forwarded[number] = signal.signal(number, forward)
+    try:
+        while True:
+            try:
+                return child.wait()
+            except KeyboardInterrupt:  # forwarded already; wait for the child to finish
+                continue
+    finally:
+        for number, previous in forwarded.items():
+            signal.signal(number, previous)
 
 
 def cmd_export(args):
