@@ -66,6 +66,21 @@ def test_decode_image_bytes_converts_grey_and_composites_alpha_on_white():
     assert np.abs(out[2].astype(int) - 200).max() <= 2
 
 
+@pytest.mark.parametrize("channels", [1, 3])
+def test_16_bit_pngs_read_the_same_on_the_command_line_and_in_the_signature(tmp_path, channels):
+    import tensorflow as tf
+
+    values = np.array([[0, 255, 256, 128 * 257, 25900, 65535, 383, 40000]], np.uint16)
+    pixels = np.stack([values, values // 2, values // 3], -1) if channels == 3 else values[..., None]
+    png = tf.io.encode_png(pixels).numpy()
+    path = tmp_path / "wide.png"
+    path.write_bytes(png)
+    from_file = task.read_image_file(path)
+    in_graph = task.to_rgb_on_white(tf.io.decode_image(png, channels=0, expand_animations=False)).numpy()
+    np.testing.assert_array_equal(from_file, in_graph)
+    assert from_file[0, 3, 0] == 128  # 128·257 is mid-grey, not white
+
+
 def test_resize_shrinks_by_area_averaging():
     image = np.zeros((1, 128, 128, 3), np.uint8)
     image[:, ::2] = 255  # alternate rows: the 64x64 average is mid grey, not aliased stripes

@@ -494,6 +494,24 @@ def measure_throughput(serving, images, batch_sizes=(1, 64), repeats=3):
 MAX_CLI_PIXELS = 100_000_000
 
 
+#: Pillow's modes for 16-bit (and 32-bit integer) greyscale: `convert` would clip them at 255.
+_WIDE_GREY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
+def _eight_bit(image):
+    """16-bit greyscale as 8 bits the way the serving signature's decoder does it (the high byte).
+
+    Pillow already reads 16-bit RGB(A) PNGs as 8-bit high bytes; its 16-bit
+    greyscale modes would otherwise be clipped to 255 (white) by `convert`.
+    """
+    from PIL import Image
+
+    if image.mode not in _WIDE_GREY_MODES:
+        return image
+    values = np.clip(np.asarray(image, np.int64), 0, 65535) >> 8
+    return Image.fromarray(values.astype(np.uint8), "L")
+
+
 def read_image_file(path):
     """An image file → uint8 RGB `[H, W, 3]` (greyscale, palette and RGBA converted; alpha on white)."""
     from pathlib import Path
@@ -505,10 +523,11 @@ def read_image_file(path):
         raise ValueError(f"{path}: no such file")
     Image.MAX_IMAGE_PIXELS = MAX_CLI_PIXELS
     try:
-        with Image.open(path) as image:
-            width, height = image.size
+        with Image.open(path) as opened:
+            width, height = opened.size
             if width == 0 or height == 0:
                 raise ValueError(f"{path}: the image is empty ({width}x{height} pixels)")
+            image = _eight_bit(opened)
             image.draft("RGB", (4 * IMAGE_SIZE, 4 * IMAGE_SIZE))  # JPEG: decode at a reduced size
             if max(image.size) > 4 * IMAGE_SIZE:
                 image.thumbnail((4 * IMAGE_SIZE, 4 * IMAGE_SIZE))  # the model sees 64x64 anyway
