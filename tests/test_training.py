@@ -204,3 +204,19 @@ def test_history_with_a_repeated_header_or_a_torn_line_still_reads(tmp_path):
     assert len(training.read_history(path)) == 3
     path.write_text("epoch,loss\n0,0.9\n1,0.8\n2,x")
     assert [row["epoch"] for row in training.read_history(path)] == [0, 1]
+
+
+@pytest.mark.parametrize("config, problem", [
+    ({"cluster": {"worker": ["localhost:1", "localhost:2"]}, "task": {"type": "worker", "index": 2}}, "0..1"),
+    ({"cluster": {"worker": ["localhost:1"]}, "task": {"type": "worker", "index": -1}}, "0..0"),
+    ({"cluster": {"worker": ["localhost:1"]}, "task": {"type": "worker", "index": "0"}}, "whole number"),
+    ({"cluster": {"worker": ["localhost:1"]}, "task": {"type": "chief", "index": 0}}, "job of the cluster"),
+    ({"cluster": {"worker": "localhost:1"}}, "host:port"),
+])
+def test_a_cluster_this_process_cannot_join_is_a_clear_error(monkeypatch, capsys, config, problem):
+    monkeypatch.setenv("TF_CONFIG", json.dumps(config))
+    with pytest.raises(training.ClusterConfigError, match=problem):
+        training.select_strategy("multi-worker", verbose=False)
+    with pytest.raises(SystemExit) as raised:
+        training.main_guard(lambda: training.select_strategy("multi-worker", verbose=False))
+    assert raised.value.code == 2 and problem in capsys.readouterr().err

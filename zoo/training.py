@@ -39,17 +39,40 @@ from zoo.data.cache import atomic_write_text
 STRATEGIES = ("auto", "default", "mirrored", "multi-worker")
 
 
+class ClusterConfigError(ValueError):
+    """`TF_CONFIG` does not describe a cluster this process can join; the message says why."""
+
+
 def cluster_workers():
-    """The worker addresses `TF_CONFIG` names (an empty list without `TF_CONFIG`)."""
+    """The worker addresses `TF_CONFIG` names (an empty list without `TF_CONFIG`).
+
+    Raises `ClusterConfigError` for a `TF_CONFIG` that is not JSON, whose
+    cluster is not a mapping of job names to lists of "host:port" addresses,
+    or whose task names a job or an index the cluster does not have.
+    """
     if not os.environ.get("TF_CONFIG"):
         return []
     try:
         config = json.loads(os.environ["TF_CONFIG"])
     except json.JSONDecodeError as error:
-        raise ValueError(f"TF_CONFIG is not valid JSON: {error}") from None
+        raise ClusterConfigError(f"TF_CONFIG is not valid JSON: {error}") from None
     if not isinstance(config, dict):
-        raise ValueError(f"TF_CONFIG must be a JSON object, received {config!r}")
-    return list(config.get("cluster", {}).get("worker", []))
+        raise ClusterConfigError(f"TF_CONFIG must be a JSON object, received {config!r}")
+    cluster = config.get("cluster", {})
+    if not isinstance(cluster, dict) or not all(
+            isinstance(v, list) and all(isinstance(a, str) and ":" in a for a in v) for v in cluster.values()):
+        raise ClusterConfigError(f"TF_CONFIG's cluster must map job names to lists of 'host:port' "
+                                 f"addresses, received {cluster!r}")
+    task = config.get("task")
+    if cluster and task is not None:
+        if not isinstance(task, dict) or task.get("type") not in cluster:
+            raise ClusterConfigError(f"TF_CONFIG's task must name a job of the cluster "
+                                     f"({', '.join(sorted(cluster))}), received {task!r}")
+        index, size = task.get("index", 0), len(cluster[task["type"]])
+        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < size:
+            raise ClusterConfigError(f"TF_CONFIG's task index must be a whole number in 0..{size - 1} "
+                                     f"(the cluster has {size} {task['type']}(s)), received {index!r}")
+    return list(cluster.get("worker", []))
 
 
 def _multi_worker_strategy():
@@ -388,10 +411,10 @@ def run_directory_lock(run_dir):
 
 
 def main_guard(main):
-    """Run a recipe's `main()`; a busy run directory is a one-line error and exit status 2."""
+    """Run a recipe's `main()`; a busy run directory or a bad `TF_CONFIG` is a one-line error, exit 2."""
     try:
         main()
-    except RunDirectoryBusyError as error:
+    except (RunDirectoryBusyError, ClusterConfigError) as error:
         print(f"{Path(sys.argv[0]).name}: {error}", file=sys.stderr)
         sys.exit(2)
 
