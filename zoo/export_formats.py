@@ -35,6 +35,7 @@ The converters and runtimes are the optional extra `export`
 
 from zoo import _backend  # noqa: F401
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -83,11 +84,12 @@ class FormatSupport:
 _WHOLE_MODEL = FormatSupport(
     True, "the whole model, raw inputs in (a copy of the verified model directory)", "")
 
-_SENTIMENT_CORE = ("signature 'classify' (in a .tflite file, its only signature, named "
-                   "'serving_default'): word_ids int64 [batch, 64] + ngram_counts float32 "
+_SENTIMENT_CORE = ("signature 'classify'{where}: word_ids int64 [batch, 64] + ngram_counts float32 "
                    "[batch, n-gram vocabulary] -> probability [batch]; word_vocabulary.txt and "
                    "ngram_vocabulary.txt beside it, zoo.export_formats.sentiment_features computes "
                    "the inputs from raw strings")
+_SENTIMENT_WHERE = {"tflite": " (in a .tflite file, its only signature, named 'serving_default')",
+                    "onnx": " (classify.onnx, one ONNX graph)"}
 _SENTIMENT_WHY = {
     "tflite": "the TextVectorization layers (StringLower, StaticRegexReplace, StringSplitV2, StringNGrams, "
               "string hash tables, RaggedBincount) have no LiteRT builtin kernels; StringNGrams is not a "
@@ -118,8 +120,10 @@ _TRANSLATION_WHY = ("the source tokenizer (regex split, string hash tables) and 
 SUPPORT = {
     "sentiment": {
         "savedmodel": _WHOLE_MODEL,
-        "tflite": FormatSupport(True, _SENTIMENT_CORE, _SENTIMENT_WHY["tflite"]),
-        "onnx": FormatSupport(True, _SENTIMENT_CORE, _SENTIMENT_WHY["onnx"]),
+        "tflite": FormatSupport(True, _SENTIMENT_CORE.format(where=_SENTIMENT_WHERE["tflite"]),
+                                _SENTIMENT_WHY["tflite"]),
+        "onnx": FormatSupport(True, _SENTIMENT_CORE.format(where=_SENTIMENT_WHERE["onnx"]),
+                              _SENTIMENT_WHY["onnx"]),
     },
     "music": {
         "savedmodel": _WHOLE_MODEL,
@@ -613,6 +617,22 @@ def within_tolerance(measured, tolerance=TOLERANCE):
     return True
 
 
+@contextlib.contextmanager
+def _quiet_tensorflow_logs():
+    """Silence TensorFlow's Python warnings while converting (e.g. "Issue encountered when
+    serializing table_initializer ... 'NoneType' object has no attribute 'name'", which says
+    nothing about the export and reached the user's terminal)."""
+    import tensorflow as tf
+
+    logger = tf.get_logger()
+    previous = logger.level
+    logger.setLevel("ERROR")
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
+
+
 def export(name, directory, fmt):
     """Write the `fmt` export of hub model `name` to `directory` (which must be absent or empty).
 
@@ -650,7 +670,7 @@ def export(name, directory, fmt):
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
-        with native.portable():
+        with native.portable(), _quiet_tensorflow_logs():
             graphs = build_graphs(model)
             if fmt == "tflite":
                 atomic_write_bytes(staging / TFLITE_FILE, _to_tflite(graphs))
