@@ -245,6 +245,13 @@ def test_predict_inputs_keep_blank_lines_and_replace_bad_bytes(monkeypatch, caps
     assert "line 3 is not valid UTF-8" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("data", [b"one\rtwo\r\rfour\r", b"one\ntwo\n\nfour\n", b"one\r\ntwo\r\n\r\nfour",
+                                  b"one\rtwo\n\r\nfour"])
+def test_cr_only_line_endings_split_lines_like_lf_and_crlf(monkeypatch, data):
+    monkeypatch.setattr(sys, "stdin", _ByteStdin(data))
+    assert cli._read_inputs([]) == ["one", "two", "", "four"]
+
+
 def test_predict_arguments_with_undecodable_bytes(capsys):
     argument = b"caf\xe9".decode("utf-8", "surrogateescape")  # how Python passes such argv
     assert cli._read_inputs([argument, "ok"]) == ["caf\ufffd", "ok"]

@@ -117,11 +117,21 @@ def _as_valid_text(text):
     return raw.decode("utf-8", "replace")
 
 
+def _split_line_endings(lines):
+    """Byte lines split at LF, CRLF and also a lone CR (old Mac files), without their endings."""
+    for raw in lines:
+        raw = raw[:-1] if raw.endswith(b"\n") else raw
+        raw = raw[:-1] if raw.endswith(b"\r") else raw
+        yield from raw.split(b"\r")
+
+
 def _decode_lines(lines):
-    """Decode byte lines as UTF-8, replacing bad bytes; returns (texts, numbers of bad lines)."""
+    """Decode byte lines as UTF-8, replacing bad bytes; returns (texts, numbers of bad lines).
+
+    Lines end at LF, CRLF or a lone CR.
+    """
     texts, bad = [], []
-    for number, raw in enumerate(lines, start=1):
-        raw = raw.rstrip(b"\n").rstrip(b"\r")
+    for number, raw in enumerate(_split_line_endings(lines), start=1):
         try:
             texts.append(raw.decode("utf-8"))
         except UnicodeDecodeError:
