@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 from zoo import cli, hub, settings
@@ -414,3 +415,78 @@ def test_sigterm_to_zoo_reaches_the_child(tmp_path):
         assert not _alive(child)
     finally:
         parent.kill()
+
+
+# -- the command lines work in bounded batches, printing as they go --------------------------
+
+
+def test_zoo_translate_works_in_bounded_batches_and_says_when_it_cuts(monkeypatch, capsys):
+    from zoo import hub
+    from zoo.tasks import translation
+
+    batches = []
+
+    def fake_translate(serving, texts, beam_width, details):
+        batches.append(len(texts))
+        return [f"T:{t[:12]}" for t in texts]
+
+    monkeypatch.setattr(hub, "load_serving", lambda name: object())
+    monkeypatch.setattr(translation, "translate", fake_translate)
+    texts = [f"Satz {i}" for i in range(100)]
+    texts[70] = " ".join(["Wort"] * 150)
+    assert translation.translate_cli("any", texts, beam_width=1) == 0
+    captured = capsys.readouterr()
+    assert max(batches) <= translation.CLI_BATCH_SIZE and sum(batches) == 100
+    assert captured.out.splitlines() == [f"T:{t[:12]}" for t in texts]  # one line each, in order
+    assert "line 71 has 150 tokens; only the first 100 are translated" in captured.err
+
+
+def test_zoo_predict_classifies_in_bounded_batches(monkeypatch, capsys):
+    from zoo import hub
+    from zoo.tasks import sentiment
+
+    batches = []
+
+    def fake_predictions(serving, texts):
+        batches.append(len(texts))
+        return np.full(len(texts), 0.75)
+
+    monkeypatch.setattr(sentiment, "serve_predictions", fake_predictions)
+    monkeypatch.setattr(hub, "load_serving", lambda name: object())
+    lines = ["good" if i % 7 else "" for i in range(1000)]
+    monkeypatch.setattr(sys, "stdin", _ByteStdin("\n".join(lines).encode()))
+    assert cli.main(["predict", "sentiment-bilstm-mr"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 1000 and out[0].startswith(cli.BLANK_PREDICTION)
+    assert max(batches) <= cli.PREDICT_BATCH_SIZE
+
+
+def test_zoo_caption_reads_and_captions_in_bounded_batches(monkeypatch, tmp_path, capsys):
+    from zoo import hub
+    from zoo.tasks import captioning
+
+    batches, reads = [], []
+    paths = []
+    for i in range(40):
+        path = tmp_path / f"{i}.png"
+        path.write_bytes(b"stand-in")
+        paths.append(str(path))
+
+    def fake_read(path):
+        reads.append(path)
+        return np.zeros((4, 4, 3), np.uint8)
+
+    def fake_caption(serving, images, beam_width):
+        batches.append(len(images))
+        assert len(reads) - sum(batches[:-1]) == len(images)  # only this batch is held in memory
+        return [{"caption": "a picture"} for _ in images]
+
+    monkeypatch.setattr(hub, "load_serving", lambda name: object())
+    monkeypatch.setattr(captioning, "read_image_file", fake_read)
+    monkeypatch.setattr(captioning, "caption", fake_caption)
+    assert captioning.caption_cli("any", paths + [str(tmp_path / "missing.png")][:0], beam_width=1) == 0
+    assert max(batches) <= captioning.CLI_BATCH_SIZE and sum(batches) == 40
+    assert capsys.readouterr().out.splitlines()[-1] == f"a picture\t{paths[-1]}"
+    with pytest.raises(ValueError, match="no such file"):  # checked before any output
+        captioning.caption_cli("any", paths[:3] + [str(tmp_path / "missing.png")], beam_width=1)
+    assert capsys.readouterr().out == ""

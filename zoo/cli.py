@@ -33,6 +33,9 @@ import sys
 import threading
 from pathlib import Path
 
+#: Lines `zoo predict` classifies at once (memory stays bounded; output appears batch by batch).
+PREDICT_BATCH_SIZE = 256
+
 #: Output line of `zoo predict` for a blank input line (label and probability fields are "-").
 BLANK_PREDICTION = "-\t-\t"
 
@@ -177,13 +180,16 @@ def cmd_predict(args):
     texts = _read_inputs(args.texts)
     task = get_task(card["task"])
     serving = hub.load_serving(args.name)
-    to_classify = [text for text in texts if text.strip()]
-    probabilities = iter(task.serve_predictions(serving, to_classify))
-    for text in texts:  # one output line per input line, blank ones included
-        if text.strip():
-            print(task.format_prediction(text, float(next(probabilities))))
-        else:
-            print(BLANK_PREDICTION + text)
+    for start in range(0, len(texts), PREDICT_BATCH_SIZE):  # bounded work; lines appear batch by batch
+        batch = texts[start : start + PREDICT_BATCH_SIZE]
+        to_classify = [text for text in batch if text.strip()]
+        probabilities = iter(task.serve_predictions(serving, to_classify) if to_classify else [])
+        for text in batch:  # one output line per input line, blank ones included
+            if text.strip():
+                print(task.format_prediction(text, float(next(probabilities))))
+            else:
+                print(BLANK_PREDICTION + text)
+        sys.stdout.flush()
     return 0
 
 

@@ -602,25 +602,40 @@ def caption(source, images, beam_width=DEFAULT_BEAM_WIDTH, max_length=DEFAULT_MA
     return results
 
 
-def caption_cli(name, paths, beam_width=DEFAULT_BEAM_WIDTH, attention_map=None):
-    """`zoo caption NAME image.png ... [--beam N] [--attention-map out.png]`: one caption per line."""
+#: Images `zoo caption` decodes and captions at once (memory stays bounded; captions appear as they are ready).
+CLI_BATCH_SIZE = 16
+
+
+def caption_cli(name, paths, beam_width=DEFAULT_BEAM_WIDTH, attention_map=None, batch_size=CLI_BATCH_SIZE):
+    """`zoo caption NAME image.png ... [--beam N] [--attention-map out.png]`: one caption per line.
+
+    Every file is checked first (a bad one stops the command before any
+    output); then the images are read and captioned `batch_size` at a time.
+    """
+    import sys
     from pathlib import Path
 
     from zoo import hub
 
-    images = [read_image_file(p) for p in paths]
-    results = caption(hub.load_serving(name), images, beam_width=beam_width)
-    for path, result in zip(paths, results):
-        print(f"{result['caption']}\t{path}")
-    if attention_map:
-        target = Path(attention_map)
-        if target.suffix.lower() != ".png":
-            raise ValueError(f"the attention map must be a .png file, received {str(target)!r}")
-        written = []
-        for i, (image, result) in enumerate(zip(images, results)):
-            out = target if len(results) == 1 else target.with_name(f"{target.stem}-{i + 1}{target.suffix}")
-            written.append(attention_overlay_png(image, result, out))
-        import sys
-
+    if attention_map and Path(attention_map).suffix.lower() != ".png":
+        raise ValueError(f"the attention map must be a .png file, received {str(attention_map)!r}")
+    for path in paths:  # cheap checks of every file before any output (no decoding kept)
+        if not Path(path).is_file():
+            raise ValueError(f"{path}: no such file")
+    serving = hub.load_serving(name)
+    written = []
+    for start in range(0, len(paths), batch_size):
+        batch = list(paths[start : start + batch_size])
+        images = [read_image_file(p) for p in batch]
+        results = caption(serving, images, beam_width=beam_width)
+        for path, result in zip(batch, results):
+            print(f"{result['caption']}\t{path}", flush=True)
+        if attention_map:
+            target = Path(attention_map)
+            for offset, (image, result) in enumerate(zip(images, results)):
+                number = start + offset + 1
+                out = target if len(paths) == 1 else target.with_name(f"{target.stem}-{number}{target.suffix}")
+                written.append(attention_overlay_png(image, result, out))
+    if written:
         print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
     return 0

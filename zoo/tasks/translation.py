@@ -820,23 +820,42 @@ def attention_map_png(result, path, title=None):
     return atomic_write_bytes(path, buffer.getvalue())
 
 
-def translate_cli(name, texts, beam_width=DEFAULT_BEAM_WIDTH, attention_map=None):
-    """`zoo translate NAME TEXT... [--beam N] [--attention-map out.png]`: one translation per line."""
+#: Lines `zoo translate` sends to the model at once: memory stays bounded whatever the input's size,
+#: and translations appear batch by batch, in order.
+CLI_BATCH_SIZE = 32
+
+
+def translate_cli(name, texts, beam_width=DEFAULT_BEAM_WIDTH, attention_map=None, batch_size=CLI_BATCH_SIZE):
+    """`zoo translate NAME TEXT... [--beam N] [--attention-map out.png]`: one translation per line.
+
+    Texts go to the model `batch_size` at a time and each batch's translations
+    are printed (and flushed) before the next starts. A text longer than
+    `MAX_SOURCE_TOKENS` tokens is cut there, and stderr says so.
+    """
+    import sys
     from pathlib import Path
 
     from zoo import hub
 
+    if attention_map and Path(attention_map).suffix.lower() != ".png":
+        raise ValueError(f"the attention map must be a .png file, received {str(attention_map)!r}")
     serving = hub.load_serving(name)
-    results = translate(serving, texts, beam_width=beam_width, details=True)
-    for result in results:
-        print(result["translation"])
-    if attention_map:
-        path = Path(attention_map)
-        if path.suffix.lower() != ".png":
-            raise ValueError(f"the attention map must be a .png file, received {str(path)!r}")
-        written = []
-        for i, result in enumerate(results):
-            target = path if len(results) == 1 else path.with_name(f"{path.stem}-{i + 1}{path.suffix}")
-            written.append(attention_map_png(result, target, title=f"{texts[i]} → {result['translation']}"))
-        print("wrote " + ", ".join(str(p) for p in written), file=__import__("sys").stderr)
+    written = []
+    for start in range(0, len(texts), batch_size):
+        batch = texts[start : start + batch_size]
+        for offset, tokens in enumerate(tokenize_python(batch)):
+            if len(tokens) > MAX_SOURCE_TOKENS:
+                print(f"zoo translate: line {start + offset + 1} has {len(tokens)} tokens; only the first "
+                      f"{MAX_SOURCE_TOKENS} are translated", file=sys.stderr)
+        results = translate(serving, batch, beam_width=beam_width, details=bool(attention_map))
+        for result in results:
+            print(result["translation"] if attention_map else result, flush=True)
+        if attention_map:
+            path = Path(attention_map)
+            for offset, result in enumerate(results):
+                number = start + offset
+                target = path if len(texts) == 1 else path.with_name(f"{path.stem}-{number + 1}{path.suffix}")
+                written.append(attention_map_png(result, target, title=f"{texts[number]} → {result['translation']}"))
+    if written:
+        print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
     return 0
