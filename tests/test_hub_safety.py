@@ -68,3 +68,31 @@ def test_a_symbolic_link_out_of_the_directory_is_refused(model_copy, tmp_path):
 def test_the_untouched_copy_still_verifies(model_copy):
     files = hub.verify_directory(model_copy)
     assert "model.keras" in files and all(not Path(k).is_absolute() for k in files)
+
+
+def test_package_streams_large_files_into_the_wheel(model_copy, tmp_path):
+    """A 64 MB file goes into the wheel without 64 MB (let alone twice that) held in memory."""
+    import tracemalloc
+    import zipfile
+
+    from zoo import packaging
+
+    big = model_copy / "weights-extra.bin"
+    with open(big, "wb") as handle:
+        for _ in range(64):
+            handle.write(bytes(range(256)) * 4096)  # 1 MB a write
+    _add_entry(model_copy, "weights-extra.bin", big)
+    tracemalloc.start()
+    try:
+        wheel = packaging.build_wheel(str(model_copy), tmp_path / "dist", version="1.0.0")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 2 ** 20, f"peak Python memory {peak / 2 ** 20:.0f} MB"
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        inner = next(n for n in names if n.endswith("/model/weights-extra.bin"))
+        assert archive.getinfo(inner).file_size == 64 * 2 ** 20
+        record = archive.read(next(n for n in names if n.endswith("RECORD"))).decode()
+        assert inner in record and archive.testzip() is None
+    assert not list((tmp_path / "dist").glob(".*partial"))

@@ -20,13 +20,13 @@ same bytes. Its version defaults to the zoo version that trained the model
 
 import base64
 import hashlib
-import io
+import os
 import re
 import zipfile
 from pathlib import Path
 
 from zoo import hub
-from zoo.data.cache import ChecksumError, atomic_write_bytes
+from zoo.data.cache import ChecksumError
 
 #: Distribution names are `zoo-model-<model name>`.
 DISTRIBUTION_PREFIX = "zoo-model-"
@@ -83,8 +83,7 @@ def load(**kwargs):
 
 
 def _record_hash(data):
-    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode("ascii")
-    return f"sha256={digest}"
+    return f"sha256={_urlsafe(hashlib.sha256(data).digest())}"
 
 
 def _metadata(model_name, version, card):
@@ -145,14 +144,9 @@ def build_wheel(model, out_dir, version=None):
 
     package = module_name(model_name)
     dist_info = f"{distribution_name(model_name).replace('-', '_')}-{version}.dist-info"
-    members = [(f"{package}/__init__.py", _INIT_TEMPLATE.format(name=model_name).encode("utf-8")),
-               (f"{package}/model/{hub.CARD_FILE}", card_bytes)]
-    for relative, entry in sorted(files.items()):
-        data = (directory / relative).read_bytes()
-        if hashlib.sha256(data).hexdigest() != entry["sha256"]:  # changed since it was verified
-            raise ChecksumError(directory / relative, entry["sha256"], hashlib.sha256(data).hexdigest())
-        members.append((f"{package}/model/{relative}", data))
-    members += [
+    small = [(f"{package}/__init__.py", _INIT_TEMPLATE.format(name=model_name).encode("utf-8")),
+             (f"{package}/model/{hub.CARD_FILE}", card_bytes)]
+    trailer = [
         (f"{dist_info}/METADATA", _metadata(model_name, version, card).encode("utf-8")),
         (f"{dist_info}/WHEEL", (f"Wheel-Version: 1.0\nGenerator: zoo {_zoo_version()}\n"
                                 f"Root-Is-Purelib: true\nTag: py3-none-any\n").encode("utf-8")),
@@ -160,17 +154,65 @@ def build_wheel(model, out_dir, version=None):
          f"[{hub.ENTRY_POINT_GROUP}]\n{model_name} = {package}:model_dir\n".encode("utf-8")),
         (f"{dist_info}/top_level.txt", f"{package}\n".encode("utf-8")),
     ]
-    record = "".join(f"{name},{_record_hash(data)},{len(data)}\n" for name, data in members)
-    members.append((f"{dist_info}/RECORD", (record + f"{dist_info}/RECORD,,\n").encode("utf-8")))
+    target = Path(out_dir) / wheel_filename(model_name, version)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    record = []
+    try:
+        # The wheel is written to disk as it is built, each model file streamed in chunks
+        # (memory stays flat whatever the model's size), then renamed into place.
+        with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as wheel:
+            for name, data in small:
+                _write_member(wheel, name, data)
+                record.append(f"{name},{_record_hash(data)},{len(data)}\n")
+            for relative, entry in sorted(files.items()):
+                name = f"{package}/model/{relative}"
+                digest, size = _stream_member(wheel, name, directory / relative)
+                if digest.hex() != entry["sha256"]:  # changed since it was verified
+                    raise ChecksumError(directory / relative, entry["sha256"], digest.hex())
+                record.append(f"{name},sha256={_urlsafe(digest)},{size}\n")
+            for name, data in trailer:
+                _write_member(wheel, name, data)
+                record.append(f"{name},{_record_hash(data)},{len(data)}\n")
+            _write_member(wheel, f"{dist_info}/RECORD",
+                          ("".join(record) + f"{dist_info}/RECORD,,\n").encode("utf-8"))
+        with open(partial, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(partial, target)
+    finally:
+        if partial.exists():
+            partial.unlink()
+    return target
 
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as wheel:
-        for name, data in members:
-            member = zipfile.ZipInfo(name, date_time=_ZIP_TIMESTAMP)
-            member.external_attr = 0o644 << 16
-            member.compress_type = zipfile.ZIP_DEFLATED
-            wheel.writestr(member, data)
-    return atomic_write_bytes(Path(out_dir) / wheel_filename(model_name, version), buffer.getvalue())
+
+def _zip_info(name):
+    member = zipfile.ZipInfo(name, date_time=_ZIP_TIMESTAMP)
+    member.external_attr = 0o644 << 16
+    member.compress_type = zipfile.ZIP_DEFLATED
+    return member
+
+
+def _write_member(wheel, name, data):
+    wheel.writestr(_zip_info(name), data)
+
+
+#: Bytes read at a time when a model file is streamed into the wheel.
+_CHUNK = 1 << 20
+
+
+def _stream_member(wheel, name, path):
+    """Copy `path` into the wheel as `name`, chunk by chunk; returns (sha256 digest, size)."""
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as source, wheel.open(_zip_info(name), "w", force_zip64=True) as member:
+        while chunk := source.read(_CHUNK):
+            digest.update(chunk)
+            member.write(chunk)
+            size += len(chunk)
+    return digest.digest(), size
+
+
+def _urlsafe(digest):
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
 def _zoo_version():
