@@ -220,3 +220,45 @@ def test_a_cluster_this_process_cannot_join_is_a_clear_error(monkeypatch, capsys
     with pytest.raises(SystemExit) as raised:
         training.main_guard(lambda: training.select_strategy("multi-worker", verbose=False))
     assert raised.value.code == 2 and problem in capsys.readouterr().err
+
+
+# -- a resumed run ends with the weights of an uninterrupted one ---------------------------
+
+RESUMABLE_RUN = """
+import sys, numpy as np, keras, tensorflow as tf
+from zoo import layers, training
+training.seed_everything(0)
+rng = np.random.default_rng(0)
+x = rng.normal(size=(256, 6, 3)).astype("float32")
+y = (x[:, :, 0].sum(1) > 0).astype("float32")
+train = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(256, seed=1, reshuffle_each_iteration=True).batch(32)
+val = tf.data.Dataset.from_tensor_slices((x[:64], y[:64])).batch(32)
+model = keras.Sequential([keras.Input((6, 3)), layers.GRU(8, dropout=0.2), keras.layers.Dropout(0.3),
+                          keras.layers.Dense(1, activation="sigmoid")])
+model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="binary_crossentropy")
+training.fit(model, train, val, epochs=3, run_dir=sys.argv[1], patience=10, verbose=0, tensorboard=False)
+np.save(sys.argv[2], np.concatenate([w.ravel() for w in model.get_weights()]))
+"""
+
+
+def test_a_killed_and_resumed_run_ends_with_the_uninterrupted_weights(tmp_path):
+    """Shuffled data (each epoch reshuffled) and dropout: the resumed run must see the same batches
+    and draw the same masks as an uninterrupted one (data order and random state restored)."""
+    import os
+    import subprocess
+    import sys
+
+    def run(name, kill=None):
+        env = {**os.environ, "TF_DETERMINISTIC_OPS": "1"}
+        env.pop("ZOO_KILL_AFTER_EPOCH", None)
+        if kill:
+            env["ZOO_KILL_AFTER_EPOCH"] = str(kill)
+        return subprocess.run([sys.executable, "-c", RESUMABLE_RUN, str(tmp_path / name), str(tmp_path / f"{name}.npy")],
+                              env=env, capture_output=True, text=True, timeout=300)
+
+    assert run("whole").returncode == 0
+    assert run("resumed", kill=1).returncode == -9
+    finished = run("resumed")
+    assert finished.returncode == 0 and "resuming from the checkpoint" in finished.stdout, finished.stderr[-2000:]
+    whole, resumed = np.load(tmp_path / "whole.npy"), np.load(tmp_path / "resumed.npy")
+    np.testing.assert_allclose(resumed, whole, rtol=0, atol=1e-6)

@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from zoo.data.cache import atomic_write_text
 
@@ -494,11 +495,13 @@ def _fit_in(model, train_data, validation_data, *, epochs, run_dir, resuming, pu
     backup_dir = run_dir / "resume"
     if not resuming:
         for stale in (history_path, run_dir / "early_stopping.json", run_dir / "best.weights.h5",
+                      run_dir / RANDOM_STATE_FILE,
                       run_dir / "run.json", run_dir / FINAL_WEIGHTS):
             if stale.exists():
                 stale.unlink()
     else:
         print(f"[zoo] resuming from the checkpoint in {backup_dir}")
+    train_data, steps_per_epoch = _continuing(train_data, len(read_history(history_path)) if resuming else 0)
     early = ResumableEarlyStopping(run_dir, monitor=monitor, patience=patience, lr_decay=lr_decay,
                                    warmup_steps=warmup_steps)
     callbacks = [
@@ -506,6 +509,7 @@ def _fit_in(model, train_data, validation_data, *, epochs, run_dir, resuming, pu
         early,
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.CSVLogger(str(history_path), append=True),
+        RandomStateCheckpoint(run_dir, resuming),
         *extra_callbacks,
     ]
     if tensorboard:
@@ -517,7 +521,7 @@ def _fit_in(model, train_data, validation_data, *, epochs, run_dir, resuming, pu
             callbacks.append(_KillAfterEpoch(int(epoch_number)))
     _ready_for_multi_worker(model)
     started = time.time()
-    model.fit(train_data, validation_data=validation_data, epochs=epochs,
+    model.fit(train_data, validation_data=validation_data, epochs=epochs, steps_per_epoch=steps_per_epoch,
               callbacks=callbacks, verbose=verbose, shuffle=False)  # tf.data shuffles
     elapsed = time.time() - started
     history = read_history(history_path)
@@ -541,6 +545,26 @@ def _fit_in(model, train_data, validation_data, *, epochs, run_dir, resuming, pu
     os.replace(temporary, run_dir / FINAL_WEIGHTS)
     atomic_write_text(run_dir / "run.json", json.dumps({**summary, "finished": True}))
     return {"history": history, **summary}
+
+
+def _continuing(train_data, finished_epochs):
+    """The training data as one endless stream, started where epoch `finished_epochs + 1` starts.
+
+    A reshuffling `Dataset.shuffle(..., seed=...)` draws each epoch's order
+    from a seeded generator that starts afresh in every process: a resumed run
+    would replay epoch 1's order. Repeated into one stream (each repetition
+    reshuffled) and skipped past the finished epochs, it gives a resumed run
+    exactly the batches an uninterrupted run sees. Returns `(data,
+    steps_per_epoch)`; data whose size is unknown come back unchanged (None).
+    """
+    import tensorflow as tf
+
+    if not isinstance(train_data, tf.data.Dataset):
+        return train_data, None
+    steps = int(train_data.cardinality())
+    if steps <= 0:  # unknown or infinite: nothing to align
+        return train_data, None
+    return train_data.repeat().skip(finished_epochs * steps), steps
 
 
 def _ready_for_multi_worker(model):
@@ -607,6 +631,50 @@ def load_run_summary(run_dir):
     """The summary `fit` wrote at the end of its last run in `run_dir` (None if none)."""
     path = Path(run_dir) / "run.json"
     return json.loads(path.read_text()) if path.exists() else None
+
+
+RANDOM_STATE_FILE = "random_state.json"
+
+
+def _seed_generators(model):
+    """Every Keras `SeedGenerator` the model's layers draw from, and the global one (if made)."""
+    from keras.src.backend.common import global_state
+    from keras.src.random.seed_generator import GLOBAL_SEED_GENERATOR
+
+    found, seen = {}, set()
+    for index, layer in enumerate(model._flatten_layers(include_self=True)):
+        for number, generator in enumerate(getattr(layer, "_seed_generators", [])):
+            if id(generator) not in seen:
+                seen.add(id(generator))
+                found[f"{index}:{layer.name}#{number}"] = generator
+    global_generator = global_state.get_global_attribute(GLOBAL_SEED_GENERATOR)
+    if global_generator is not None and id(global_generator) not in seen:
+        found["global"] = global_generator
+    return found
+
+
+class RandomStateCheckpoint(keras.callbacks.Callback):
+    """Saves the state of every random generator (dropout, augmentation) at each epoch's end,
+    and restores it when a run resumes, so a resumed run draws the masks an uninterrupted
+    one would (the weights and optimizer come back through `BackupAndRestore`)."""
+
+    def __init__(self, run_dir, resuming):
+        super().__init__()
+        self.path = Path(run_dir) / RANDOM_STATE_FILE
+        self.resuming = resuming
+
+    def on_train_begin(self, logs=None):
+        if not (self.resuming and self.path.exists()):
+            return
+        saved = json.loads(self.path.read_text())
+        for name, generator in _seed_generators(self.model).items():
+            if name in saved:
+                generator.state.assign(np.asarray(saved[name], dtype=generator.state.dtype))
+
+    def on_epoch_end(self, epoch, logs=None):
+        states = {name: np.asarray(generator.state.numpy()).tolist()
+                  for name, generator in _seed_generators(self.model).items()}
+        atomic_write_text(self.path, json.dumps(states))
 
 
 class _KillAfterEpoch(keras.callbacks.Callback):
