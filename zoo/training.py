@@ -562,7 +562,11 @@ def _continuing(train_data, finished_epochs):
     if not isinstance(train_data, tf.data.Dataset):
         return train_data, None
     steps = int(train_data.cardinality())
-    if steps <= 0:  # unknown or infinite: nothing to align
+    if steps == tf.data.UNKNOWN_CARDINALITY:
+        # e.g. bucketed batches: their number per epoch does not depend on the order, so one
+        # counting pass (the same in an uninterrupted and a resumed run) gives it
+        steps = int(train_data.reduce(tf.constant(0, tf.int64), lambda count, _: count + 1))
+    if steps <= 0:  # empty or infinite: nothing to align
         return train_data, None
     return train_data.repeat().skip(finished_epochs * steps), steps
 
