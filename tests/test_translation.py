@@ -319,6 +319,7 @@ def test_verify_reproduces_the_smoke_card(smoke_hub):
     assert "card metrics reproduced" in result.stdout
 
 
+@pytest.mark.slow  # the fast suite checks resume on sentiment and on a tiny model (test_training.py)
 def test_recipe_resumes_after_a_kill(tmp_path):
     options = ["--max-examples", "120", "--epochs", "3", "--units", "16", "--embedding-dim", "8",
                "--no-ablation", "--no-dictionary-ablation", "--dictionary-pairs", "0", "--patience", "5", "--name", "translation-resume",
