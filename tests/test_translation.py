@@ -175,6 +175,36 @@ def test_beam_one_equals_greedy_and_beam_scores_are_finite(toy_model):
     assert np.all(np.isfinite(beam4["scores"].numpy()))
 
 
+#: One character of every Unicode general category a str can hold (no surrogates), control
+#: characters (NUL among them) included.
+CODE_POINT_CLASSES = {
+    "Lu": "Ä", "Ll": "ß", "Lt": "ǅ", "Lm": "ʰ", "Lo": "中", "Mn": "\u0301", "Mc": "\u0903", "Me": "\u20dd",
+    "Nd": "٣", "Nl": "Ⅻ", "No": "½", "Pc": "_", "Pd": "–", "Ps": "(", "Pe": ")", "Pi": "«", "Pf": "»",
+    "Po": "!", "Sm": "+", "Sc": "€", "Sk": "^", "So": "☺", "Zs": "\u3000", "Zl": "\u2028", "Zp": "\u2029",
+    "Cc-NUL": "\x00", "Cc-SOH": "\x01", "Cc-US": "\x1f", "Cc-DEL": "\x7f", "Cf": "\u200b", "Co": "\ue000",
+    "Cn": "\U000e0080",
+}
+
+
+def test_every_code_point_class_tokenizes_alike_in_both_paths_and_translates(toy_model):
+    import unicodedata
+
+    model, _ = toy_model
+    for name, char in CODE_POINT_CLASSES.items():
+        assert unicodedata.category(char) == name.split("-")[0], name
+    texts = [f"Guten{char}Morgen {char} Hund" for char in CODE_POINT_CLASSES.values()]
+    raw = task.split_tokens(tf.constant(texts)).row_lengths().numpy()
+    lowered = task.split_tokens(tf.strings.lower(task.without_nul(tf.constant(texts)), encoding="utf-8"))
+    np.testing.assert_array_equal(lowered.row_lengths().numpy(), raw)
+    # the whole batch translates (a NUL in one text used to fail every text of the batch)
+    translator = task.Translator(model)
+    out = translator.translate(tf.constant(texts), tf.constant(2), tf.constant(8))["translations"].numpy()
+    assert len(out) == len(texts)
+    assert len(task.translate(model, texts, beam_width=1, max_length=8)) == len(texts)
+    not_utf8 = translator.translate(tf.constant([b"caf\xff \x00 Hund"]), tf.constant(1), tf.constant(5))
+    assert not_utf8["translations"].shape == (1,)
+
+
 def test_bad_inputs_get_clear_errors_or_defined_results(toy_model):
     model, _ = toy_model
     assert task.translate(model, ["", "   "], beam_width=2) == ["", ""]

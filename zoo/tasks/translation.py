@@ -72,6 +72,16 @@ _PUNCTUATION = r"([^\pL\pN\s'’\-])"
 # --------------------------------------------------------------------------
 
 
+def without_nul(texts):
+    """Texts made safe for the tokenizer's two paths: NUL bytes as spaces (`tf.strings.lower`
+    stops at a NUL, so the lower-cased tokens would be fewer than the original ones and every
+    signature of the batch would fail) and bytes that are not UTF-8 as U+FFFD (as `lower`
+    reads them), so both paths split a text into the same tokens."""
+    texts = tf.strings.unicode_transcode(texts, "UTF-8", "UTF-8", errors="replace",
+                                         replacement_char=0xFFFD)
+    return tf.strings.regex_replace(texts, "\\x00", " ")
+
+
 def split_tokens(texts, max_tokens=MAX_SOURCE_TOKENS):
     """Words and punctuation marks of a batch of strings: a `tf.RaggedTensor` `[batch, None]`.
 
@@ -79,7 +89,7 @@ def split_tokens(texts, max_tokens=MAX_SOURCE_TOKENS):
     every other non-space character is a token of its own. Only the first
     `max_tokens` tokens of a text are kept (None: all).
     """
-    texts = tf.convert_to_tensor(texts, tf.string)
+    texts = without_nul(tf.convert_to_tensor(texts, tf.string))
     spaced = tf.strings.regex_replace(texts, _PUNCTUATION, r" \1 ")
     tokens = tf.strings.split(spaced)
     if max_tokens is not None:
@@ -133,7 +143,7 @@ class SourceTokenizer(keras.layers.Layer):
 
     def call(self, texts):
         texts = tf.reshape(tf.convert_to_tensor(texts, tf.string), [-1])
-        tokens = split_tokens(tf.strings.lower(texts, encoding="utf-8"), self.max_tokens)
+        tokens = split_tokens(tf.strings.lower(without_nul(texts), encoding="utf-8"), self.max_tokens)
         dense = tokens.to_tensor(default_value=PAD_TOKEN)
         width = tf.maximum(tf.shape(dense)[1], 1)
         return tf.pad(dense, [[0, 0], [0, width - tf.shape(dense)[1]]], constant_values=PAD_TOKEN)
@@ -555,6 +565,8 @@ def _check_request(texts, beam_width, max_length):
     for i, text in enumerate(texts):
         if not isinstance(text, str):
             raise ValueError(f"text {i} must be a string, received {text!r} ({type(text).__name__})")
+    # SavedModels exported before the in-graph NUL fix (`without_nul`) need it done here
+    texts = [text.replace("\x00", " ") for text in texts]
     beam_width = check_whole_number("beam_width", beam_width, 1, MAX_BEAM_WIDTH)
     if max_length is not None:
         max_length = check_whole_number("max_length", max_length, 1, MAX_DECODE_LENGTH,
