@@ -13,3 +13,38 @@ from serving_helpers import check_session_loader
 @pytest.mark.parametrize("name", hub.list_models())
 def test_every_signature_runs_in_a_tf1_session_like_under_saved_model_load(name):
     check_session_loader(name)
+
+
+#: Models exported before their task's signatures learned empty batches; they pass once re-exported
+#: (translation and captioning are re-produced under the generalisation issue, music with them).
+EMPTY_BATCH_PENDING = {"translation", "captioning", "music"}
+
+
+def _empty_inputs(function):
+    import tensorflow as tf
+
+    inputs = {}
+    for key, spec in function.structured_input_signature[1].items():
+        shape = spec.shape.as_list()
+        if shape and shape[0] is None:  # the batch axis: empty
+            shape = [0] + [2 if size is None else size for size in shape[1:]]
+            inputs[key] = tf.zeros(shape, spec.dtype) if spec.dtype != tf.string else tf.fill(shape, "")
+        else:  # a scalar setting: a small valid value
+            inputs[key] = tf.constant(1, spec.dtype) if spec.dtype.is_integer else tf.constant(0.0, spec.dtype)
+    return inputs
+
+
+@pytest.mark.parametrize("name", hub.list_models())
+def test_every_signature_answers_an_empty_batch_with_an_empty_result(name):
+    task = hub.info(name)["task"]
+    if task in EMPTY_BATCH_PENDING:
+        pytest.xfail(f"{name}: exported before its signatures handled empty batches")
+    serving = hub.load_serving(name)
+    for signature, function in serving.signatures.items():
+        batched = [spec for spec in function.structured_input_signature[1].values()
+                   if spec.shape.rank and spec.shape[0] is None]
+        if not batched:
+            continue  # e.g. a settings signature
+        outputs = function(**_empty_inputs(function))
+        for key, value in outputs.items():
+            assert value.shape[0] == 0, (signature, key, value.shape)

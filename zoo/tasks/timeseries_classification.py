@@ -653,8 +653,14 @@ def write_serving(model, path, class_names=None):
     archive = keras.export.ExportArchive()
     archive.track(model)
 
+    classes = int(names.shape[0])
+
     def serve(series, lengths):
-        probabilities = model({"series": series, "lengths": lengths}, training=False)
+        # An empty batch has a defined, empty answer (the convolutions' bias add would fail on it).
+        probabilities = tf.cond(
+            tf.shape(series)[0] > 0,
+            lambda: tf.cast(model({"series": series, "lengths": lengths}, training=False), tf.float32),
+            lambda: tf.zeros([0, classes], tf.float32))
         ids = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
         return {"probabilities": probabilities, "class_ids": ids, "class_names": tf.gather(names, ids)}
 
