@@ -173,6 +173,50 @@ def test_bad_inputs(toy_model):
         task.make_dataset(model, images[:2], ["red heart"])
 
 
+def _encoded(fmt, width, height):
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (10, 20, 30)).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def _png_declaring(width, height):
+    """A 60-byte PNG whose header declares `width` x `height` pixels (a decompression bomb's shape)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 10))
+            + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "GIF", "BMP", "JPEG"])
+def test_declared_pixels_are_read_from_the_header(fmt):
+    assert int(task.declared_pixels(tf.constant(_encoded(fmt, 37, 21)))) == 37 * 21
+
+
+def test_caption_bytes_refuses_an_image_declaring_too_many_pixels_before_decoding():
+    with pytest.raises(tf.errors.InvalidArgumentError, match="declares more than 20,000,000 pixels"):
+        task.decode_image_bytes(tf.constant([_encoded("PNG", 8, 8), _png_declaring(20000, 20000)]))
+    assert task.decode_image_bytes(tf.constant([_encoded("GIF", 300, 200)])).shape == (1, 64, 64, 3)
+
+
+def test_empty_batches_give_empty_results(toy_model):
+    model, _, _ = toy_model
+    captioner = task.Captioner(model)
+    empty = tf.zeros([0, 64, 64, 3], tf.uint8)
+    assert captioner.serve(empty)["captions"].shape == (0,)
+    assert captioner.caption(empty, tf.constant(2), tf.constant(5))["attention"].shape[0] == 0
+    assert captioner.caption_greedy(empty, tf.constant(5))["captions"].shape == (0,)
+    assert captioner.caption_bytes(tf.constant([], tf.string))["captions"].shape == (0,)
+
+
 def test_keras_round_trip_and_fine_tuning(toy_model, tmp_path):
     import keras
 

@@ -205,6 +205,16 @@ def test_every_code_point_class_tokenizes_alike_in_both_paths_and_translates(toy
     assert not_utf8["translations"].shape == (1,)
 
 
+def test_empty_batches_give_empty_results(toy_model):
+    model, _ = toy_model
+    translator = task.Translator(model)
+    empty = tf.constant([], tf.string)
+    assert translator.serve(empty)["translations"].shape == (0,)
+    result = translator.translate(empty, tf.constant(3), tf.constant(5))
+    assert result["translations"].shape == (0,) and result["attention"].shape[0] == 0
+    assert translator.translate_greedy(empty, tf.constant(5))["scores"].shape == (0,)
+
+
 def test_bad_inputs_get_clear_errors_or_defined_results(toy_model):
     model, _ = toy_model
     assert task.translate(model, ["", "   "], beam_width=2) == ["", ""]

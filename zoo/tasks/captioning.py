@@ -162,10 +162,68 @@ def to_rgb_on_white(image):
     return tf.cast(tf.clip_by_value(tf.round(rgb_image), 0.0, 255.0), tf.uint8)
 
 
+#: Most pixels an encoded image may declare before `caption_bytes` decodes it (its header is read
+#: first): 20 megapixels decode to at most 80 MB; the model sees 64x64 anyway.
+MAX_SIGNATURE_PIXELS = 20_000_000
+
+
+def _header_integer(data, start, length, big_endian):
+    raw = tf.cast(tf.io.decode_raw(tf.strings.substr(data, start, length), tf.uint8), tf.int64)
+    weights = tf.constant([256 ** i for i in (range(length - 1, -1, -1) if big_endian else range(length))],
+                          tf.int64)
+    return tf.reduce_sum(raw * weights)
+
+
+def declared_pixels(data):
+    """Width × height an encoded PNG, GIF, BMP or JPEG file declares in its header, without
+    decoding it (0 for a file too short or of another format: the decoder then says what is wrong)."""
+    length = tf.strings.length(data)
+
+    def png():
+        return _header_integer(data, 16, 4, True) * _header_integer(data, 20, 4, True)
+
+    def gif():
+        return _header_integer(data, 6, 2, False) * _header_integer(data, 8, 2, False)
+
+    def bmp():
+        height = _header_integer(data, 22, 4, False)
+        height = tf.where(height >= 2 ** 31, 2 ** 32 - height, height)  # top-down BMPs store -height
+        return _header_integer(data, 18, 4, False) * height
+
+    def jpeg():
+        shape = tf.cast(tf.image.extract_jpeg_shape(data), tf.int64)
+        return shape[0] * shape[1]
+
+    def unknown():
+        return tf.constant(0, tf.int64)
+
+    long_enough = length >= 26
+
+    def starts(prefix):
+        return tf.equal(tf.strings.substr(data, 0, tf.minimum(length, len(prefix))), prefix)
+
+    kind = tf.where(long_enough & starts(b"\x89PNG\r\n\x1a\n"), 0,
+           tf.where(long_enough & starts(b"GIF8"), 1,
+           tf.where(long_enough & starts(b"BM"), 2,
+           tf.where(starts(b"\xff\xd8"), 3, 4))))
+    return tf.switch_case(kind, [png, gif, bmp, jpeg, unknown])
+
+
 def decode_image_bytes(image_bytes, size=IMAGE_SIZE):
-    """Encoded image files `[batch]` → uint8 `[batch, size, size, 3]` (each resized on its own)."""
+    """Encoded image files `[batch]` → uint8 `[batch, size, size, 3]` (each resized on its own).
+
+    An image whose header declares more than `MAX_SIGNATURE_PIXELS` pixels is
+    refused before it is decoded (InvalidArgumentError naming the limit).
+    """
 
     def one(data):
+        pixels = declared_pixels(data)
+        check = tf.debugging.assert_less_equal(
+            pixels, tf.constant(MAX_SIGNATURE_PIXELS, tf.int64),
+            message=f"caption_bytes: an image declares more than {MAX_SIGNATURE_PIXELS:,} pixels; "
+                    f"shrink it first")
+        with tf.control_dependencies([check]):
+            data = tf.identity(data)
         image = tf.io.decode_image(data, channels=0, expand_animations=False)
         image = to_rgb_on_white(image)
         return tf.cast(tf.round(resize_images(image[None], size)[0] * 255.0), tf.uint8)
@@ -298,6 +356,17 @@ class Captioner(tf.Module):
         self.length_penalty = float(length_penalty)
 
     def _decode(self, images, method, beam_width, max_length):
+        """`_decode_batch`, or for an empty batch a defined, empty result."""
+        images = tf.convert_to_tensor(images)
+
+        def empty():
+            return {"captions": tf.zeros([0], tf.string), "scores": tf.zeros([0], tf.float32),
+                    "attention": tf.zeros([0, 0, 0], tf.float32), "tokens": tf.zeros([0, 0], tf.string)}
+
+        return tf.cond(tf.shape(images)[0] > 0,
+                       lambda: self._decode_batch(images, method, beam_width, max_length), empty)
+
+    def _decode_batch(self, images, method, beam_width, max_length):
         encoded = self.encoder(tf.convert_to_tensor(images), training=False)
         result = decode_words(self.model, encoded[0], None, list(encoded[1:]), embedding="word_embedding",
                               method=method, beam_width=beam_width, max_length=max_length,

@@ -503,6 +503,19 @@ class Translator(tf.Module):
         return raw, mask, values, initial
 
     def _decode(self, texts, method, beam_width, max_length):
+        """`_decode_batch`, or for an empty batch a defined, empty result (the decoding loop
+        cannot stack zero rows)."""
+        texts = tf.reshape(tf.convert_to_tensor(texts, tf.string), [-1])
+
+        def empty():
+            return {"translations": tf.zeros([0], tf.string), "scores": tf.zeros([0], tf.float32),
+                    "attention": tf.zeros([0, 0, 0], tf.float32), "source_tokens": tf.zeros([0, 0], tf.string),
+                    "target_tokens": tf.zeros([0, 0], tf.string), "lengths": tf.zeros([0], tf.int32)}
+
+        return tf.cond(tf.size(texts) > 0,
+                       lambda: self._decode_batch(texts, method, beam_width, max_length), empty)
+
+    def _decode_batch(self, texts, method, beam_width, max_length):
         raw, mask, values, initial = self.encode(texts)
         result = decode_words(self.model, values, mask, initial, embedding="target_embedding",
                               method=method, beam_width=beam_width, max_length=max_length,
