@@ -215,6 +215,10 @@ def test_empty_batches_give_empty_results(toy_model):
     assert captioner.caption(empty, tf.constant(2), tf.constant(5))["attention"].shape[0] == 0
     assert captioner.caption_greedy(empty, tf.constant(5))["captions"].shape == (0,)
     assert captioner.caption_bytes(tf.constant([], tf.string))["captions"].shape == (0,)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="at most 20,000,000 pixels"):
+        captioner.caption_greedy(tf.zeros([1, 5000, 4001, 3], tf.uint8), tf.constant(3))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=f"at most {task.MAX_SIGNATURE_BATCH} images"):
+        captioner.caption_greedy(tf.zeros([task.MAX_SIGNATURE_BATCH + 1, 8, 8, 3], tf.uint8), tf.constant(3))
 
 
 def test_keras_round_trip_and_fine_tuning(toy_model, tmp_path):

@@ -213,6 +213,11 @@ def test_empty_batches_give_empty_results(toy_model):
     result = translator.translate(empty, tf.constant(3), tf.constant(5))
     assert result["translations"].shape == (0,) and result["attention"].shape[0] == 0
     assert translator.translate_greedy(empty, tf.constant(5))["scores"].shape == (0,)
+    many = ["Ich sehe Hund"] * (task.MAX_SIGNATURE_BATCH + 3)
+    assert len(task.translate(model, many, beam_width=1, max_length=4)) == len(many)  # chunked for the caller
+    too_many = tf.constant(["Hund"] * (task.MAX_SIGNATURE_BATCH + 1))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=f"at most {task.MAX_SIGNATURE_BATCH} texts"):
+        translator.translate_greedy(too_many, tf.constant(3))
 
 
 def test_bad_inputs_get_clear_errors_or_defined_results(toy_model):

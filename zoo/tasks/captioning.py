@@ -165,6 +165,8 @@ def to_rgb_on_white(image):
 #: Most pixels an encoded image may declare before `caption_bytes` decodes it (its header is read
 #: first): 20 megapixels decode to at most 80 MB; the model sees 64x64 anyway.
 MAX_SIGNATURE_PIXELS = 20_000_000
+#: Most images one call of a captioning signature takes (its work and memory stay bounded).
+MAX_SIGNATURE_BATCH = 256
 
 
 def _header_integer(data, start, length, big_endian):
@@ -358,6 +360,16 @@ class Captioner(tf.Module):
     def _decode(self, images, method, beam_width, max_length):
         """`_decode_batch`, or for an empty batch a defined, empty result."""
         images = tf.convert_to_tensor(images)
+        shape = tf.shape(images)
+        checks = [
+            tf.debugging.assert_less_equal(shape[0], MAX_SIGNATURE_BATCH,
+                                           message=f"at most {MAX_SIGNATURE_BATCH} images per call"),
+            tf.debugging.assert_less_equal(tf.cast(shape[1], tf.int64) * tf.cast(shape[2], tf.int64),
+                                           tf.constant(MAX_SIGNATURE_PIXELS, tf.int64),
+                                           message=f"images of at most {MAX_SIGNATURE_PIXELS:,} pixels"),
+        ]
+        with tf.control_dependencies(checks):
+            images = tf.identity(images)
 
         def empty():
             return {"captions": tf.zeros([0], tf.string), "scores": tf.zeros([0], tf.float32),
@@ -652,6 +664,10 @@ def caption(source, images, beam_width=DEFAULT_BEAM_WIDTH, max_length=DEFAULT_MA
     """Caption uint8 RGB images (a list of `[H, W, 3]` arrays of any size); returns result dicts."""
     beam_width = check_whole_number("beam_width", beam_width, 1, MAX_BEAM_WIDTH)
     max_length = check_whole_number("max_length", max_length, 1, MAX_CAPTION_TOKENS)
+    images = list(images)
+    if len(images) > MAX_SIGNATURE_BATCH:  # the signatures take at most that many per call
+        return [result for start in range(0, len(images), MAX_SIGNATURE_BATCH)
+                for result in caption(source, images[start : start + MAX_SIGNATURE_BATCH], beam_width, max_length)]
     batch = np.stack([np.asarray(tf.cast(tf.round(resize_images(np.asarray(img)[None])[0] * 255.0),
                                          tf.uint8)) for img in images])
     arguments = (tf.constant(batch), tf.constant(beam_width, tf.int32), tf.constant(max_length, tf.int32))

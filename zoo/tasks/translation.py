@@ -56,6 +56,9 @@ IO_TYPE = "many-to-many"
 
 #: Source tokens kept per text; longer inputs are truncated to their first MAX_SOURCE_TOKENS tokens.
 MAX_SOURCE_TOKENS = 100
+#: Most texts one call of a translation signature takes: with at most MAX_SOURCE_TOKENS source
+#: tokens each and MAX_DECODE_LENGTH steps, a call's work and memory are bounded.
+MAX_SIGNATURE_BATCH = 256
 #: Upper bound of `max_length` (target tokens per translation) in one call.
 MAX_DECODE_LENGTH = 256
 DEFAULT_BEAM_WIDTH = 4
@@ -506,6 +509,11 @@ class Translator(tf.Module):
         """`_decode_batch`, or for an empty batch a defined, empty result (the decoding loop
         cannot stack zero rows)."""
         texts = tf.reshape(tf.convert_to_tensor(texts, tf.string), [-1])
+        check = tf.debugging.assert_less_equal(
+            tf.size(texts), MAX_SIGNATURE_BATCH,
+            message=f"at most {MAX_SIGNATURE_BATCH} texts per call (send more in several calls)")
+        with tf.control_dependencies([check]):
+            texts = tf.identity(texts)
 
         def empty():
             return {"translations": tf.zeros([0], tf.string), "scores": tf.zeros([0], tf.float32),
@@ -604,6 +612,10 @@ def translate(source, texts, beam_width=DEFAULT_BEAM_WIDTH, max_length=None, det
         `attention` (`[target, source]` NumPy array).
     """
     texts, beam_width, max_length = _check_request(texts, beam_width, max_length)
+    if len(texts) > MAX_SIGNATURE_BATCH:  # the signatures take at most that many per call
+        return [result for start in range(0, len(texts), MAX_SIGNATURE_BATCH)
+                for result in translate(source, texts[start : start + MAX_SIGNATURE_BATCH], beam_width,
+                                        max_length, details)]
     if max_length is None:
         longest = max(len(t) for t in tokenize_python(texts, MAX_SOURCE_TOKENS))
         max_length = min(2 * longest + 10, MAX_DECODE_LENGTH)
