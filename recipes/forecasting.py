@@ -81,12 +81,11 @@ def compile_core(core, args):
                  loss=forecasting.pinball_loss())
 
 
-def train_member(member, problem, args, strategy):
-    """Select the epochs on validation, then (with --refit) retrain on everything before the test."""
+def new_member(problem, args, strategy, seed):
+    """A freshly initialised forecaster (seeded) and its compiled core."""
     from zoo import training
     from zoo.tasks import forecasting
 
-    seed = args.seed + member
     training.seed_everything(seed)
     with strategy.scope():
         model, core = forecasting.build_model(
@@ -95,6 +94,16 @@ def train_member(member, problem, args, strategy):
             target_index=problem["target_index"], cell=args.cell, units=args.units,
             layers=args.layers, dropout=args.dropout, seed=seed)
         compile_core(core, args)
+    return model, core
+
+
+def train_member(member, problem, args, strategy):
+    """Select the epochs on validation, then (with --refit) retrain on everything before the test."""
+    from zoo import training
+    from zoo.tasks import forecasting
+
+    seed = args.seed + member
+    model, core = new_member(problem, args, strategy, seed)
 
     def dataset(split, shuffle):
         histories, targets, _ = problem["splits"][split]
@@ -110,14 +119,7 @@ def train_member(member, problem, args, strategy):
                "seconds": selection["seconds"]}
     if args.refit:
         # the selected number of epochs, from a fresh start, on train + validation
-        training.seed_everything(seed)
-        with strategy.scope():
-            model, core = forecasting.build_model(
-                context=problem["context"], horizon=problem["horizon"], features=problem["features"],
-                scaling=problem["scaling"], mean=problem.get("mean"), std=problem.get("std"),
-                target_index=problem["target_index"], cell=args.cell, units=args.units,
-                layers=args.layers, dropout=args.dropout, seed=seed)
-            compile_core(core, args)
+        model, core = new_member(problem, args, strategy, seed)
         refit = training.fit(core, dataset("refit_train", True), None,
                              epochs=selection["best_epoch"] or 1, run_dir=os.path.join(member_dir, "refit"),
                              monitor="loss", patience=10 ** 6, verbose=0, tensorboard=False)

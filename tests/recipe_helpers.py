@@ -23,3 +23,23 @@ def train_smoke_model(recipe_name, options, model_name, root):
     return load_recipe(recipe_name).main(
         list(options) + ["--name", model_name, "--output-dir", str(root), "--run-dir", str(root / "run")]
     )
+
+
+def smoke_hub_fixtures(recipe_name, options, model_name):
+    """The two fixtures a recipe's test file shares: `smoke_hub` (module-scoped: a hub directory
+    holding one model from a seconds-long run of the recipe) and `use_hub` (that directory as
+    `ZOO_MODELS_DIR`). Assign them at module level: `smoke_hub, use_hub = smoke_hub_fixtures(...)`."""
+    import pytest
+
+    @pytest.fixture(scope="module")
+    def smoke_hub(tmp_path_factory):
+        root = tmp_path_factory.mktemp("hub")
+        return root, train_smoke_model(recipe_name, options, model_name, root)
+
+    @pytest.fixture
+    def use_hub(smoke_hub, monkeypatch):
+        root, card = smoke_hub
+        monkeypatch.setenv("ZOO_MODELS_DIR", str(root))
+        return root, card
+
+    return smoke_hub, use_hub

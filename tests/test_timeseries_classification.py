@@ -8,7 +8,7 @@ import pytest
 from zoo import cli, hub
 from zoo.data.timeseries import load_ucr
 from zoo.tasks import timeseries_classification as tsc
-from recipe_helpers import load_recipe, train_smoke_model
+from recipe_helpers import load_recipe, smoke_hub_fixtures
 
 SMOKE = "tsc-smoke"
 SMOKE_OPTIONS = ["--dataset", "JapaneseVowels", "--epochs", "1", "--seeds", "2", "--max-examples", "40",
@@ -26,19 +26,8 @@ TS_HEADER = """# a tiny multivariate, variable-length set
 """
 
 
-@pytest.fixture(scope="module")
-def smoke_hub(tmp_path_factory):
-    """A hub directory holding one JapaneseVowels model from a seconds-long recipe run."""
-    root = tmp_path_factory.mktemp("hub")
-    card = train_smoke_model("timeseries_classification", SMOKE_OPTIONS, SMOKE, root)
-    return root, card
-
-
-@pytest.fixture
-def use_hub(smoke_hub, monkeypatch):
-    root, card = smoke_hub
-    monkeypatch.setenv("ZOO_MODELS_DIR", str(root))
-    return root, card
+# a hub directory holding one JapaneseVowels model from a seconds-long recipe run
+smoke_hub, use_hub = smoke_hub_fixtures("timeseries_classification", SMOKE_OPTIONS, SMOKE)
 
 
 # -- data and baselines ---------------------------------------------------------------

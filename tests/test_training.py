@@ -262,3 +262,40 @@ def test_a_killed_and_resumed_run_ends_with_the_uninterrupted_weights(tmp_path):
     assert finished.returncode == 0 and "resuming from the checkpoint" in finished.stdout, finished.stderr[-2000:]
     whole, resumed = np.load(tmp_path / "whole.npy"), np.load(tmp_path / "resumed.npy")
     np.testing.assert_allclose(resumed, whole, rtol=0, atol=1e-6)
+
+
+SLOW_EPOCHS_RUN = RESUMABLE_RUN.replace("epochs=3", "epochs=4").replace(
+    "model.compile(", "import time\nclass Slow(keras.callbacks.Callback):\n"
+    "    def on_epoch_begin(self, epoch, logs=None):\n        print('epoch', epoch, flush=True)\n"
+    "        time.sleep(1.5)\nmodel.compile(").replace(
+    "tensorboard=False)", "tensorboard=False, extra_callbacks=[Slow()])")
+
+
+def test_sigterm_finishes_the_epoch_checkpoints_and_resumes_exactly(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TF_DETERMINISTIC_OPS": "1"}
+    env.pop("ZOO_KILL_AFTER_EPOCH", None)
+
+    def start(name):
+        return subprocess.Popen([sys.executable, "-u", "-c", SLOW_EPOCHS_RUN, str(tmp_path / name),
+                                 str(tmp_path / f"{name}.npy")], env=env, stdout=subprocess.PIPE, text=True)
+
+    whole = start("whole")
+    whole.communicate(timeout=300)
+    assert whole.returncode == 0
+    stopped = start("stopped")
+    for line in stopped.stdout:  # wait until the second epoch has begun, then stop it as a scheduler would
+        if line.startswith("epoch 1"):
+            stopped.send_signal(signal.SIGTERM)
+            break
+    out, _ = stopped.communicate(timeout=300)
+    assert stopped.returncode == 143, out
+    assert "stopped after epoch 2 on SIGTERM" in out
+    rerun = start("stopped")
+    out, _ = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0 and "resuming from the checkpoint" in out
+    np.testing.assert_allclose(np.load(tmp_path / "stopped.npy"), np.load(tmp_path / "whole.npy"), rtol=0, atol=1e-6)

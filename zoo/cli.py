@@ -193,15 +193,21 @@ def cmd_predict(args):
     return 0
 
 
-def cmd_translate(args):
+def _task_for(name, entry_point, runs):
+    """The task module of model `name`, which must provide `entry_point` (else a usage error naming
+    what the command runs, e.g. "translation models", and what the model is)."""
     from zoo import hub
     from zoo.tasks import get_task
 
-    card = hub.info(args.name)
+    card = hub.info(name)
     task = get_task(card["task"])
-    if not hasattr(task, "translate_cli"):
-        raise CommandError(f"'zoo translate' runs translation models; {args.name} is a {card.get('task')} "
-                           f"model")
+    if not hasattr(task, entry_point):
+        raise CommandError(f"this command runs {runs}; {name} is a {card.get('task')} model")
+    return task, card
+
+
+def cmd_translate(args):
+    task, _ = _task_for(args.name, "translate_cli", "translation models")
     if not 1 <= args.beam <= task.MAX_BEAM_WIDTH:
         raise CommandError(f"--beam must be in 1..{task.MAX_BEAM_WIDTH}, received {args.beam}")
     texts = _read_inputs(args.texts, command="translate")  # one output line per input line
@@ -209,13 +215,7 @@ def cmd_translate(args):
 
 
 def cmd_caption(args):
-    from zoo import hub
-    from zoo.tasks import get_task
-
-    card = hub.info(args.name)
-    task = get_task(card["task"])
-    if not hasattr(task, "caption_cli"):
-        raise CommandError(f"'zoo caption' runs captioning models; {args.name} is a {card.get('task')} model")
+    task, _ = _task_for(args.name, "caption_cli", "captioning models")
     if not 1 <= args.beam <= task.MAX_BEAM_WIDTH:
         raise CommandError(f"--beam must be in 1..{task.MAX_BEAM_WIDTH}, received {args.beam}")
     if not args.images:
@@ -224,13 +224,7 @@ def cmd_caption(args):
 
 
 def cmd_forecast(args):
-    from zoo import hub
-    from zoo.tasks import get_task
-
-    card = hub.info(args.name)
-    task = get_task(card["task"])
-    if not hasattr(task, "forecast_cli"):
-        raise CommandError(f"'zoo forecast' runs forecasting models; {args.name} is a {card.get('task')} model")
+    task, _ = _task_for(args.name, "forecast_cli", "forecasting models")
     if args.horizon is not None and args.horizon < 1:
         raise CommandError(f"--horizon must be at least 1, received {args.horizon}")
     return task.forecast_cli(args.name, args.history, horizon=args.horizon, plot=args.plot)
@@ -238,13 +232,8 @@ def cmd_forecast(args):
 
 def cmd_classify(args):
     from zoo import hub
-    from zoo.tasks import get_task
 
-    card = hub.info(args.name)
-    task = get_task(card["task"])
-    if not hasattr(task, "classify_series"):
-        raise CommandError(f"'zoo classify' runs time-series classifiers; {args.name} is a "
-                           f"{card.get('task')} model")
+    task, card = _task_for(args.name, "classify_series", "time-series classifiers")
     if not args.files:
         raise CommandError("no input: pass one or more series files (CSV: rows are time steps, columns "
                            "features; or .ts, the UCR/UEA archive format)")

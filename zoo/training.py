@@ -514,6 +514,8 @@ def _fit_in(model, train_data, validation_data, *, epochs, run_dir, resuming, pu
     ]
     if tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard")))
+    stop_on_sigterm = StopAfterEpochOnSigterm()
+    callbacks.append(stop_on_sigterm)  # after every callback that checkpoints at the epoch's end
     kill = os.environ.get("ZOO_KILL_AFTER_EPOCH")  # test hook: "[run-dir name:]epoch"
     if kill:
         target, _, epoch_number = kill.rpartition(":")
@@ -521,8 +523,9 @@ def _fit_in(model, train_data, validation_data, *, epochs, run_dir, resuming, pu
             callbacks.append(_KillAfterEpoch(int(epoch_number)))
     _ready_for_multi_worker(model)
     started = time.time()
-    model.fit(train_data, validation_data=validation_data, epochs=epochs, steps_per_epoch=steps_per_epoch,
-              callbacks=callbacks, verbose=verbose, shuffle=False)  # tf.data shuffles
+    with stop_on_sigterm.listening():
+        model.fit(train_data, validation_data=validation_data, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                  callbacks=callbacks, verbose=verbose, shuffle=False)  # tf.data shuffles
     elapsed = time.time() - started
     history = read_history(history_path)
     if history:
@@ -635,6 +638,42 @@ def load_run_summary(run_dir):
     """The summary `fit` wrote at the end of its last run in `run_dir` (None if none)."""
     path = Path(run_dir) / "run.json"
     return json.loads(path.read_text()) if path.exists() else None
+
+
+class StopAfterEpochOnSigterm(keras.callbacks.Callback):
+    """A scheduler's stop (SIGTERM) ends training cleanly: the current epoch finishes, its
+    checkpoint is written, and the process exits with status 143 (128 + SIGTERM). Rerunning
+    the command resumes from that epoch, with the weights an uninterrupted run would have."""
+
+    def __init__(self):
+        super().__init__()
+        self.requested = False
+
+    @contextlib.contextmanager
+    def listening(self):
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            yield  # signal handlers can only be set from the main thread
+            return
+
+        def request(number, _frame):
+            if not self.requested:
+                print("[zoo] SIGTERM: stopping when this epoch ends (its checkpoint is written first)",
+                      flush=True)
+            self.requested = True
+
+        previous = signal.signal(signal.SIGTERM, request)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.requested:
+            print(f"[zoo] stopped after epoch {epoch + 1} on SIGTERM; rerun the same command to resume",
+                  flush=True)
+            raise SystemExit(128 + signal.SIGTERM)
 
 
 RANDOM_STATE_FILE = "random_state.json"

@@ -121,29 +121,47 @@ def _parse_value(token: str, where: str) -> float:
         raise TimeSeriesFormatError(f"{where}: {token[:40]!r} is not a number") from None
 
 
-def parse_ts(text: str, source: str = "<ts>") -> LabelledSeries:
-    """Parse a ``.ts`` file (header ``@...`` lines, then one case per line: ``dim:dim:...:label``)."""
-    header = {}
-    series, labels = [], []
+def _header_and_data(text, source):
+    """Split a `.ts`/`.tsf` text into its `@` header lines and its data lines.
+
+    Returns `(header, attributes, data)`: `header` maps lower-cased keys to
+    values, `attributes` lists the `@attribute` names in order, and `data` is a
+    list of `(where, line)` after `@data` ("where" names the file and line).
+    Comments (`#`) and blank lines are skipped.
+    """
+    header, attributes, data = {}, [], []
     in_data = False
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
         where = f"{source}, line {number}"
-        if not in_data:
-            if not line.startswith("@"):
-                raise TimeSeriesFormatError(f"{where}: expected a @ header line before @data")
-            key, _, value = line[1:].partition(" ")
-            key = key.lower()
-            if key == "data":
-                in_data = True
-            else:
-                header[key] = value.strip()
+        if in_data:
+            data.append((where, line))
             continue
+        if not line.startswith("@"):
+            raise TimeSeriesFormatError(f"{where}: expected a @ header line before @data")
+        key, _, value = line[1:].partition(" ")
+        key = key.lower()
+        if key == "attribute":
+            attributes.append(value.split()[0] if value.split() else "")
+        elif key == "data":
+            in_data = True
+        else:
+            header[key] = value.strip()
+    if not in_data:
+        raise TimeSeriesFormatError(f"{source}: no @data section")
+    return header, attributes, data
+
+
+def parse_ts(text: str, source: str = "<ts>") -> LabelledSeries:
+    """Parse a ``.ts`` file (header ``@...`` lines, then one case per line: ``dim:dim:...:label``)."""
+    header, _, data = _header_and_data(text, source)
+    series, labels = [], []
+    has_labels = header.get("classlabel", "false").split()[0].lower() == "true"
+    for where, line in data:
         if line.startswith("@") or "(" in line.split(":", 1)[0]:
             raise TimeSeriesFormatError(f"{where}: timestamped or unexpected data line")
-        has_labels = header.get("classlabel", "false").split()[0].lower() == "true"
         parts = line.split(":")
         label = parts.pop().strip() if has_labels else None
         if not parts:
@@ -154,8 +172,6 @@ def parse_ts(text: str, source: str = "<ts>") -> LabelledSeries:
             raise TimeSeriesFormatError(f"{where}: dimensions of unequal length {[len(d) for d in dims]}")
         series.append(np.asarray(dims, np.float32).T.copy())
         labels.append(label)
-    if not in_data:
-        raise TimeSeriesFormatError(f"{source}: no @data section")
     if not series:
         raise TimeSeriesFormatError(f"{source}: no cases after @data")
     widths = {s.shape[1] for s in series}
@@ -243,25 +259,9 @@ class ForecastSeries:
 
 def parse_tsf(text: str, source: str = "<tsf>"):
     """Parse a ``.tsf`` file: returns ``(series, header)``; values ``?`` become NaN."""
-    header, attributes, series = {}, [], []
-    in_data = False
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        where = f"{source}, line {number}"
-        if not in_data:
-            if not line.startswith("@"):
-                raise TimeSeriesFormatError(f"{where}: expected a @ header line before @data")
-            key, _, value = line[1:].partition(" ")
-            key = key.lower()
-            if key == "attribute":
-                attributes.append(value.split()[0])
-            elif key == "data":
-                in_data = True
-            else:
-                header[key] = value.strip()
-            continue
+    header, attributes, data = _header_and_data(text, source)
+    series = []
+    for where, line in data:
         parts = line.split(":")
         if len(parts) != len(attributes) + 1:
             raise TimeSeriesFormatError(f"{where}: expected {len(attributes) + 1} ':'-separated fields, "
