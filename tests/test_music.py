@@ -417,3 +417,15 @@ def test_shipped_model_generates_in_key(monkeypatch, tmp_path):
     path = task.demo(tmp_path, key="F# minor", length=32, seed=11)
     events = music.midi_to_events(path)
     assert music.in_key_rate(events, "F# minor") >= 0.8
+
+
+def test_an_empty_batch_of_keys_gives_empty_melodies():
+    import tensorflow as tf
+
+    generator = task.MelodyGenerator(_biased_model(np.zeros(267)))
+    out = generator.generate(tf.constant([], tf.string), tf.constant(8), tf.constant(1.0), tf.constant(0, tf.int64),
+                             tf.constant(1))
+    assert all(value.shape[0] == 0 for value in out.values()), {k: v.shape for k, v in out.items()}
+    tokens = generator.generate_from_ids(tf.zeros([0], tf.int32), tf.constant(8), tf.constant(0.0),
+                                         tf.constant(0, tf.int64), tf.constant(1))
+    assert tokens.shape[0] == 0

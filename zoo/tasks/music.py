@@ -437,15 +437,20 @@ class MelodyGenerator(tf.Module):
         ]
         with tf.control_dependencies(checks):
             batch = tf.shape(key_ids)[0]
-        key_vector, states = self._start(key_ids)
-        result = generation.decode(
-            self._step, states, tf.fill([batch], tf.constant(music.BOS, tf.int32)),
-            method="sample", max_length=num_events, end_token=music.EOS, pad_token=music.PAD,
-            context=key_vector, temperature=temperature, seed=tf.cast(seed, tf.int64),
-            forbidden_tokens=(music.PAD, music.BOS),
-            min_length=tf.minimum(tf.cast(min_events, tf.int32), num_events),
-        )
-        return result["tokens"]
+
+        def melodies():
+            key_vector, states = self._start(key_ids)
+            result = generation.decode(
+                self._step, states, tf.fill([batch], tf.constant(music.BOS, tf.int32)),
+                method="sample", max_length=num_events, end_token=music.EOS, pad_token=music.PAD,
+                context=key_vector, temperature=temperature, seed=tf.cast(seed, tf.int64),
+                forbidden_tokens=(music.PAD, music.BOS),
+                min_length=tf.minimum(tf.cast(min_events, tf.int32), num_events),
+            )
+            return result["tokens"]
+
+        # an empty batch has a defined, empty answer (the decoding loop cannot stack zero rows)
+        return tf.cond(batch > 0, melodies, lambda: tf.zeros([0, 0], tf.int32))
 
     @staticmethod
     def describe(tokens):
