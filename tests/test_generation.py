@@ -378,3 +378,89 @@ def test_checks_tensor_arguments_in_the_graph():
                           beam_width=tf.constant(0))
     with pytest.raises(tf.errors.InvalidArgumentError, match="max_length must be >= 1"):
         generation.decode(_step_fn(_table()), **_inputs(), max_length=tf.constant(0))
+
+
+# -- no repeated n-grams --------------------------------------------------------------------
+
+
+def _repeats_an_ngram(tokens, n):
+    grams = [tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
+    return len(grams) != len(set(grams))
+
+
+def _exhaustive_without_repeats(table, row, n):
+    """The best sequence (by summed log-probability) among those with no n-gram twice."""
+    best, best_score = None, -np.inf
+    for tokens in itertools.product(range(VOCAB), repeat=STEPS):
+        if END in tokens:
+            tokens = tokens[: tokens.index(END) + 1]
+        if _repeats_an_ngram(tokens, n):
+            continue
+        score = sum(lp[t] for (_, _, lp), t in zip(_walk(table, row, tokens), tokens))
+        if score > best_score:
+            best, best_score = tokens, score
+    return list(best) + [PAD] * (STEPS - len(best)), best_score
+
+
+def _greedy_without_repeats(table, row, n):
+    tokens, prefix, previous = [], 0.0, START
+    while len(tokens) < STEPS:
+        prefix = prefix * BASE + previous + 1
+        log_probs = _log_softmax(table[row, int(prefix)]).copy()
+        for token in range(VOCAB):
+            if _repeats_an_ngram(tokens + [token], n):
+                log_probs[token] = -np.inf
+        previous = int(np.argmax(log_probs))
+        tokens.append(previous)
+        if previous == END:
+            break
+    return tokens + [PAD] * (STEPS - len(tokens))
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+@pytest.mark.parametrize("seed", [0, 3])
+def test_no_repeat_ngrams_full_width_beam_equals_exhaustive_search(n, seed):
+    table = _table(seed, scale=3.0)
+    result = _decode(table, method="beam", beam_width=VOCAB ** STEPS, max_length=STEPS,
+                     end_token=END, pad_token=PAD, no_repeat_ngram_size=n)
+    for row in range(BATCH):
+        tokens, score = _exhaustive_without_repeats(table, row, n)
+        assert result["tokens"][row].tolist() == tokens
+        assert result["scores"][row] == pytest.approx(score, abs=1e-4)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_no_repeat_ngrams_in_greedy_search_match_numpy(n):
+    table = _table(4, scale=3.0)
+    result = _decode(table, method="greedy", max_length=STEPS, end_token=END, pad_token=PAD,
+                     no_repeat_ngram_size=n)
+    for row in range(BATCH):
+        assert result["tokens"][row].tolist() == _greedy_without_repeats(table, row, n)
+
+
+def test_a_looping_model_stops_repeating_itself():
+    """A step function that always prefers the token after the previous one, in a cycle of 3:
+    plain greedy search repeats the cycle; with trigram blocking no trigram comes twice."""
+    vocab = 6
+
+    def step(tokens, state, context, t):
+        preferred = (tokens + 1) % 3 + 2  # 2 → 3 → 4 → 2 ...
+        logits = tf.one_hot(preferred, vocab) * 5.0 + tf.cast(tf.range(vocab), tf.float32)[None] * 0.01
+        return logits, state, {}
+
+    inputs = dict(initial_state={"s": tf.zeros([2])}, start_tokens=tf.constant([2, 3]),
+                  context={"unused": tf.zeros([2])})
+    plain = generation.decode(step, **inputs, method="greedy", max_length=12, pad_token=0)["tokens"].numpy()
+    assert all(_repeats_an_ngram(list(row), 3) for row in plain)
+    for method, extra in (("greedy", {}), ("beam", {"beam_width": 3}),
+                          ("sample", {"temperature": 1.0, "seed": 7})):
+        blocked = generation.decode(step, **inputs, method=method, max_length=12, pad_token=0,
+                                    no_repeat_ngram_size=3, **extra)["tokens"].numpy()
+        for row in blocked:
+            assert not _repeats_an_ngram(list(row), 3), (method, row)
+
+
+@pytest.mark.parametrize("value", [-1, 1.5, "2", None])
+def test_no_repeat_ngram_size_must_be_a_whole_number(value):
+    with pytest.raises(ValueError, match="no_repeat_ngram_size"):
+        _decode(_table(), method="greedy", max_length=STEPS, no_repeat_ngram_size=value)

@@ -84,7 +84,7 @@ MIN_TEMPERATURE = 1e-6
 
 def decode(step_fn, initial_state, start_tokens, *, method="greedy", max_length, end_token=None,
            pad_token=0, context=None, temperature=1.0, top_k=0, seed=0, beam_width=1,
-           length_penalty=0.0, forbidden_tokens=(), min_length=0):
+           length_penalty=0.0, forbidden_tokens=(), min_length=0, no_repeat_ngram_size=0):
     """Decode sequences from a step function by greedy search, sampling or beam search.
 
     Args:
@@ -113,6 +113,10 @@ def decode(step_fn, initial_state, start_tokens, *, method="greedy", max_length,
             ``((5 + length) / 6) ** alpha`` (0 = summed log-probabilities).
         forbidden_tokens: Token ids that are never produced.
         min_length: `end_token` is not produced while ``t < min_length``.
+        no_repeat_ngram_size: A Python int ``n``; when > 0, no row (no
+            hypothesis, in beam search) produces the same n-gram of tokens
+            twice: a token that would complete an n-gram already in the row is
+            forbidden at that step (``n = 1``: no token twice). 0 = off.
 
     Returns:
         A dict:
@@ -139,11 +143,14 @@ def decode(step_fn, initial_state, start_tokens, *, method="greedy", max_length,
     """
     _check_arguments(step_fn, method, max_length, end_token, pad_token, temperature, top_k, seed,
                      beam_width, length_penalty, forbidden_tokens, min_length)
+    if not _is_int(no_repeat_ngram_size) or no_repeat_ngram_size < 0:
+        raise ValueError(f"no_repeat_ngram_size must be a whole number >= 0 (0 = off), "
+                         f"received {no_repeat_ngram_size!r}")
     run = functools.partial(
         _decode_in_graph, step_fn, method=method,
         end_token=None if end_token is None else int(end_token), pad_token=int(pad_token),
         forbidden_tokens=tuple(int(token) for token in forbidden_tokens),
-        length_penalty=length_penalty,
+        length_penalty=length_penalty, no_repeat_ngram_size=int(no_repeat_ngram_size),
     )
     tensors = dict(initial_state=initial_state, start_tokens=start_tokens, context=context,
                    max_length=max_length, temperature=temperature, top_k=top_k, seed=seed,
@@ -249,7 +256,7 @@ def _probe_step(step_fn, tokens, state, context):
 
 def _decode_in_graph(step_fn, *, initial_state, start_tokens, context, max_length, temperature,
                      top_k, seed, beam_width, min_length, method, end_token, pad_token,
-                     forbidden_tokens, length_penalty):
+                     forbidden_tokens, length_penalty, no_repeat_ngram_size=0):
     start_tokens = tf.cast(tf.convert_to_tensor(start_tokens), tf.int32)
     initial_state = tf.nest.map_structure(tf.convert_to_tensor, initial_state)
     context = tf.nest.map_structure(tf.convert_to_tensor, context)
@@ -335,13 +342,36 @@ def _decode_in_graph(step_fn, *, initial_state, start_tokens, context, max_lengt
         return tf.cond(temperature > 0.0, sampled, lambda: choose_greedy(logits, bias))
 
     pad_only = tf.where(tf.range(vocab) == pad_token, 0.0, -np.inf)  # a finished row's step
+    n = no_repeat_ngram_size
+
+    def repeat_bias(history, t):
+        """[rows, vocab]: FORBIDDEN_LOGIT_BIAS for each token that would complete an n-gram the
+        row has produced before (its last n - 1 tokens followed, earlier, by that token)."""
+        starts = tf.maximum(t - n + 1, 0)  # earlier n-grams start at 0 .. t - n
+        match = tf.ones([rows, starts], tf.bool)
+        for k in range(n - 1):
+            latest = tf.gather(history, tf.maximum(t - n + 1 + k, 0), axis=1)
+            match &= tf.equal(history[:, k:k + starts], latest[:, None])
+        banned = history[:, n - 1:n - 1 + starts]
+        row_ids = tf.broadcast_to(tf.range(rows)[:, None], tf.shape(banned))
+        indices = tf.reshape(tf.stack([row_ids, tf.maximum(banned, 0)], axis=-1), [-1, 2])
+        updates = tf.reshape(tf.where(match, FORBIDDEN_LOGIT_BIAS, 0.0), [-1])
+        return tf.tensor_scatter_nd_min(tf.zeros([rows, vocab], tf.float32), indices, updates)
+
+    def remember(history, chosen, t):
+        if n == 0:
+            return history
+        where = tf.stack([tf.range(rows), tf.fill([rows], t)], axis=1)
+        return tf.tensor_scatter_nd_update(history, where, chosen)
 
     def body(t, tokens, state, finished, log_prob_sums, ranking_sums, scored_lengths,
-             token_steps, parent_steps, extras_steps):
+             token_steps, parent_steps, extras_steps, history):
         logits, new_state, extras = step_fn(tokens, state, context, t)
         logits = tf.cast(logits, tf.float32)
         log_probs = tf.nn.log_softmax(logits, axis=-1)
         bias = logit_bias(t)
+        if n > 0:
+            bias = bias + repeat_bias(history, t)
         extras = {name: tf.where(tf.reshape(finished, [-1] + [1] * (value.shape.rank - 1)),
                                  tf.zeros_like(value), value)
                   for name, value in extras.items()}
@@ -366,6 +396,8 @@ def _decode_in_graph(step_fn, *, initial_state, start_tokens, context, max_lengt
             new_state = tf.nest.map_structure(lambda s: tf.gather(s, parents), new_state)
             extras = {name: tf.gather(value, parents) for name, value in extras.items()}
             parent_steps = parent_steps.write(t, parents)
+            if n > 0:
+                history = tf.gather(history, parents)
         else:
             if method == "greedy":
                 chosen = choose_greedy(logits, bias)
@@ -379,8 +411,9 @@ def _decode_in_graph(step_fn, *, initial_state, start_tokens, context, max_lengt
             finished = finished | (chosen == end_token)
         token_steps = token_steps.write(t, chosen)
         extras_steps = {name: extras_steps[name].write(t, value) for name, value in extras.items()}
+        history = remember(history, chosen, t)
         return (t + 1, chosen, new_state, finished, log_prob_sums, ranking_sums, scored_lengths,
-                token_steps, parent_steps, extras_steps)
+                token_steps, parent_steps, extras_steps, history)
 
     def keep_going(t, tokens, state, finished, *_):
         return (t < max_length) & ~tf.reduce_all(finished)
@@ -402,13 +435,15 @@ def _decode_in_graph(step_fn, *, initial_state, start_tokens, context, max_lengt
         steps_array(tf.int32, tf.TensorShape([None])),
         {name: steps_array(value.dtype, _relaxed_spec(value).shape)
          for name, value in probe_extras.items()},
+        # the tokens each row has produced (for no_repeat_ngram_size; empty when it is off)
+        tf.fill([rows, max_length if n > 0 else 0], tf.constant(-1, tf.int32)),
     )
     invariants = tf.nest.map_structure(
         lambda x: _relaxed_spec(x).shape if isinstance(x, tf.Tensor) else tf.TensorShape(None),
         loop_vars)
     invariants = (tf.TensorShape([]),) + tuple(invariants[1:])
     (steps, _, _, finished, log_prob_sums, ranking_sums, scored_lengths, token_steps,
-     parent_steps, extras_steps) = tf.while_loop(
+     parent_steps, extras_steps, _) = tf.while_loop(
         keep_going, body, loop_vars, shape_invariants=invariants, maximum_iterations=max_length)
 
     if beam:
