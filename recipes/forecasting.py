@@ -185,7 +185,7 @@ def main(argv=None):
                          f" → Dense({problem['horizon']}×3 quantiles, ordered) → unscaling; "
                          f"mean of {args.members} networks"),
         "parameters": int(model.count_params()),
-        "inputs": f"history, float32 [batch, time, {problem['features']}] (NaN = missing); "
+        "inputs": f"history, float32 [batch, time, {problem['features']}] (a not-a-number value marks a missing one); "
                   f"the last {problem['context']} steps are used",
         "outputs": f"forecast (median), lower (0.1), upper (0.9): [batch, {problem['horizon']}]",
         "dataset": {"name": args.data, "description": problem["description"],

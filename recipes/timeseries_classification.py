@@ -427,7 +427,7 @@ def main(argv=None):
                         f"{len(data['class_names'])} classes of the UCR/UEA set {data['name']} out."),
         "architecture": architecture,
         "parameters": int(model.count_params()),
-        "inputs": "series float32 [batch, time, features] (zero-padded; NaN = missing) and lengths int32 "
+        "inputs": "series float32 [batch, time, features] (zero-padded; a not-a-number value marks a missing one) and lengths int32 "
                   "[batch]; scaling and masking happen inside the model",
         "outputs": "probabilities [batch, classes] (serving also returns class_ids and class_names)",
         "dataset": data,
