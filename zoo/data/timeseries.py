@@ -47,10 +47,10 @@ LICENSES = {
     "ucr": "UCR/UEA time series classification archive (Dau et al. 2019; Bagnall et al. 2018), "
            "as shipped in the aeon 1.6.0 wheel (aeon: BSD-3-Clause); cite the archive and each "
            "set's donors.",
-    "m1": "M1 competition yearly series (Makridakis et al. 1982), as prepared by the Monash "
-          "forecasting repository (Godahewa et al. 2021, CC BY 4.0) and shipped in the aeon 1.6.0 wheel.",
-    "seattle-weather": "Seattle daily weather 2012-2015 (NOAA), as shipped in vega_datasets 0.9.0 "
-                       "(BSD-3-Clause package).",
+    "m1": "M1 competition data (Makridakis et al. 1982), Monash forecasting repository "
+          "preparation (CC BY 4.0), shipped in the aeon 1.6.0 wheel (BSD-3-Clause).",
+    "seattle-weather": "NOAA daily observations for Seattle (public domain), shipped in "
+                       "vega_datasets 0.9.0 (BSD-3-Clause).",
 }
 
 

@@ -34,6 +34,8 @@ import math
 
 import numpy as np
 
+from zoo.data.timeseries import LICENSES as DATA_LICENSES
+
 TASK = "forecasting"
 IO_TYPE = "many-to-many (history → multi-horizon forecast)"
 QUANTILES = (0.1, 0.5, 0.9)
@@ -772,12 +774,10 @@ SCALING_TEXT = {
 SOURCES = {
     "m1": {"package": "aeon==1.6.0 (wheel, sha256 d0522708…)",
            "file": "aeon/datasets/data/m1_yearly_dataset/m1_yearly_dataset.tsf",
-           "license": "M1 competition data (Makridakis et al. 1982), Monash forecasting repository "
-                      "preparation (CC BY 4.0), shipped in the aeon 1.6.0 wheel (BSD-3-Clause)."},
+           "license": DATA_LICENSES["m1"]},
     "seattle-weather": {"package": "vega_datasets==0.9.0 (wheel, sha256 3d7c6391…)",
                         "file": "vega_datasets/_data/seattle-weather.csv",
-                        "license": "NOAA daily observations for Seattle (public domain), shipped in "
-                                   "vega_datasets 0.9.0 (BSD-3-Clause)."},
+                        "license": DATA_LICENSES["seattle-weather"]},
 }
 
 
@@ -960,25 +960,20 @@ def serving_examples_for_card(card):
 
 def forecast_cli(name, path, horizon=None, plot=None):
     """`zoo forecast NAME history.csv`: one line per step ahead (step, median, lower, upper)."""
+    from pathlib import Path
+
     from zoo import hub
 
     serving = hub.load_serving(name)
     settings = serving_settings(serving)
-    calendar = bool(hub.info(name).get("dataset", {}).get("calendar"))
-    history = read_history_csv(path, features=settings["features"], calendar=calendar)
+    dataset = hub.info(name).get("dataset", {})
+    history = read_history_csv(path, features=settings["features"], calendar=bool(dataset.get("calendar")))
     result = forecast(serving, [history], horizon=horizon)
     result = {k: v[0] for k, v in result.items()}
     print("step\tforecast\tlower_0.1\tupper_0.9")
     for step in range(len(result["median"])):
         print(f"+{step + 1}\t{result['median'][step]:.6g}\t{result['lower'][step]:.6g}\t{result['upper'][step]:.6g}")
     if plot:
-        target = 0 if settings["scaling"] == "log-level" else hub.info(name).get("dataset", {}).get("target_index", 0)
-        plot_forecast(history[:, target], result, plot, title=f"{name}: {os_basename(path)}")
+        plot_forecast(history[:, dataset.get("target_index", 0)], result, plot, title=f"{name}: {Path(path).name}")
         print(f"plot written to {plot}")
     return 0
-
-
-def os_basename(path):
-    import os
-
-    return os.path.basename(str(path))

@@ -75,7 +75,7 @@ _PUNCTUATION = r"([^\pL\pN\s'’\-])"
 # --------------------------------------------------------------------------
 
 
-def without_nul(texts):
+def tokenizable_text(texts):
     """Texts made safe for the tokenizer's two paths: NUL bytes as spaces (`tf.strings.lower`
     stops at a NUL, so the lower-cased tokens would be fewer than the original ones and every
     signature of the batch would fail) and bytes that are not UTF-8 as U+FFFD (as `lower`
@@ -92,7 +92,7 @@ def split_tokens(texts, max_tokens=MAX_SOURCE_TOKENS):
     every other non-space character is a token of its own. Only the first
     `max_tokens` tokens of a text are kept (None: all).
     """
-    texts = without_nul(tf.convert_to_tensor(texts, tf.string))
+    texts = tokenizable_text(tf.convert_to_tensor(texts, tf.string))
     spaced = tf.strings.regex_replace(texts, _PUNCTUATION, r" \1 ")
     tokens = tf.strings.split(spaced)
     if max_tokens is not None:
@@ -146,7 +146,7 @@ class SourceTokenizer(keras.layers.Layer):
 
     def call(self, texts):
         texts = tf.reshape(tf.convert_to_tensor(texts, tf.string), [-1])
-        tokens = split_tokens(tf.strings.lower(without_nul(texts), encoding="utf-8"), self.max_tokens)
+        tokens = split_tokens(tf.strings.lower(tokenizable_text(texts), encoding="utf-8"), self.max_tokens)
         dense = tokens.to_tensor(default_value=PAD_TOKEN)
         width = tf.maximum(tf.shape(dense)[1], 1)
         return tf.pad(dense, [[0, 0], [0, width - tf.shape(dense)[1]]], constant_values=PAD_TOKEN)
@@ -586,7 +586,7 @@ def _check_request(texts, beam_width, max_length):
     for i, text in enumerate(texts):
         if not isinstance(text, str):
             raise ValueError(f"text {i} must be a string, received {text!r} ({type(text).__name__})")
-    # SavedModels exported before the in-graph NUL fix (`without_nul`) need it done here
+    # SavedModels exported before the in-graph NUL fix (`tokenizable_text`) need it done here
     texts = [text.replace("\x00", " ") for text in texts]
     beam_width = check_whole_number("beam_width", beam_width, 1, MAX_BEAM_WIDTH)
     if max_length is not None:
