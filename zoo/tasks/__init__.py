@@ -15,6 +15,7 @@ TASK_MODULES = {
     "captioning": "zoo.tasks.captioning",
     "forecasting": "zoo.tasks.forecasting",
     "timeseries-classification": "zoo.tasks.timeseries_classification",
+    "tagging": "zoo.tasks.tagging",
 }
 
 

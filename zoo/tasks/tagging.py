@@ -1,0 +1,535 @@
+"""Sequence labelling, the synchronised many-to-many: one tag per word (part-of-speech tagging).
+
+The model (`build_model`) takes words as strings and does everything else
+itself, so the exported model needs no preprocessing code:
+
+    words string [batch, time] ("" pads)
+      ├─ lower-case → StringLookup (training words seen ≥ min_count times; others → OOV)
+      │    → word dropout (training only: a known word becomes OOV with probability p)
+      │    → Embedding(mask_zero)
+      └─ characters (the first 4 and last 12 of a longer word) → StringLookup
+           → CharacterEncoder: Embedding → Bidirectional(zoo GRU) per word (final states)
+    concat → Dropout → Bidirectional(zoo LSTM, return_sequences) → Dropout
+      → one Dense softmax per tag set ({"universal": ..., "brown": ...} or {"upos": ...})
+
+The character encoder reads each word's spelling, so a word never seen in
+training (a name, a rare inflection) is tagged from its suffix, its
+capitalisation and its context. Padding words are taken out before the
+character encoder runs and put back as zeros.
+
+Free text is split into words by `tokenize` (inside the serving graph too):
+control characters become spaces; a word is a run of letters, digits and
+underscores, joined across inner hyphens and apostrophes (``well-known``,
+``Atlanta's``, ``1,119`` and ``7.5`` stay whole); ``...``, ``--``, ``````
+and ``''`` are single tokens; every other non-space character is a token of
+its own.
+"""
+
+from __future__ import annotations
+
+import collections
+import sys
+
+import numpy as np
+
+import keras
+
+TASK = "tagging"
+IO_TYPE = "many-to-many (synchronised: one tag per word)"
+
+#: Characters of a word the character encoder reads: all of a short word, else the first
+#: PREFIX_CHARS and the last MAX_CHARS - PREFIX_CHARS.
+MAX_CHARS = 16
+PREFIX_CHARS = 4
+#: Words per text that `tag_texts` tags in one piece; a longer text is tagged in windows of this size.
+MAX_WORDS = 400
+#: Texts per call of the serving signature from the Python helpers and the CLI.
+BATCH_SIZE = 64
+#: Published UPOS accuracy (%) of UDPipe 2 on the official UD splits of the Portuguese sets
+#: (the UD 2.x model documentation); our splits of Porttinari are not the official ones.
+PUBLISHED = {"UDPipe 2": {"test": 99.2, "petrogold": 99.1, "dantestocks": 97.7}}
+
+_WORD = r"[\pL\pN_]+(?:[-'’.,][\pL\pN_]+)*"
+TOKEN_PATTERN = r"(\.\.\.|--|``|''|" + _WORD + r"|[^\pL\pN_\s])"
+CONTROL_CHARACTERS = r"[\p{Cc}\p{Cf}\x{2028}\x{2029}]"
+
+
+def _tf():
+    import tensorflow as tf
+
+    return tf
+
+
+def tokenize_tensor(texts):
+    """RaggedTensor of tokens [batch, (words)] of a string tensor [batch] (the rule in the module notes)."""
+    tf = _tf()
+    texts = tf.strings.unicode_transcode(texts, "UTF-8", "UTF-8", errors="replace")
+    texts = tf.strings.regex_replace(texts, CONTROL_CHARACTERS, " ")
+    spaced = tf.strings.regex_replace(texts, TOKEN_PATTERN, r" \1 ")
+    return tf.strings.split(spaced)
+
+
+def tokenize(texts):
+    """Token lists of Python strings (the same rule as the serving graph)."""
+    tf = _tf()
+    texts = [str(t) for t in texts]
+    if not texts:
+        return []
+    tokens = tokenize_tensor(tf.constant(texts, tf.string))
+    return [[w.decode("utf-8") for w in row] for row in tokens.to_list()]
+
+
+# ---------------------------------------------------------------------------
+# Layers
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class LowerCase(keras.layers.Layer):
+    """Unicode lower-casing of a string tensor (keeps the shape)."""
+
+    def call(self, words):
+        return _tf().strings.lower(words, encoding="utf-8")
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class PresentWords(keras.layers.Layer):
+    """The padding mask of a words tensor: True where the word is not ""."""
+
+    def call(self, words):
+        return _tf().not_equal(words, "")
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class WordCharacters(keras.layers.Layer):
+    """The characters of each word, [batch, time] → [batch, time, max_chars] strings ("" pads).
+
+    A word longer than `max_chars` keeps its first `prefix` and last
+    `max_chars - prefix` characters (the suffix carries most of a word's tag).
+    """
+
+    def __init__(self, max_chars=MAX_CHARS, prefix=PREFIX_CHARS, **kwargs):
+        super().__init__(**kwargs)
+        if not 0 <= prefix < max_chars:
+            raise ValueError(f"prefix must be in [0, max_chars), received {prefix} and {max_chars}")
+        self.max_chars, self.prefix = int(max_chars), int(prefix)
+
+    def call(self, words):
+        tf = _tf()
+        words = tf.strings.unicode_transcode(words, "UTF-8", "UTF-8", errors="replace")
+        length = tf.strings.length(words, unit="UTF8_CHAR")
+        suffix = self.max_chars - self.prefix
+        start = tf.maximum(length - suffix, 0)
+        clipped = tf.strings.join([tf.strings.substr(words, 0, self.prefix, unit="UTF8_CHAR"),
+                                   tf.strings.substr(words, start, tf.fill(tf.shape(words), suffix), unit="UTF8_CHAR")])
+        words = tf.where(length > self.max_chars, clipped, words)
+        chars = tf.strings.unicode_split(words, "UTF-8")
+        shape = tf.shape(words)
+        return chars.to_tensor(default_value="", shape=[shape[0], shape[1], self.max_chars])
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape) + (self.max_chars,)
+
+    def get_config(self):
+        return {**super().get_config(), "max_chars": self.max_chars, "prefix": self.prefix}
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class WordDropout(keras.layers.Layer):
+    """Training only: each known word id (> 1) becomes the OOV id 1 with probability `rate`,
+    so the model learns to tag from spelling and context the words it will not know."""
+
+    def __init__(self, rate=0.0, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.rate = float(rate)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, ids, training=False):
+        if not training or self.rate <= 0:
+            return ids
+        drop = keras.random.uniform(keras.ops.shape(ids), seed=self.seed_generator) < self.rate
+        return keras.ops.where(keras.ops.logical_and(drop, ids > 1), keras.ops.ones_like(ids), ids)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class CharacterEncoder(keras.layers.Layer):
+    """Character ids [batch, time, chars] (0 pads) → one vector per word [batch, time, 2 * units]:
+    the final states of a bidirectional zoo recurrent layer over the word's characters."""
+
+    def __init__(self, vocabulary_size, embedding_dim=32, units=32, cell="gru", **kwargs):
+        super().__init__(**kwargs)
+        from zoo import layers
+
+        self.vocabulary_size, self.embedding_dim = int(vocabulary_size), int(embedding_dim)
+        self.units, self.cell = int(units), cell
+        self.embedding = keras.layers.Embedding(self.vocabulary_size, self.embedding_dim, name="embedding")
+        self.reader = keras.layers.Bidirectional(layers.sequence_layer_class(cell)(self.units), name="reader")
+
+    def build(self, input_shape):
+        self.embedding.build((None, input_shape[-1]))
+        self.reader.build((None, input_shape[-1], self.embedding_dim))
+        self.built = True
+
+    def call(self, char_ids, training=False):
+        tf = _tf()
+        shape = tf.shape(char_ids)
+        flat = tf.reshape(char_ids, [-1, shape[2]])
+        present = tf.where(tf.reduce_any(flat > 0, axis=1))[:, 0]  # padding words are skipped
+        words = tf.gather(flat, present)
+        encoded = self.reader(self.embedding(words), mask=words > 0, training=training)
+        out = tf.scatter_nd(present[:, None], encoded, [tf.shape(flat)[0], 2 * self.units])
+        return tf.reshape(out, [shape[0], shape[1], 2 * self.units])
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:2]) + (2 * self.units,)
+
+    def get_config(self):
+        return {**super().get_config(), "vocabulary_size": self.vocabulary_size,
+                "embedding_dim": self.embedding_dim, "units": self.units, "cell": self.cell}
+
+
+# ---------------------------------------------------------------------------
+# Vocabularies and the model
+
+
+def word_vocabulary(sentences, min_count=2):
+    """Lower-cased training words seen at least `min_count` times, most frequent first."""
+    counts = collections.Counter(w.lower() for words in sentences for w in words)
+    return [w for w, n in sorted(counts.items(), key=lambda item: (-item[1], item[0])) if n >= min_count and w]
+
+
+def character_vocabulary(sentences, min_count=2):
+    counts = collections.Counter(c for words in sentences for w in words for c in w)
+    return [c for c, n in sorted(counts.items(), key=lambda item: (-item[1], item[0])) if n >= min_count]
+
+
+def tag_vocabularies(split):
+    """Each tag set's tags in the training split, sorted."""
+    return {name: sorted({t for tags in split.tags[name] for t in tags}) for name in split.label_sets}
+
+
+def build_model(train_words, tag_sets, cell="lstm", char_cell="gru", units=128, layers=1, char_units=32,
+                word_dim=100, char_dim=32, min_count=2, dropout=0.33, word_dropout=0.05, seed=None,
+                characters=True):
+    """The tagger, with word and character vocabularies from `train_words` (token lists).
+
+    `tag_sets` maps each output name to its tags: {"universal": [...], "brown": [...]}.
+    """
+    from zoo import layers as zoo_layers
+
+    if not tag_sets:
+        raise ValueError("tag_sets must name at least one tag set")
+    words = keras.Input(shape=(None,), dtype="string", name="words")
+    vocabulary = word_vocabulary(train_words, min_count)
+    word_ids = keras.layers.StringLookup(vocabulary=vocabulary, mask_token="", num_oov_indices=1,
+                                         name="word_ids")(LowerCase(name="lower_case")(words))
+    word_ids = WordDropout(word_dropout, seed=seed, name="word_dropout")(word_ids)
+    features = [keras.layers.Embedding(len(vocabulary) + 2, word_dim, mask_zero=True,
+                                       name="word_embedding")(word_ids)]
+    if characters:
+        chars = character_vocabulary(train_words, min_count)
+        char_ids = keras.layers.StringLookup(vocabulary=chars, mask_token="", num_oov_indices=1,
+                                             name="char_ids")(WordCharacters(name="characters")(words))
+        features.append(CharacterEncoder(len(chars) + 2, char_dim, char_units, char_cell,
+                                         name="character_encoder")(char_ids))
+    x = keras.layers.Concatenate(name="word_features")(features) if len(features) > 1 else features[0]
+    x = keras.layers.Dropout(dropout, name="feature_dropout")(x)
+    # The padding mask is passed explicitly: Keras's Concatenate ORs the masks of its inputs, and the
+    # character features carry none, so an implicit mask would let padding into the reader.
+    present = PresentWords(name="present_words")(words)
+    for i in range(layers):
+        x = keras.layers.Bidirectional(
+            zoo_layers.sequence_layer_class(cell)(units, return_sequences=True),
+            name=f"sentence_bi{cell}" + (f"_{i + 1}" if layers > 1 else ""))(x, mask=present)
+        x = keras.layers.Dropout(dropout, name=f"sentence_dropout{'_' + str(i + 1) if layers > 1 else ''}")(x)
+    outputs = {name: keras.layers.Dense(len(tags), activation="softmax", name=name)(x)
+               for name, tags in tag_sets.items()}
+    model = keras.Model(words, outputs, name=f"tagger_bi{cell}")
+    model.tag_sets = {name: list(tags) for name, tags in tag_sets.items()}
+    return model
+
+
+def compile_model(model, learning_rate=2e-3, clipnorm=5.0):
+    names = list(model.output.keys()) if isinstance(model.output, dict) else list(model.output_names)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate, clipnorm=clipnorm),
+                  loss={n: "sparse_categorical_crossentropy" for n in names},
+                  weighted_metrics={n: ["sparse_categorical_accuracy"] for n in names})
+
+
+def describe_architecture(model, cell, char_cell, units, layers, char_units, word_dim, char_dim, dropout,
+                          word_dropout, characters=True):
+    heads = ", ".join(f"{n} ({len(t)} tags)" for n, t in model.tag_sets.items())
+    words = model.get_layer("word_ids").vocabulary_size()
+    text = (f"words → lower-case → {words:,} word ids → Embedding({word_dim}, word dropout {word_dropout})")
+    if characters:
+        chars = model.get_layer("char_ids").vocabulary_size()
+        text += (f" ⊕ characters ({chars} ids; first {PREFIX_CHARS} + last {MAX_CHARS - PREFIX_CHARS} of a "
+                 f"longer word) → Embedding({char_dim}) → Bidirectional(zoo {char_cell.upper()}({char_units})) "
+                 "final states")
+    text += (f" → Dropout({dropout}) → {layers} × Bidirectional(zoo {cell.upper()}({units}), per word)"
+             f" → Dropout({dropout}) → softmax per tag set: {heads}")
+    return text
+
+
+# ---------------------------------------------------------------------------
+# Data pipeline
+
+
+def _tag_ids(split, tag_sets):
+    ids = {}
+    for name, tags in tag_sets.items():
+        index = {t: i for i, t in enumerate(tags)}
+        # a tag never seen in training cannot be predicted: it is trained on as nothing (weight 0)
+        ids[name] = [[index.get(t, -1) for t in sentence] for sentence in split.tags[name]]
+    return ids
+
+
+def length_batches(lengths, batch_size, seed=None):
+    """Sentence indices cut into batches of similar length (sorted by length; ties by a seeded draw)."""
+    lengths = np.asarray(lengths)
+    rng = np.random.default_rng(seed)
+    order = np.lexsort((rng.permutation(len(lengths)), lengths))
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def as_dataset(split, tag_sets, batch_size=32, shuffle=False, seed=None):
+    """(words [b, t], {set: tag ids [b, t]}, {set: weights [b, t]}) batches of similar-length sentences;
+    `shuffle` reorders the batches every epoch (seeded)."""
+    tf = _tf()
+    lengths = [len(w) for w in split.words]
+    flat_words = np.array([w for words in split.words for w in words] or [""], dtype=object)[:sum(lengths)]
+    words = tf.RaggedTensor.from_row_lengths(tf.constant(flat_words, tf.string), lengths)
+    tag_ids = {name: tf.RaggedTensor.from_row_lengths(
+        tf.constant(np.array([t for s in ids for t in s], np.int32)), lengths)
+        for name, ids in _tag_ids(split, tag_sets).items()}
+    batches = length_batches(lengths, batch_size, seed)
+    batch_rows = tf.ragged.constant([b.tolist() for b in batches], dtype=tf.int64)
+
+    def make_batch(i):
+        rows = batch_rows[i]
+        batch_words = tf.gather(words, rows).to_tensor("")
+        targets, weights = {}, {}
+        for name, ragged in tag_ids.items():
+            ids = tf.gather(ragged, rows).to_tensor(-1)
+            weights[name] = tf.cast(ids >= 0, tf.float32)
+            targets[name] = tf.maximum(ids, 0)
+        return batch_words, targets, weights
+
+    data = tf.data.Dataset.range(len(batches))
+    if shuffle:
+        data = data.shuffle(len(batches), seed=seed, reshuffle_each_iteration=True)
+    return data.map(make_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(2)
+
+
+# ---------------------------------------------------------------------------
+# Prediction and evaluation
+
+
+def _predictor(model):
+    tf = _tf()
+    function = getattr(model, "_zoo_tag_function", None)
+    if function is None:
+        @tf.function(input_signature=[tf.TensorSpec([None, None], tf.string)], reduce_retracing=True)
+        def function(words):
+            return model(words, training=False)
+        model._zoo_tag_function = function
+    return function
+
+
+def predict(model, sentences, batch_size=BATCH_SIZE):
+    """Per sentence (token lists): {tag set: (tags, probabilities of the chosen tags)}."""
+    tf = _tf()
+    tag_sets = model.tag_sets
+    function = _predictor(model)
+    results = [None] * len(sentences)
+    for batch in length_batches([len(s) for s in sentences], batch_size):
+        rows = [list(sentences[i]) for i in batch]
+        longest = max((len(r) for r in rows), default=0)
+        if longest == 0:
+            for i in batch:
+                results[i] = {name: ([], []) for name in tag_sets}
+            continue
+        padded = np.array([r + [""] * (longest - len(r)) for r in rows], dtype=object)
+        out = function(tf.constant(padded, tf.string))
+        for name, tags in tag_sets.items():
+            probabilities = np.asarray(out[name])
+            best = probabilities.argmax(-1)
+            for j, i in enumerate(batch):
+                n = len(rows[j])
+                if results[i] is None:
+                    results[i] = {}
+                results[i][name] = ([tags[k] for k in best[j, :n]],
+                                    [float(p) for p in probabilities[j, np.arange(n), best[j, :n]]])
+    return results
+
+
+def evaluate(model, splits, train_words):
+    """Scores of every tag set on every split (see `tagging_baselines.score`)."""
+    from zoo.tasks.tagging_baselines import score
+
+    results = {}
+    for split_name, split in splits.items():
+        predictions = predict(model, split.words)
+        results[split_name] = {name: score([p[name][0] for p in predictions], split, name, train_words)
+                               for name in model.tag_sets}
+    return results
+
+
+# ---------------------------------------------------------------------------
+# Serving
+
+
+def write_serving(model, path):
+    """SavedModel with two signatures:
+
+    * ``serving_default``: ``texts`` string [batch] → ``tokens`` string [batch, words] ("" pads),
+      ``lengths`` int32 [batch], and per tag set ``<set>_tags`` string [batch, words] and
+      ``<set>_probabilities`` float32 [batch, words, tags] (the tag names: ``<set>_tag_names``).
+    * ``tag``: pre-tokenised ``tokens`` string [batch, words] ("" pads) → the same, without tokenising.
+    """
+    tf = _tf()
+    tag_sets = {name: tf.constant(tags) for name, tags in model.tag_sets.items()}
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+
+    def tag_tokens(tokens):
+        lengths = tf.reduce_sum(tf.cast(tokens != "", tf.int32), axis=1)
+        empty = tf.logical_or(tf.shape(tokens)[0] == 0, tf.shape(tokens)[1] == 0)
+        out = {"tokens": tokens, "lengths": lengths}
+        probabilities = tf.cond(
+            empty,
+            lambda: {n: tf.zeros([tf.shape(tokens)[0], tf.shape(tokens)[1], tf.shape(t)[0]], tf.float32)
+                     for n, t in tag_sets.items()},
+            lambda: {n: tf.cast(p, tf.float32) for n, p in model(tokens, training=False).items()})
+        for name, names in tag_sets.items():
+            p = probabilities[name]
+            tags = tf.gather(names, tf.argmax(p, axis=-1, output_type=tf.int32))
+            out[f"{name}_tags"] = tf.where(tokens != "", tags, "")
+            out[f"{name}_probabilities"] = p
+            out[f"{name}_tag_names"] = names
+        return out
+
+    def serve(texts):
+        return tag_tokens(tokenize_tensor(texts).to_tensor(""))
+
+    archive.add_endpoint(name="serving_default", fn=serve,
+                         input_signature=[tf.TensorSpec(shape=(None,), dtype=tf.string, name="texts")])
+    archive.add_endpoint(name="tag", fn=tag_tokens,
+                         input_signature=[tf.TensorSpec(shape=(None, None), dtype=tf.string, name="tokens")])
+    archive.write_out(str(path), verbose=False)
+
+
+def serving_examples():
+    return {"serving_default": {"texts": ["The old man the boats.", "Ela mora em São Paulo."]},
+            "tag": {"tokens": [["The", "old", "man", "the", "boats", "."], ["Time", "flies", "", "", "", ""]]}}
+
+
+def tag_texts(model, texts, pretokenized=False, batch_size=BATCH_SIZE):
+    """Tag free texts (or token lists with `pretokenized`): one list of (token, {set: (tag, p)}) per text.
+
+    Empty texts give empty lists. A text of more than `MAX_WORDS` words is tagged in consecutive
+    windows of `MAX_WORDS` (each window sees only its own words)."""
+    token_lists = [list(t) for t in texts] if pretokenized else tokenize(texts)
+    for tokens in token_lists:
+        for token in tokens:
+            if not isinstance(token, str) or not token.strip():
+                raise ValueError(f"a pre-tokenised token must be a non-blank string, received {token!r}")
+    pieces, owners = [], []
+    for i, tokens in enumerate(token_lists):
+        for start in range(0, max(len(tokens), 1), MAX_WORDS):
+            pieces.append(tokens[start:start + MAX_WORDS])
+            owners.append(i)
+    predictions = predict(model, pieces, batch_size)
+    results = [[] for _ in token_lists]
+    for owner, piece, prediction in zip(owners, pieces, predictions):
+        for k, token in enumerate(piece):
+            results[owner].append((token, {n: (prediction[n][0][k], prediction[n][1][k]) for n in prediction}))
+    return results
+
+
+def format_tagged(tagged, tag_set, output_format="slash"):
+    """One text's tags as `token/TAG token/TAG` or CoNLL-U lines (ID, FORM, UPOS/XPOS by tag set)."""
+    if output_format == "slash":
+        return " ".join(f"{token}/{tags[tag_set][0]}" for token, tags in tagged)
+    if output_format == "conllu":
+        lines = []
+        for i, (token, tags) in enumerate(tagged, 1):
+            upos = tags[tag_set][0] if tag_set in ("upos",) else "_"
+            xpos = "_" if tag_set == "upos" else tags[tag_set][0]
+            lines.append(f"{i}\t{token}\t_\t{upos}\t{xpos}\t_\t_\t_\t_\t_")
+        return "\n".join(lines) + "\n"
+    raise ValueError(f"output format must be 'slash' or 'conllu', received {output_format!r}")
+
+
+# ---------------------------------------------------------------------------
+# zoo verify
+
+
+def load_splits(dataset_card):
+    """The splits a card's `dataset` entry describes (the same loader, seed and held-out genres)."""
+    from zoo.data import tagging
+
+    if dataset_card["name"] == "brown":
+        splits = tagging.load_brown(seed=dataset_card["seed"],
+                                    heldout_genres=dataset_card.get("heldout_genres", ()))
+    else:
+        splits = tagging.load_portuguese(seed=dataset_card["seed"])
+    limit = dataset_card.get("max_sentences_per_split")
+    if limit:
+        splits = {k: v.head(limit) for k, v in splits.items()}
+    return splits
+
+
+def remeasure(model, card):
+    """Re-measure every split the card's metrics name (`zoo verify`)."""
+    splits = load_splits(card["dataset"])
+    model.tag_sets = card["tag_sets"]
+    train_words = set(w for words in splits["train"].words for w in words)
+    names = [n for n in card["metrics"] if n in splits]
+    return evaluate(model, {n: splits[n] for n in names}, train_words)
+
+
+def unseen_share(split, train_words):
+    total = split.tokens()
+    return sum(w not in train_words for words in split.words for w in words) / max(total, 1)
+
+
+# ---------------------------------------------------------------------------
+# zoo tag
+
+
+def tag_cli(name, texts, output_format="slash", tag_set=None, pretokenized=False):
+    """`zoo tag`: one output line per input text (CoNLL-U: one block per text)."""
+    from zoo import hub
+
+    card = hub.info(name)
+    tag_sets = card["tag_sets"]
+    tag_set = tag_set or next(iter(tag_sets))
+    if tag_set not in tag_sets:
+        raise ValueError(f"--tag-set must be one of {', '.join(tag_sets)}, received {tag_set!r}")
+    model = hub.load(name, compile=False)
+    model.tag_sets = tag_sets
+    for start in range(0, len(texts), BATCH_SIZE):
+        batch = texts[start:start + BATCH_SIZE]
+        if pretokenized:
+            batch = [t.split() for t in batch]
+        for index, tagged in enumerate(tag_texts(model, batch, pretokenized=pretokenized), start + 1):
+            if output_format == "conllu":
+                print(f"# sent_id = {index}")
+                print(format_tagged(tagged, tag_set, "conllu"))
+            else:
+                print(format_tagged(tagged, tag_set))
+        sys.stdout.flush()
+    return 0
