@@ -5,7 +5,7 @@ baseline, NLTK's averaged perceptron and a CRF trained on the same split, test o
 
 The synchronised many-to-many: one tag per input word. Words go into the model
 as strings; it looks them up, reads each word's characters with a
-bidirectional zoo GRU (so unseen words are tagged from their spelling), and
+bidirectional zoo LSTM (so unseen words are tagged from their spelling), and
 reads the sentence with a bidirectional zoo LSTM, then gives a softmax per
 tag set. Brown trains two heads at once: the 12 universal tags of Petrov et
 al. (2012) and the corpus's full tags.
@@ -40,16 +40,16 @@ from zoo.settings import Check, at_least, choices, fraction, model_name, non_neg
 DEFAULTS = dict(
     data="brown",            # brown | porttinari
     cell="lstm",             # sentence reader: lstm | gru | rnn
-    char_cell="gru",         # character reader: gru | lstm | rnn
-    units=128,               # sentence reader units per direction
+    char_cell="lstm",        # character reader: lstm | gru | rnn
+    units=200,               # sentence reader units per direction
     layers=1,                # stacked bidirectional sentence readers
-    char_units=32,           # character reader units per direction
+    char_units=64,           # character reader units per direction
     word_dim=100,            # word embedding size
-    char_dim=32,             # character embedding size
+    char_dim=50,             # character embedding size
     characters=True,         # the character reader (off: words only)
     min_count=2,             # training words seen fewer times share the unknown-word id
-    dropout=0.33,
-    word_dropout=0.05,       # training only: a known word is read as unknown with this probability
+    dropout=0.5,
+    word_dropout=0.15,       # training only: a known word is read as unknown with this probability
     epochs=0,                # maximum epochs, 0: 8 for Brown, 30 for Porttinari (early stopping on val_loss)
     patience=2,
     lr_decay=0.5,            # learning rate x this after an epoch without improvement

@@ -10,6 +10,7 @@ from zoo import cli, hub
 from zoo.data import tagging as data
 from zoo.tasks import tagging, tagging_baselines as baselines
 from recipe_helpers import smoke_hub_fixtures
+from serving_helpers import check_session_loader
 
 SMOKE = "tagging-smoke"
 SMOKE_OPTIONS = ["--max-sentences", "120", "--epochs", "1", "--units", "8", "--char-units", "4",
@@ -231,9 +232,13 @@ def test_serving_signatures_tokenise_tag_and_answer_empty_batches(use_hub):
     assert all(t == b"" for t in out["universal_tags"].numpy()[1])
     assert out["brown_probabilities"].shape[:2] == (2, 6)
     empty = serving.signatures["serving_default"](texts=tf.constant([], tf.string))
-    assert empty["universal_tags"].shape[0] == 0
+    assert all(value.shape[0] == 0 for value in empty.values())
     tagged = serving.signatures["tag"](tokens=tf.constant([["Time", "flies"]]))
     assert tagged["universal_tags"].shape == (1, 2)
+
+
+def test_serving_runs_under_the_tf1_session_loader(use_hub):
+    check_session_loader(SMOKE)
 
 
 def test_zoo_tag_prints_token_slash_tag_and_conllu(use_hub, capsys):

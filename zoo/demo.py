@@ -195,6 +195,31 @@ def classification_demo(count=6):
     return names
 
 
+def tagging_demo(texts=("The old man the boats.", "Time flies like an arrow; fruit flies like a banana.")):
+    from zoo import hub
+    from zoo.tasks import tagging
+
+    shown = []
+    for pattern, examples in (("tagging-*-brown", texts),
+                              ("tagging-*-porttinari", ("O velho barco chegou ao porto de Santos ontem.",))):
+        name = _first_model(pattern)
+        if name is None:
+            continue
+        card = hub.info(name)
+        first = next(iter(card["tag_sets"]))
+        test = card["metrics"]["test"][first]
+        print(f"{name}: {first} tags, test accuracy {test['accuracy']:.4f} "
+              f"(words unseen in training {test['unseen_word_accuracy']:.4f})")
+        model = hub.load(name, compile=False)
+        model.tag_sets = card["tag_sets"]
+        for tagged in tagging.tag_texts(model, list(examples)):
+            line = tagging.format_tagged(tagged, first)
+            shown.append(line)
+            print(f"  {line}")
+        print()
+    return shown
+
+
 def main():
     from zoo import cli
     from zoo._backend import import_tensorflow_quietly
@@ -206,6 +231,7 @@ def main():
     captioning_demo()
     forecasting_demo()
     classification_demo()
+    tagging_demo()
     print("$ zoo list")
     return cli.main(["list"])
 

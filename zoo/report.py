@@ -30,6 +30,8 @@ def headline(card):
             line += (f"; mean over {summary['sets']} UCR/UEA sets {summary['model_test_accuracy']:.3f} "
                      f"(1-NN DTW {summary['one_nn_dtw']:.3f}, InceptionTime {summary['InceptionTime']:.3f})")
         return line
+    if card.get("task") == "tagging" and test:
+        return _tagging_headline(card)
     if "accuracy" in test:
         line = f"test accuracy {test['accuracy']:.4f} (n={test.get('examples', '?')})"
         ablation = card.get("metrics", {}).get("test_ngram_path_only", {})
@@ -104,6 +106,23 @@ def _forecasting_headline(card, test):
             line += f"; best baseline ({best.replace('_', ' ')}) {baselines[best]['mae']:.2f}"
     if "coverage_80" in test:
         line += f"; 80% interval covers {100 * test['coverage_80']:.0f}%"
+    return line
+
+
+def _tagging_headline(card):
+    first = next(iter(card["tag_sets"]))
+    test = card["metrics"]["test"][first]
+    line = f"{first} tags, test {test['accuracy']:.4f} (unseen words {test['unseen_word_accuracy']:.4f})"
+    crf = ((card.get("baselines") or {}).get(first) or {}).get("crf")
+    if crf:
+        line += f"; CRF {crf['test']['accuracy']:.4f} ({crf['test']['unseen_word_accuracy']:.4f})"
+    others = [n for n in card["metrics"] if n not in ("validation", "test")]
+    for name in others:
+        line += f"; {name} (other domain) {card['metrics'][name][first]['accuracy']:.4f}"
+    transfer = next((r for r in (card.get("transfer") or {}).get("rows", [])
+                     if r["split"] == "heldout_genres" and r["tag_set"] == first), None)
+    if transfer:
+        line += f"; held-out genres {transfer['model']:.4f}"
     return line
 
 
@@ -185,9 +204,34 @@ def classification_tables():
     return "\n\n".join(blocks) if blocks else "(no time-series classifier in saved_models/)"
 
 
+def tagging_tables():
+    """Per shipped tagger: the model beside its baselines on every split (and genre transfer), from its card."""
+    names = {"most_frequent": "most frequent tag", "perceptron": "averaged perceptron", "crf": "CRF"}
+    blocks = []
+    for name, card in _hub_cards("tagging"):
+        rows = list(card.get("comparison") or []) + list((card.get("transfer") or {}).get("rows") or [])
+        kinds = [k for k in names if any(k in r for r in rows)]
+        lines = ["| split | tag set | zoo tagger (unseen words) | " + " | ".join(names[k] for k in kinds) + " |",
+                 "|---|---|---|" + "---|" * len(kinds)]
+        transfer_rows = (card.get("transfer") or {}).get("rows") or []
+        for r in rows:
+            split = r["split"] + (" (transfer model)" if any(r is t for t in transfer_rows) else "")
+            cells = [f"{r[k]:.4f} ({r[k + '_unseen']:.4f})" if k in r else "–" for k in kinds]
+            lines.append(f"| {split} | {r['tag_set']} | **{r['model']:.4f}** ({r['model_unseen']:.4f}) | "
+                         + " | ".join(cells) + " |")
+        verdicts = card.get("verdicts") or []
+        note = ("Verdicts: " + "; ".join(verdicts) + ".") if verdicts else ""
+        training = card.get("training") or {}
+        note += (f" Trained in {training.get('seconds', 0) / 60:.1f} min ({training.get('tokens_per_second', 0):,.0f} "
+                 f"tokens/s) on {training.get('hardware', '?')}.")
+        blocks.append(f"`{name}` ({card['dataset']['name']}; token accuracy, unseen-word accuracy in "
+                      f"brackets):\n\n" + "\n".join(lines) + f"\n\n{note.strip()}")
+    return "\n\n".join(blocks) if blocks else "(no tagger in saved_models/)"
+
+
 #: Generated sections of the README: marker name → function returning the section's text.
 SECTIONS = {"models": models_table, "forecasting": forecasting_tables,
-            "classification": classification_tables}
+            "classification": classification_tables, "tagging": tagging_tables}
 
 
 def _markers(section):

@@ -8,7 +8,7 @@ itself, so the exported model needs no preprocessing code:
       │    → word dropout (training only: a known word becomes OOV with probability p)
       │    → Embedding(mask_zero)
       └─ characters (the first 4 and last 12 of a longer word) → StringLookup
-           → CharacterEncoder: Embedding → Bidirectional(zoo GRU) per word (final states)
+           → CharacterEncoder: Embedding → Bidirectional(zoo LSTM) per word (final states)
     concat → Dropout → Bidirectional(zoo LSTM, return_sequences) → Dropout
       → one Dense softmax per tag set ({"universal": ..., "brown": ...} or {"upos": ...})
 
@@ -220,8 +220,8 @@ def tag_vocabularies(split):
     return {name: sorted({t for tags in split.tags[name] for t in tags}) for name in split.label_sets}
 
 
-def build_model(train_words, tag_sets, cell="lstm", char_cell="gru", units=128, layers=1, char_units=32,
-                word_dim=100, char_dim=32, min_count=2, dropout=0.33, word_dropout=0.05, seed=None,
+def build_model(train_words, tag_sets, cell="lstm", char_cell="lstm", units=200, layers=1, char_units=64,
+                word_dim=100, char_dim=50, min_count=2, dropout=0.5, word_dropout=0.15, seed=None,
                 characters=True):
     """The tagger, with word and character vocabularies from `train_words` (token lists).
 
@@ -395,8 +395,9 @@ def write_serving(model, path):
     """SavedModel with two signatures:
 
     * ``serving_default``: ``texts`` string [batch] → ``tokens`` string [batch, words] ("" pads),
-      ``lengths`` int32 [batch], and per tag set ``<set>_tags`` string [batch, words] and
-      ``<set>_probabilities`` float32 [batch, words, tags] (the tag names: ``<set>_tag_names``).
+      ``lengths`` int32 [batch], and per tag set ``<set>_tags`` string [batch, words] ("" at
+      padding) and ``<set>_probabilities`` float32 [batch, words, tags] (tags in the order of the
+      card's ``tag_sets``).
     * ``tag``: pre-tokenised ``tokens`` string [batch, words] ("" pads) → the same, without tokenising.
     """
     tf = _tf()
@@ -418,7 +419,6 @@ def write_serving(model, path):
             tags = tf.gather(names, tf.argmax(p, axis=-1, output_type=tf.int32))
             out[f"{name}_tags"] = tf.where(tokens != "", tags, "")
             out[f"{name}_probabilities"] = p
-            out[f"{name}_tag_names"] = names
         return out
 
     def serve(texts):
