@@ -201,7 +201,7 @@ def verdicts(rows, data):
     for r in rows:
         if not r["above_every_baseline"]:
             losers = [k for k in BASELINES if k in r and (r[k] >= r["model"] or r[k + "_unseen"] >= r["model_unseen"])]
-            notes.append(f"{r['split']} ({r['tag_set']}): NOT above {', '.join(losers)} on overall and "
+            notes.append(f"{r.get('by', '')}{r['split']} ({r['tag_set']}): NOT above {', '.join(losers)} on overall and "
                          "unseen-word accuracy")
     if data == "brown":
         test = next((r for r in rows if r["split"] == "test" and r["tag_set"] == "universal"), None)
@@ -247,10 +247,11 @@ def main(argv=None):
             "note": "A second model, trained by the same recipe on the split without these genres "
                     "(train/validation/test of the other genres); 'heldout_genres' is every document "
                     "of the held-out genres. Its baselines are trained on the same reduced split.",
-            "rows": comparison(transfer_results, transfer_baselines, ["test", "heldout_genres"]),
+            "rows": [dict(r, by="transfer model, ")
+                     for r in comparison(transfer_results, transfer_baselines, ["test", "heldout_genres"])],
             "model": transfer_results,
             "baselines": transfer_baselines,
-            "training": transfer_run | {"history": None},
+            "training": {k: v for k, v in transfer_run.items() if k != "history"},
         }
         del transfer_model
     print(table(rows, args.baseline_kinds))

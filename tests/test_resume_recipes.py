@@ -30,6 +30,8 @@ RECIPES = {
     "forecasting": ["--members", "1", "--units", "8", "--max-series", "25", "--heldout-every", "15"],
     "timeseries_classification": ["--dataset", "JapaneseVowels", "--seeds", "1", "--max-examples", "40",
                                   "--units", "4", "--filters", "4", "--min-batches", "2"],
+    "tagging": ["--max-sentences", "150", "--units", "8", "--char-units", "4", "--word-dim", "8",
+                "--char-dim", "4", "--baselines", "most_frequent", "--heldout-genres", "", "--patience", "5"],
 }
 
 

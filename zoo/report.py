@@ -204,6 +204,28 @@ def classification_tables():
     return "\n\n".join(blocks) if blocks else "(no time-series classifier in saved_models/)"
 
 
+def _per_genre_rows(card, kinds, names):
+    """Token accuracy per genre of the test split (and of the transfer model's held-out genres)."""
+    first = next(iter(card["tag_sets"]))
+    sources = [(card["metrics"]["test"][first]["per_group"],
+                {k: card["baselines"][first][k]["test"]["per_group"] for k in kinds
+                 if k in (card.get("baselines") or {}).get(first, {})})]
+    transfer = card.get("transfer") or {}
+    if transfer.get("model"):
+        held = transfer["model"]["heldout_genres"][first]["per_group"]
+        sources.append(({f"{g} (held out)": v for g, v in held.items()},
+                        {k: {f"{g} (held out)": v for g, v in transfer["baselines"][first][k]["heldout_genres"]
+                             ["per_group"].items()} for k in kinds if k in transfer["baselines"].get(first, {})}))
+    if len(sources[0][0]) < 2 and len(sources) == 1:
+        return []
+    rows = ["| genre | zoo tagger | " + " | ".join(names[k] for k in kinds) + " |", "|---|---|" + "---|" * len(kinds)]
+    for model, baselines in sources:
+        for genre, value in model.items():
+            rows.append(f"| {genre} | **{value:.4f}** | "
+                        + " | ".join(f"{baselines[k][genre]:.4f}" if k in baselines else "–" for k in kinds) + " |")
+    return rows
+
+
 def tagging_tables():
     """Per shipped tagger: the model beside its baselines on every split (and genre transfer), from its card."""
     names = {"most_frequent": "most frequent tag", "perceptron": "averaged perceptron", "crf": "CRF"}
@@ -219,11 +241,17 @@ def tagging_tables():
             cells = [f"{r[k]:.4f} ({r[k + '_unseen']:.4f})" if k in r else "–" for k in kinds]
             lines.append(f"| {split} | {r['tag_set']} | **{r['model']:.4f}** ({r['model_unseen']:.4f}) | "
                          + " | ".join(cells) + " |")
+        genres = _per_genre_rows(card, kinds, names)
+        if genres:
+            lines += ["", "Per genre (first tag set; the held-out genres by the transfer model):", ""] + genres
         verdicts = card.get("verdicts") or []
         note = ("Verdicts: " + "; ".join(verdicts) + ".") if verdicts else ""
         training = card.get("training") or {}
-        note += (f" Trained in {training.get('seconds', 0) / 60:.1f} min ({training.get('tokens_per_second', 0):,.0f} "
-                 f"tokens/s) on {training.get('hardware', '?')}.")
+        hardware = training.get("hardware") or {}
+        machine = (f"{hardware.get('cpu', '?')}, {hardware.get('cpu_count', '?')} cores"
+                   + (f", GPUs: {', '.join(map(str, hardware['gpus']))}" if hardware.get("gpus") else ""))
+        note += (f" The shipped model trained in {training.get('seconds', 0) / 60:.1f} min "
+                 f"({training.get('tokens_per_second', 0):,.0f} tokens/s) on {machine}.")
         blocks.append(f"`{name}` ({card['dataset']['name']}; token accuracy, unseen-word accuracy in "
                       f"brackets):\n\n" + "\n".join(lines) + f"\n\n{note.strip()}")
     return "\n\n".join(blocks) if blocks else "(no tagger in saved_models/)"
