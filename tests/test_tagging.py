@@ -1,8 +1,6 @@
 """Part-of-speech tagging: data readers and tag mapping, tokeniser, model invariances, baselines,
 serving, `zoo tag`, bad input, and a recipe smoke run that `zoo verify` reproduces."""
 
-import json
-
 import numpy as np
 import pytest
 
@@ -253,7 +251,24 @@ def test_zoo_tag_prints_token_slash_tag_and_conllu(use_hub, capsys):
     assert cli.main(["tag", SMOKE, ""]) == 2
 
 
-def test_zoo_tag_refuses_a_model_of_another_task(use_hub, capsys, tmp_path):
-    card = json.loads((use_hub[0] / SMOKE / "card.json").read_text())
-    assert card["io"].startswith("many-to-many")
-    assert cli.main(["tag", "no-such-model", "x"]) == 2
+def test_zoo_tag_refuses_a_model_of_another_task(capsys):
+    assert cli.main(["tag", "sentiment-bilstm-mr", "x"]) == 2  # the repository's hub
+    assert "this command runs part-of-speech taggers; sentiment-bilstm-mr is a sentiment model" in \
+        capsys.readouterr().err
+
+
+def test_a_hub_tagger_fine_tunes_in_keras(use_hub):
+    model = tagging.load_tagger(SMOKE)
+    before = [np.array(w) for w in model.get_weights()]
+    tagging.compile_model(model, learning_rate=1e-2)
+    mine = data.TaggedSentences([["Zorblat", "runs", "."]] * 8,
+                                {n: [[tags[0]] * 3] * 8 for n, tags in model.tag_sets.items()}, ["d"] * 8, ["g"] * 8)
+    history = model.fit(tagging.as_dataset(mine, model.tag_sets, 4, shuffle=True, seed=0), epochs=2, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+
+
+def test_load_tagger_refuses_another_tasks_model(monkeypatch):
+    monkeypatch.setattr(hub, "info", lambda name: {"task": "sentiment"})
+    with pytest.raises(ValueError, match="sentiment-bilstm-mr is a sentiment model, not a tagger"):
+        tagging.load_tagger("sentiment-bilstm-mr")

@@ -510,17 +510,28 @@ def unseen_share(split, train_words):
 # zoo tag
 
 
+def load_tagger(name, compile=False):
+    """A hub tagger as a Keras model that `predict`, `tag_texts` and `as_dataset` accept (its tag
+    sets, from the card, attached as `model.tag_sets`); fine-tune it after `compile_model(model)`."""
+    from zoo import hub
+
+    card = hub.info(name)
+    if card.get("task") != TASK:
+        raise ValueError(f"{name} is a {card.get('task')} model, not a tagger")
+    model = hub.load(name, compile=compile)
+    model.tag_sets = card["tag_sets"]
+    return model
+
+
 def tag_cli(name, texts, output_format="slash", tag_set=None, pretokenized=False):
     """`zoo tag`: one output line per input text (CoNLL-U: one block per text)."""
     from zoo import hub
 
-    card = hub.info(name)
-    tag_sets = card["tag_sets"]
+    tag_sets = hub.info(name)["tag_sets"]
     tag_set = tag_set or next(iter(tag_sets))
     if tag_set not in tag_sets:
         raise ValueError(f"--tag-set must be one of {', '.join(tag_sets)}, received {tag_set!r}")
-    model = hub.load(name, compile=False)
-    model.tag_sets = tag_sets
+    model = load_tagger(name)
     for start in range(0, len(texts), BATCH_SIZE):
         batch = texts[start:start + BATCH_SIZE]
         if pretokenized:
