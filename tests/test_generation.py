@@ -234,6 +234,47 @@ def test_top_k_draws_only_among_the_k_most_likely():
     assert ranks.max() == 1  # and the second best is drawn too
 
 
+def _nucleus(logits, top_p):
+    """NumPy: the tokens of each row's nucleus (fewest most likely tokens holding >= top_p)."""
+    probabilities = np.exp(logits - logits.max(-1, keepdims=True))
+    probabilities /= probabilities.sum(-1, keepdims=True)
+    order = np.argsort(-probabilities, kind="stable")
+    before = np.cumsum(np.take_along_axis(probabilities, order, -1), -1) - np.take_along_axis(
+        probabilities, order, -1)
+    return [set(row_order[row_before < top_p].tolist()) for row_order, row_before in zip(order, before)]
+
+
+@pytest.mark.parametrize("top_p", [0.5, 0.8, tf.constant(0.8)])
+def test_top_p_draws_only_from_the_nucleus(top_p):
+    table = _table(15, scale=0.3)  # flat enough for nuclei of two or three tokens
+    rows = 16
+    table = np.concatenate([table] * 6)[:rows]
+    drawn_outside_top, excluded = False, False
+    for seed in range(4):
+        result = _decode(table, rows=rows, method="sample", max_length=STEPS, top_p=top_p, seed=seed,
+                         temperature=0.7)
+        logits = result["extras"]["logits"] / 0.7
+        for t in range(STEPS):
+            nuclei = _nucleus(logits[:, t], float(top_p))
+            tokens = result["tokens"][:, t]
+            assert all(int(token) in nucleus for token, nucleus in zip(tokens, nuclei))
+            drawn_outside_top |= bool((tokens != logits[:, t].argmax(-1)).any())
+            excluded |= any(len(nucleus) < VOCAB for nucleus in nuclei)
+    assert drawn_outside_top and excluded  # neither greedy nor unrestricted in disguise
+
+
+def test_a_tiny_top_p_is_greedy():
+    table = _table(12, scale=0.3)
+    greedy = _decode(table, method="greedy", max_length=STEPS, end_token=END)
+    sampled = _decode(table, method="sample", max_length=STEPS, end_token=END, seed=3, top_p=1e-6)
+    np.testing.assert_array_equal(sampled["tokens"], greedy["tokens"])
+
+
+def test_a_top_p_tensor_out_of_range_fails_in_the_graph():
+    with pytest.raises(tf.errors.InvalidArgumentError, match="top_p must be in"):
+        _decode(_table(), method="sample", max_length=STEPS, top_p=tf.constant(1.5))
+
+
 # -- constraints -----------------------------------------------------------------------------------
 
 
@@ -357,6 +398,9 @@ def test_survives_a_saved_model_round_trip(tmp_path):
     (dict(end_token=VOCAB), "end_token must be < the vocabulary size 4"),
     (dict(forbidden_tokens=(VOCAB + 1,)), "forbidden_tokens must be < the vocabulary size"),
     (dict(seed=2**63), "seed must be"),
+    (dict(top_p=0.0, method="sample"), "top_p must be a number in"),
+    (dict(top_p=1.5, method="sample"), "top_p must be a number in"),
+    (dict(top_p="0.9", method="sample"), "top_p must be a number in"),
 ])
 def test_rejects_bad_arguments(settings, message):
     arguments = {"max_length": STEPS, **settings}

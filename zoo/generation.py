@@ -38,7 +38,9 @@ The three methods:
 
 * ``"greedy"``: the most likely token, ``argmax(logits + bias)``;
 * ``"sample"``: a draw from ``softmax(logits / max(temperature, 1e-6) +
-  bias)``, optionally restricted to the `top_k` most likely tokens; the draw
+  bias)``, optionally restricted to the `top_k` most likely tokens and then
+  to the nucleus of `top_p` (the fewest most likely tokens whose tempered
+  probabilities sum to at least `top_p`, Holtzman et al. 2020); the draw
   at step ``t`` is ``tf.random.stateless_categorical(scaled, 1, seed=[seed,
   t])``, so the same seed gives the same output. ``temperature == 0`` is
   greedy;
@@ -83,7 +85,7 @@ MIN_TEMPERATURE = 1e-6
 
 
 def decode(step_fn, initial_state, start_tokens, *, method="greedy", max_length, end_token=None,
-           pad_token=0, context=None, temperature=1.0, top_k=0, seed=0, beam_width=1,
+           pad_token=0, context=None, temperature=1.0, top_k=0, top_p=1.0, seed=0, beam_width=1,
            length_penalty=0.0, forbidden_tokens=(), min_length=0, no_repeat_ngram_size=0):
     """Decode sequences from a step function by greedy search, sampling or beam search.
 
@@ -105,6 +107,10 @@ def decode(step_fn, initial_state, start_tokens, *, method="greedy", max_length,
             ``max(temperature, 1e-6)``; 0 means greedy (float or scalar tensor).
         top_k: Sampling only: draw among the `top_k` most likely tokens
             (0 = all; int or scalar tensor).
+        top_p: Sampling only: draw from the nucleus, the fewest most likely
+            tokens (after temperature, bias and `top_k`) whose probabilities
+            sum to at least `top_p`; the most likely token is always in it.
+            In (0, 1]; 1 = all (float or scalar tensor).
         seed: Sampling only: int64 scalar; the draw at step ``t`` uses the
             stateless seed ``[seed, t]``.
         beam_width: Beam search only: hypotheses kept per row (int or int32
@@ -143,6 +149,9 @@ def decode(step_fn, initial_state, start_tokens, *, method="greedy", max_length,
     """
     _check_arguments(step_fn, method, max_length, end_token, pad_token, temperature, top_k, seed,
                      beam_width, length_penalty, forbidden_tokens, min_length)
+    if not _is_tensor(top_p) and not (_is_number(top_p) and 0 < top_p <= 1):
+        raise ValueError(f"top_p must be a number in (0, 1] (1 = all tokens) or a scalar tensor, "
+                         f"received {top_p!r}")
     if not _is_int(no_repeat_ngram_size) or no_repeat_ngram_size < 0:
         raise ValueError(f"no_repeat_ngram_size must be a whole number >= 0 (0 = off), "
                          f"received {no_repeat_ngram_size!r}")
@@ -153,7 +162,7 @@ def decode(step_fn, initial_state, start_tokens, *, method="greedy", max_length,
         length_penalty=length_penalty, no_repeat_ngram_size=int(no_repeat_ngram_size),
     )
     tensors = dict(initial_state=initial_state, start_tokens=start_tokens, context=context,
-                   max_length=max_length, temperature=temperature, top_k=top_k, seed=seed,
+                   max_length=max_length, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
                    beam_width=beam_width, min_length=min_length)
     if tf.inside_function():
         return run(**tensors)
@@ -255,7 +264,7 @@ def _probe_step(step_fn, tokens, state, context):
 
 
 def _decode_in_graph(step_fn, *, initial_state, start_tokens, context, max_length, temperature,
-                     top_k, seed, beam_width, min_length, method, end_token, pad_token,
+                     top_k, top_p, seed, beam_width, min_length, method, end_token, pad_token,
                      forbidden_tokens, length_penalty, no_repeat_ngram_size=0):
     start_tokens = tf.cast(tf.convert_to_tensor(start_tokens), tf.int32)
     initial_state = tf.nest.map_structure(tf.convert_to_tensor, initial_state)
@@ -271,14 +280,18 @@ def _decode_in_graph(step_fn, *, initial_state, start_tokens, context, max_lengt
         tf.debugging.assert_greater_equal(width, 1, message="beam_width must be >= 1"),
     ]
     static_top_k = None if _is_tensor(top_k) else int(top_k)
+    static_top_p = None if _is_tensor(top_p) else float(top_p)
     if method == "sample":
         temperature = tf.cast(temperature, tf.float32)
         top_k = tf.cast(top_k, tf.int32)
+        top_p = tf.cast(top_p, tf.float32)
         seed = tf.cast(seed, tf.int64)
         checks += [
             tf.debugging.assert_greater_equal(temperature, 0.0,
                                               message="temperature must be >= 0 (0 = greedy)"),
             tf.debugging.assert_greater_equal(top_k, 0, message="top_k must be >= 0 (0 = all)"),
+            tf.debugging.assert_greater(top_p, 0.0, message="top_p must be in (0, 1]"),
+            tf.debugging.assert_less_equal(top_p, 1.0, message="top_p must be in (0, 1]"),
         ]
     with tf.control_dependencies(checks):
         batch = tf.shape(start_tokens)[0]
@@ -331,10 +344,26 @@ def _decode_in_graph(step_fn, *, initial_state, start_tokens, context, max_lengt
                 kth = tf.math.top_k(scaled, k=k).values[:, -1:]
                 return tf.where(scaled >= kth, scaled, tf.fill(tf.shape(scaled), -np.inf))
 
+            def keep_nucleus():
+                # tokens sorted by probability; keep each whose predecessors hold less than top_p
+                order = tf.argsort(scaled, axis=-1, direction="DESCENDING", stable=True)
+                sorted_probabilities = tf.gather(tf.nn.softmax(scaled), order, batch_dims=1)
+                before = tf.cumsum(sorted_probabilities, axis=-1, exclusive=True)
+                keep_sorted = before < top_p
+                keep = tf.scatter_nd(
+                    tf.stack([tf.repeat(tf.range(tf.shape(order)[0]), tf.shape(order)[1]),
+                              tf.reshape(order, [-1])], axis=1),
+                    tf.reshape(keep_sorted, [-1]), tf.shape(order))
+                return tf.where(keep, scaled, tf.fill(tf.shape(scaled), -np.inf))
+
             if static_top_k is None:
                 scaled = tf.cond(top_k > 0, keep_top_k, lambda: scaled)
             elif static_top_k > 0:
                 scaled = keep_top_k()
+            if static_top_p is None:
+                scaled = tf.cond(top_p < 1.0, keep_nucleus, lambda: scaled)
+            elif static_top_p < 1.0:
+                scaled = keep_nucleus()
             draw = tf.random.stateless_categorical(
                 scaled, 1, seed=tf.stack([seed, tf.cast(t, tf.int64)]), dtype=tf.int32)
             return draw[:, 0]
