@@ -1,0 +1,28 @@
+"""Language-model data: Mikolov's PTB token counts, Shakespeare split by whole works."""
+
+import pytest
+
+from zoo.data import language
+
+
+def test_ptb_has_the_standard_token_counts_and_vocabulary():
+    splits = language.load_ptb()
+    assert {k: len(v) for k, v in splits.items()} == {"train": 929589, "validation": 73760, "test": 82430}
+    assert len(set(splits["train"])) == 10000 and "<unk>" in splits["train"]
+    assert set(splits["test"]) <= set(splits["train"])
+
+
+def test_ptb_lines_become_words_and_eos():
+    assert language.ptb_tokens(" a b \n\n c \n") == ["a", "b", "<eos>", "c", "<eos>"]
+
+
+def test_shakespeare_splits_by_whole_plays_and_keeps_the_poems_in_training():
+    works = language.shakespeare_works()
+    assert len(works) == 42 and sum(len(t) for t in works.values()) == pytest.approx(5.06e6, rel=0.01)
+    splits = language.load_shakespeare(seed=1337)
+    names = [set(s) for s in splits.values()]
+    assert not (names[0] & names[1]) and not (names[0] & names[2]) and not (names[1] & names[2])
+    assert set(language.POEMS) <= names[0]
+    assert len(splits["validation"]) == 3 and len(splits["test"]) == 3
+    with pytest.raises(ValueError, match="must leave plays to train on"):
+        language.load_shakespeare(validation_plays=20, test_plays=20, works=works)
