@@ -209,7 +209,7 @@ def test_smoke_card_reports_model_baselines_and_transfer(smoke_hub):
     for split in ("validation", "test"):
         assert 0 <= card["metrics"][split]["universal"]["unseen_word_accuracy"] <= 1
     assert set(card["baselines"]["universal"]) == {"most_frequent", "perceptron", "crf"}
-    assert "crf" not in card["baselines"]["brown"]  # too many tags for the CRF baseline
+    assert set(card["baselines"]["brown"]) == {"most_frequent"}  # too many tags for the costly ones
     assert card["transfer"]["heldout_genres"] == ["humor"]
     assert {r["split"] for r in card["transfer"]["rows"]} == {"test", "heldout_genres"}
     assert any("Brown test split" in v for v in card["verdicts"])
