@@ -35,3 +35,8 @@ bench: install
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# The lab: every claim of docs/lab.md measured again (≤ 30 minutes on 2 CPU cores), then the page.
+.PHONY: lab
+lab: install
+	$(PY) -m zoo.lab all

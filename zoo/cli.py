@@ -399,6 +399,12 @@ def cmd_generate(args):
     return task.generate_cli(args.name, args)
 
 
+def cmd_lab(args):
+    from zoo.lab.command import run
+
+    return run(args)
+
+
 # -- entry point -----------------------------------------------------------------
 
 
@@ -496,6 +502,13 @@ def build_parser():
     p.add_argument("--out", default="dist", help="directory the wheel is written to (default: dist)")
     p.add_argument("--version", help="package version (default: the zoo version in the card)")
     p.set_defaults(run=cmd_package)
+
+    from zoo.lab.command import add_arguments as add_lab_arguments
+
+    p = commands.add_parser("lab", help="measure the documents' claims about RNNs: run an experiment "
+                            "(or all) writing its figure and JSON, or 'report' to render docs/lab.md")
+    add_lab_arguments(p)
+    p.set_defaults(run=cmd_lab)
     return parser
 
 
