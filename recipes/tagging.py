@@ -200,12 +200,20 @@ def verdicts(rows, data):
     """Floors and goals, in words, from the measured rows."""
     from zoo.tasks.tagging import PUBLISHED
 
+    names = {"most_frequent": "most frequent tag", "perceptron": "averaged perceptron", "crf": "CRF"}
     notes = []
     for r in rows:
-        if not r["above_every_baseline"]:
-            losers = [k for k in BASELINES if k in r and (r[k] >= r["model"] or r[k + "_unseen"] >= r["model_unseen"])]
-            notes.append(f"{r.get('by', '')}{r['split']} ({r['tag_set']}): NOT above {', '.join(losers)} on overall and "
-                         "unseen-word accuracy")
+        where = f"{r.get('by', '')}{r['split']} ({r['tag_set']})"
+        for kind in BASELINES:
+            if kind not in r:
+                continue
+            for measure, key in (("accuracy", ""), ("unseen-word accuracy", "_unseen")):
+                mine, theirs = r["model" + key], r[kind + key]
+                if mine <= theirs:
+                    notes.append(f"{where}: {measure} {mine:.4f} NOT above the {names[kind]}'s {theirs:.4f}"
+                                 + (" (a tie)" if mine == theirs else ""))
+        if r["above_every_baseline"] and any(k in r for k in BASELINES):
+            notes.append(f"{where}: above every baseline on accuracy and unseen-word accuracy")
     if data == "brown":
         test = next((r for r in rows if r["split"] == "test" and r["tag_set"] == "universal"), None)
         if test:

@@ -8,7 +8,7 @@ from zoo import cli, hub
 from zoo.data import tagging as data
 from zoo.tasks import tagging, tagging_baselines as baselines
 from recipe_helpers import smoke_hub_fixtures
-from serving_helpers import check_session_loader
+from serving_helpers import assert_weights_saved_once, check_session_loader
 
 SMOKE = "tagging-smoke"
 SMOKE_OPTIONS = ["--max-sentences", "120", "--epochs", "1", "--units", "8", "--char-units", "4",
@@ -235,8 +235,9 @@ def test_serving_signatures_tokenise_tag_and_answer_empty_batches(use_hub):
     assert tagged["universal_tags"].shape == (1, 2)
 
 
-def test_serving_runs_under_the_tf1_session_loader(use_hub):
+def test_serving_runs_under_the_tf1_session_loader_and_stores_each_weight_once(use_hub):
     check_session_loader(SMOKE)
+    assert_weights_saved_once(use_hub[0] / SMOKE / "saved_model", use_hub[1]["parameters"])
 
 
 def test_zoo_tag_prints_token_slash_tag_and_conllu(use_hub, capsys):

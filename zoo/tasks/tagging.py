@@ -391,19 +391,15 @@ def evaluate(model, splits, train_words):
 # Serving
 
 
-def write_serving(model, path):
-    """SavedModel with two signatures:
-
-    * ``serving_default``: ``texts`` string [batch] → ``tokens`` string [batch, words] ("" pads),
-      ``lengths`` int32 [batch], and per tag set ``<set>_tags`` string [batch, words] ("" at
-      padding) and ``<set>_probabilities`` float32 [batch, words, tags] (tags in the order of the
-      card's ``tag_sets``).
-    * ``tag``: pre-tokenised ``tokens`` string [batch, words] ("" pads) → the same, without tokenising.
-    """
+def _tagger_module(model):
+    """A `tf.Module` with the two serving functions; it holds `model` so that the SavedModel
+    stores every weight once (see `zoo.tasks.word_decoding.hold_model`)."""
     tf = _tf()
-    tag_sets = {name: tf.constant(tags) for name, tags in model.tag_sets.items()}
-    archive = keras.export.ExportArchive()
-    archive.track(model)
+    from zoo.tasks.word_decoding import hold_model
+
+    module = tf.Module(name="tagger")
+    hold_model(module, model)
+    module.tag_names = {name: tf.constant(tags) for name, tags in model.tag_sets.items()}
 
     def tag_tokens(tokens):
         lengths = tf.reduce_sum(tf.cast(tokens != "", tf.int32), axis=1)
@@ -412,23 +408,37 @@ def write_serving(model, path):
         probabilities = tf.cond(
             empty,
             lambda: {n: tf.zeros([tf.shape(tokens)[0], tf.shape(tokens)[1], tf.shape(t)[0]], tf.float32)
-                     for n, t in tag_sets.items()},
-            lambda: {n: tf.cast(p, tf.float32) for n, p in model(tokens, training=False).items()})
-        for name, names in tag_sets.items():
+                     for n, t in module.tag_names.items()},
+            lambda: {n: tf.cast(p, tf.float32) for n, p in module.model(tokens, training=False).items()})
+        for name, names in module.tag_names.items():
             p = probabilities[name]
             tags = tf.gather(names, tf.argmax(p, axis=-1, output_type=tf.int32))
             out[f"{name}_tags"] = tf.where(tokens != "", tags, "")
             out[f"{name}_probabilities"] = p
         return out
 
-    def serve(texts):
-        return tag_tokens(tokenize_tensor(texts).to_tensor(""))
+    module.tag = tf.function(tag_tokens, input_signature=[
+        tf.TensorSpec(shape=(None, None), dtype=tf.string, name="tokens")])
+    module.serve = tf.function(lambda texts: tag_tokens(tokenize_tensor(texts).to_tensor("")), input_signature=[
+        tf.TensorSpec(shape=(None,), dtype=tf.string, name="texts")])
+    return module
 
-    archive.add_endpoint(name="serving_default", fn=serve,
-                         input_signature=[tf.TensorSpec(shape=(None,), dtype=tf.string, name="texts")])
-    archive.add_endpoint(name="tag", fn=tag_tokens,
-                         input_signature=[tf.TensorSpec(shape=(None, None), dtype=tf.string, name="tokens")])
-    archive.write_out(str(path), verbose=False)
+
+def write_serving(model, path):
+    """SavedModel with two signatures:
+
+    * ``serving_default``: ``texts`` string [batch] → ``tokens`` string [batch, words] ("" pads),
+      ``lengths`` int32 [batch], and per tag set ``<set>_tags`` string [batch, words] ("" at
+      padding) and ``<set>_probabilities`` float32 [batch, words, tags] (tags in the order of the
+      card's ``tag_sets``).
+    * ``tag``: pre-tokenised ``tokens`` string [batch, words] ("" pads) → the same, without tokenising.
+
+    Every weight is stored once; TF1 session loaders (`saved_model_cli run`) restore them too.
+    """
+    tf = _tf()
+    module = _tagger_module(model)
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve.get_concrete_function(),
+                                                       "tag": module.tag.get_concrete_function()})
 
 
 def serving_examples():
