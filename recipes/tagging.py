@@ -65,7 +65,6 @@ DEFAULTS = dict(
     output_dir=None,         # hub directory; default saved_models/ (or $ZOO_MODELS_DIR)
     run_dir=None,            # checkpoints, logs, curves; default runs/<name>
 )
-BASELINES = ("most_frequent", "perceptron", "crf")
 
 
 def _names(allowed):
@@ -78,7 +77,7 @@ CHECKS = dict(
     char_cell=choices("lstm", "gru", "rnn"), units=positive, layers=positive, char_units=positive,
     word_dim=positive, char_dim=positive, min_count=positive, dropout=fraction, word_dropout=fraction,
     epochs=non_negative, patience=non_negative, lr_decay=Check("must be in (0, 1]", lambda value: 0 < value <= 1),
-    batch_size=positive, learning_rate=positive, baselines=_names(BASELINES),
+    batch_size=positive, learning_rate=positive, baselines=_names(("most_frequent", "perceptron", "crf")),
     perceptron_iterations=positive, crf_iterations=positive, seed=non_negative,
     max_sentences=at_least(10), name=model_name,
 )
@@ -96,15 +95,9 @@ def parse_args(argv=None):
 
 
 def load_splits(args, heldout=()):
-    from zoo.data import tagging
+    from zoo.tasks import tagging
 
-    if args.data == "brown":
-        splits = tagging.load_brown(seed=args.seed, heldout_genres=heldout)
-    else:
-        splits = tagging.load_portuguese(seed=args.seed)
-    if args.max_sentences:
-        splits = {k: v.head(args.max_sentences) for k, v in splits.items()}
-    return splits
+    return tagging.load_splits(args.data, args.seed, heldout, args.max_sentences)
 
 
 def train_tagger(splits, args, run_dir):
@@ -135,8 +128,7 @@ def train_tagger(splits, args, run_dir):
 def measured(model, splits, names):
     from zoo.tasks import tagging
 
-    train_words = set(w for words in splits["train"].words for w in words)
-    results = tagging.evaluate(model, {n: splits[n] for n in names}, train_words)
+    results = tagging.evaluate(model, {n: splits[n] for n in names}, splits["train"].word_forms())
     for name in names:
         print(f"[zoo]   model on {name}: " + ", ".join(
             f"{s} {r['accuracy']:.4f} (unseen {r['unseen_word_accuracy']:.4f})" for s, r in results[name].items()))
@@ -184,27 +176,15 @@ def comparison(model_results, baseline_results, split_names):
     return rows
 
 
-def table(rows, kinds):
-    header = "| split | tag set | this model (unseen words) | " + " | ".join(
-        {"most_frequent": "most frequent tag", "perceptron": "averaged perceptron", "crf": "CRF"}[k]
-        for k in kinds) + " |"
-    lines = [header, "|" + "---|" * (3 + len(kinds))]
-    for r in rows:
-        cells = [f"{r[k]:.4f} ({r[k + '_unseen']:.4f})" if k in r else "–" for k in kinds]
-        lines.append(f"| {r['split']} | {r['tag_set']} | **{r['model']:.4f}** ({r['model_unseen']:.4f}) | "
-                     + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
 def verdicts(rows, data):
     """Floors and goals, in words, from the measured rows."""
     from zoo.tasks.tagging import PUBLISHED
+    from zoo.tasks.tagging_baselines import BASELINE_NAMES as names
 
-    names = {"most_frequent": "most frequent tag", "perceptron": "averaged perceptron", "crf": "CRF"}
     notes = []
     for r in rows:
         where = f"{r.get('by', '')}{r['split']} ({r['tag_set']})"
-        for kind in BASELINES:
+        for kind in names:
             if kind not in r:
                 continue
             for measure, key in (("accuracy", ""), ("unseen-word accuracy", "_unseen")):
@@ -212,7 +192,7 @@ def verdicts(rows, data):
                 if mine <= theirs:
                     notes.append(f"{where}: {measure} {mine:.4f} NOT above the {names[kind]}'s {theirs:.4f}"
                                  + (" (a tie)" if mine == theirs else ""))
-        if r["above_every_baseline"] and any(k in r for k in BASELINES):
+        if r["above_every_baseline"] and any(k in r for k in names):
             notes.append(f"{where}: above every baseline on accuracy and unseen-word accuracy")
     if data == "brown":
         test = next((r for r in rows if r["split"] == "test" and r["tag_set"] == "universal"), None)
@@ -234,6 +214,7 @@ def main(argv=None):
     from zoo import hub, training
     from zoo.data import tagging as tagging_data
     from zoo.tasks import tagging
+    from zoo.tasks.tagging_baselines import comparison_table
 
     started = time.time()
     splits = load_splits(args)
@@ -265,11 +246,9 @@ def main(argv=None):
             "training": {k: v for k, v in transfer_run.items() if k != "history"},
         }
         del transfer_model
-    print(table(rows, args.baseline_kinds))
-    if transfer:
-        print(table(transfer["rows"], args.baseline_kinds))
+    print(comparison_table(rows + (transfer["rows"] if transfer else [])))
 
-    train_words = set(w for words in splits["train"].words for w in words)
+    train_words = splits["train"].word_forms()
     data = tagging_data.describe(splits, args.data, args.seed, ())
     data["seed"] = args.seed
     data["unseen_word_share"] = {n: round(tagging.unseen_share(splits[n], train_words), 4) for n in evaluated}
@@ -315,9 +294,7 @@ def main(argv=None):
     }
     results_path = os.path.join(args.run_dir, "results.md")
     with open(results_path, "w", encoding="utf-8") as handle:
-        handle.write(table(rows, args.baseline_kinds))
-        if transfer:
-            handle.write("\nTransfer to genres never seen in training:\n\n" + table(transfer["rows"], args.baseline_kinds))
+        handle.write(comparison_table(rows + (transfer["rows"] if transfer else [])) + "\n")
     tagging.compile_model(model, args.learning_rate)  # a fresh optimizer: the exported file carries no Adam moments
     main_dir = os.path.join(args.run_dir, "main")
     path = hub.export_model(

@@ -210,8 +210,7 @@ def tagging_demo(texts=("The old man the boats.", "Time flies like an arrow; fru
         test = card["metrics"]["test"][first]
         print(f"{name}: {first} tags, test accuracy {test['accuracy']:.4f} "
               f"(words unseen in training {test['unseen_word_accuracy']:.4f})")
-        model = hub.load(name, compile=False)
-        model.tag_sets = card["tag_sets"]
+        model = tagging.load_tagger(name)
         for tagged in tagging.tag_texts(model, list(examples)):
             line = tagging.format_tagged(tagged, first)
             shown.append(line)

@@ -109,7 +109,8 @@ def decode(step_fn, initial_state, start_tokens, *, method="greedy", max_length,
             (0 = all; int or scalar tensor).
         top_p: Sampling only: draw from the nucleus, the fewest most likely
             tokens (after temperature, bias and `top_k`) whose probabilities
-            sum to at least `top_p`; the most likely token is always in it.
+            sum to at least `top_p` (tokens tied with its least likely one
+            too); the most likely token is always in it.
             In (0, 1]; 1 = all (float or scalar tensor).
         seed: Sampling only: int64 scalar; the draw at step ``t`` uses the
             stateless seed ``[seed, t]``.
@@ -345,16 +346,13 @@ def _decode_in_graph(step_fn, *, initial_state, start_tokens, context, max_lengt
                 return tf.where(scaled >= kth, scaled, tf.fill(tf.shape(scaled), -np.inf))
 
             def keep_nucleus():
-                # tokens sorted by probability; keep each whose predecessors hold less than top_p
-                order = tf.argsort(scaled, axis=-1, direction="DESCENDING", stable=True)
-                sorted_probabilities = tf.gather(tf.nn.softmax(scaled), order, batch_dims=1)
-                before = tf.cumsum(sorted_probabilities, axis=-1, exclusive=True)
-                keep_sorted = before < top_p
-                keep = tf.scatter_nd(
-                    tf.stack([tf.repeat(tf.range(tf.shape(order)[0]), tf.shape(order)[1]),
-                              tf.reshape(order, [-1])], axis=1),
-                    tf.reshape(keep_sorted, [-1]), tf.shape(order))
-                return tf.where(keep, scaled, tf.fill(tf.shape(scaled), -np.inf))
+                # sorted, a token is in the nucleus while the tokens before it hold less than top_p;
+                # like top-k, keep every token at least as likely as the last one in it
+                ranked = tf.sort(scaled, axis=-1, direction="DESCENDING")
+                before = tf.cumsum(tf.nn.softmax(ranked), axis=-1, exclusive=True)
+                size = tf.reduce_sum(tf.cast(before < top_p, tf.int32), axis=-1)
+                last = tf.gather(ranked, size - 1, batch_dims=1)[:, None]
+                return tf.where(scaled >= last, scaled, tf.fill(tf.shape(scaled), -np.inf))
 
             if static_top_k is None:
                 scaled = tf.cond(top_k > 0, keep_top_k, lambda: scaled)

@@ -204,9 +204,10 @@ def classification_tables():
     return "\n\n".join(blocks) if blocks else "(no time-series classifier in saved_models/)"
 
 
-def _per_genre_rows(card, kinds, names):
+def _per_genre_rows(card, names):
     """Token accuracy per genre of the test split (and of the transfer model's held-out genres)."""
     first = next(iter(card["tag_sets"]))
+    kinds = [k for k in names if k in (card.get("baselines") or {}).get(first, {})]
     sources = [(card["metrics"]["test"][first]["per_group"],
                 {k: card["baselines"][first][k]["test"]["per_group"] for k in kinds
                  if k in (card.get("baselines") or {}).get(first, {})})]
@@ -228,20 +229,13 @@ def _per_genre_rows(card, kinds, names):
 
 def tagging_tables():
     """Per shipped tagger: the model beside its baselines on every split (and genre transfer), from its card."""
-    names = {"most_frequent": "most frequent tag", "perceptron": "averaged perceptron", "crf": "CRF"}
+    from zoo.tasks.tagging_baselines import BASELINE_NAMES, comparison_table
+
     blocks = []
     for name, card in _hub_cards("tagging"):
         rows = list(card.get("comparison") or []) + list((card.get("transfer") or {}).get("rows") or [])
-        kinds = [k for k in names if any(k in r for r in rows)]
-        lines = ["| split | tag set | zoo tagger (unseen words) | " + " | ".join(names[k] for k in kinds) + " |",
-                 "|---|---|---|" + "---|" * len(kinds)]
-        transfer_rows = (card.get("transfer") or {}).get("rows") or []
-        for r in rows:
-            split = r["split"] + (" (transfer model)" if any(r is t for t in transfer_rows) else "")
-            cells = [f"{r[k]:.4f} ({r[k + '_unseen']:.4f})" if k in r else "–" for k in kinds]
-            lines.append(f"| {split} | {r['tag_set']} | **{r['model']:.4f}** ({r['model_unseen']:.4f}) | "
-                         + " | ".join(cells) + " |")
-        genres = _per_genre_rows(card, kinds, names)
+        lines = [comparison_table(rows)]
+        genres = _per_genre_rows(card, BASELINE_NAMES)
         if genres:
             lines += ["", "Per genre (first tag set; the held-out genres by the transfer model):", ""] + genres
         verdicts = card.get("verdicts") or []

@@ -176,6 +176,11 @@ class TaggedSentences:
     def tokens(self) -> int:
         return sum(len(w) for w in self.words)
 
+    def word_forms(self) -> set:
+        """Every word form of these sentences, exactly as written (what "unseen in training" is
+        measured against)."""
+        return {w for words in self.words for w in words}
+
     def select(self, indices, name=None) -> "TaggedSentences":
         indices = list(indices)
         return TaggedSentences([self.words[i] for i in indices],

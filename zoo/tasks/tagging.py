@@ -353,13 +353,11 @@ def predict(model, sentences, batch_size=BATCH_SIZE):
     tf = _tf()
     tag_sets = model.tag_sets
     function = _predictor(model)
-    results = [None] * len(sentences)
+    results = [{name: ([], []) for name in tag_sets} for _ in sentences]
     for batch in length_batches([len(s) for s in sentences], batch_size):
         rows = [list(sentences[i]) for i in batch]
         longest = max((len(r) for r in rows), default=0)
         if longest == 0:
-            for i in batch:
-                results[i] = {name: ([], []) for name in tag_sets}
             continue
         padded = np.array([r + [""] * (longest - len(r)) for r in rows], dtype=object)
         out = function(tf.constant(padded, tf.string))
@@ -368,8 +366,6 @@ def predict(model, sentences, batch_size=BATCH_SIZE):
             best = probabilities.argmax(-1)
             for j, i in enumerate(batch):
                 n = len(rows[j])
-                if results[i] is None:
-                    results[i] = {}
                 results[i][name] = ([tags[k] for k in best[j, :n]],
                                     [float(p) for p in probabilities[j, np.arange(n), best[j, :n]]])
     return results
@@ -487,28 +483,28 @@ def format_tagged(tagged, tag_set, output_format="slash"):
 # zoo verify
 
 
-def load_splits(dataset_card):
-    """The splits a card's `dataset` entry describes (the same loader, seed and held-out genres)."""
+def load_splits(data, seed, heldout_genres=(), max_sentences=None):
+    """The splits of `data` ("brown" or "porttinari") with `seed` (and Brown's held-out genres),
+    each cut to its first `max_sentences` sentences when given (smoke runs)."""
     from zoo.data import tagging
 
-    if dataset_card["name"] == "brown":
-        splits = tagging.load_brown(seed=dataset_card["seed"],
-                                    heldout_genres=dataset_card.get("heldout_genres", ()))
+    if data == "brown":
+        splits = tagging.load_brown(seed=seed, heldout_genres=heldout_genres)
     else:
-        splits = tagging.load_portuguese(seed=dataset_card["seed"])
-    limit = dataset_card.get("max_sentences_per_split")
-    if limit:
-        splits = {k: v.head(limit) for k, v in splits.items()}
+        splits = tagging.load_portuguese(seed=seed)
+    if max_sentences:
+        splits = {k: v.head(max_sentences) for k, v in splits.items()}
     return splits
 
 
 def remeasure(model, card):
     """Re-measure every split the card's metrics name (`zoo verify`)."""
-    splits = load_splits(card["dataset"])
+    dataset = card["dataset"]
+    splits = load_splits(dataset["name"], dataset["seed"], dataset.get("heldout_genres", ()),
+                         dataset.get("max_sentences_per_split"))
     model.tag_sets = card["tag_sets"]
-    train_words = set(w for words in splits["train"].words for w in words)
     names = [n for n in card["metrics"] if n in splits]
-    return evaluate(model, {n: splits[n] for n in names}, train_words)
+    return evaluate(model, {n: splits[n] for n in names}, splits["train"].word_forms())
 
 
 def unseen_share(split, train_words):

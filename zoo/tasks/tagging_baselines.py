@@ -22,6 +22,9 @@ import random
 import tempfile
 import time
 
+#: The baselines, by the names the recipe and cards use, and how tables name them.
+BASELINE_NAMES = {"most_frequent": "most frequent tag", "perceptron": "averaged perceptron", "crf": "CRF"}
+
 #: Open-class tags (content words) of each tag set; an unknown word gets the most frequent of them.
 OPEN_CLASSES = {
     "universal": {"NOUN", "VERB", "ADJ", "ADV"},
@@ -184,10 +187,24 @@ def score(predicted, split, label_set, train_words):
     }
 
 
+def comparison_table(rows):
+    """Markdown table of comparison rows (a split and tag set each: the model's accuracy and
+    unseen-word accuracy beside each baseline's); rows of the genre-transfer model are marked."""
+    kinds = [k for k in BASELINE_NAMES if any(k in r for r in rows)]
+    lines = ["| split | tag set | zoo tagger (unseen words) | " + " | ".join(BASELINE_NAMES[k] for k in kinds) + " |",
+             "|---|---|---|" + "---|" * len(kinds)]
+    for r in rows:
+        split = r["split"] + (" (transfer model)" if r.get("by") else "")
+        cells = [f"{r[k]:.4f} ({r[k + '_unseen']:.4f})" if k in r else "–" for k in kinds]
+        lines.append(f"| {split} | {r['tag_set']} | **{r['model']:.4f}** ({r['model_unseen']:.4f}) | "
+                     + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def run_baselines(train, evaluation_splits, label_set, kinds=("most_frequent", "perceptron", "crf"),
                   perceptron_iterations=5, crf_iterations=100, log=print):
     """Train each baseline on `train` and score it on every split in `evaluation_splits`."""
-    train_words = set(w for words in train.words for w in words)
+    train_words = train.word_forms()
     results = {}
     for kind in kinds:
         started = time.time()
