@@ -52,3 +52,19 @@ def test_bad_arguments_are_refused():
         KneserNey(["a"], order=0)
     with pytest.raises(ValueError, match="tokens must not be empty"):
         KneserNey([], order=2)
+
+
+def test_with_order_equals_a_model_built_at_that_order():
+    text = "the cat sat on the mat and the dog sat on the log while the cat ran".split() * 3
+    full = KneserNey(text, order=4, keep_lower_orders=True)
+    held_out = "the dog sat on the mat and the cat ran on the log".split()
+    for order in (1, 2, 3):
+        direct = KneserNey(text, order=order)
+        cut = full.with_order(order)
+        assert cut.discounts == direct.discounts
+        assert cut.evaluate(held_out)["perplexity"] == pytest.approx(direct.evaluate(held_out)["perplexity"], rel=1e-12)
+    assert full.with_order(4) is full
+    with pytest.raises(ValueError, match="keep_lower_orders"):
+        KneserNey(text, order=3).with_order(2)
+    with pytest.raises(ValueError, match="order must be in"):
+        full.with_order(0)

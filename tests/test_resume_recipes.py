@@ -32,6 +32,8 @@ RECIPES = {
                                   "--units", "4", "--filters", "4", "--min-batches", "2"],
     "tagging": ["--max-sentences", "150", "--units", "8", "--char-units", "4", "--word-dim", "8",
                 "--char-dim", "4", "--baselines", "most_frequent", "--heldout-genres", "", "--patience", "5"],
+    "language_model": ["--max-tokens", "3000", "--units", "16", "--batch-size", "4", "--steps", "10",
+                       "--samples-length", "4", "--dropout", "0.3"],
 }
 
 

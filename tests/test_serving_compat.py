@@ -7,6 +7,7 @@ its first day; what is checked is in `serving_helpers.check_session_loader`.
 import pytest
 
 from zoo import hub
+from zoo.tasks import get_task
 from serving_helpers import check_session_loader
 
 
@@ -20,15 +21,20 @@ def test_every_signature_runs_in_a_tf1_session_like_under_saved_model_load(name)
 EMPTY_BATCH_PENDING = {"translation", "captioning"}
 
 
-def _empty_inputs(function):
+def _empty_inputs(function, examples=None):
+    """An empty batch for `function`; its scalar settings from `examples` (the task's
+    `serving_examples()` for this signature) where given, else a small valid value."""
     import tensorflow as tf
 
+    examples = examples or {}
     inputs = {}
     for key, spec in function.structured_input_signature[1].items():
         shape = spec.shape.as_list()
         if shape and shape[0] is None:  # the batch axis: empty
             shape = [0] + [2 if size is None else size for size in shape[1:]]
             inputs[key] = tf.zeros(shape, spec.dtype) if spec.dtype != tf.string else tf.fill(shape, "")
+        elif key in examples:  # a scalar setting: the task's example value
+            inputs[key] = tf.constant(examples[key], spec.dtype)
         else:  # a scalar setting: a small valid value
             inputs[key] = tf.constant(1, spec.dtype) if spec.dtype.is_integer else tf.constant(0.0, spec.dtype)
     return inputs
@@ -40,11 +46,12 @@ def test_every_signature_answers_an_empty_batch_with_an_empty_result(name):
     if task in EMPTY_BATCH_PENDING:
         pytest.xfail(f"{name}: exported before its signatures handled empty batches")
     serving = hub.load_serving(name)
+    examples = getattr(get_task(task), "serving_examples", dict)()
     for signature, function in serving.signatures.items():
         batched = [spec for spec in function.structured_input_signature[1].values()
                    if spec.shape.rank and spec.shape[0] is None]
         if not batched:
             continue  # e.g. a settings signature
-        outputs = function(**_empty_inputs(function))
+        outputs = function(**_empty_inputs(function, examples.get(signature)))
         for key, value in outputs.items():
             assert value.shape[0] == 0, (signature, key, value.shape)

@@ -45,9 +45,9 @@ MODEL_ARGUMENT_HELP = ("a model name (local hub or installed model package), or 
                        "(file://, gs://, s3://, ...) of a model directory")
 
 #: Lines TensorFlow's C++ runtime writes to stderr that say nothing to a user of the command
-#: line: oneDNN's notice that it falls back to Eigen for boolean tensors, logged (as an error)
+#: line: oneDNN's notice that it falls back to Eigen for boolean and int64 tensors, logged (as an error)
 #: on every model run.
-NATIVE_NOISE = (b"oneDNN supports DT_BOOL only",)
+NATIVE_NOISE = (b"oneDNN supports DT_BOOL only", b"oneDNN supports DT_INT64 only")
 
 
 class CommandError(Exception):
@@ -399,6 +399,17 @@ def cmd_generate(args):
     return task.generate_cli(args.name, args)
 
 
+def cmd_score(args):
+    task, _ = _task_for(args.name, "score_cli", "language models")
+    if args.texts or args.lines:
+        texts = _read_inputs(args.texts, command="score")
+    elif not sys.stdin.isatty():
+        texts = ["\n".join(_read_inputs([], command="score"))]
+    else:
+        raise CommandError("no input: pass texts as arguments, or a text on stdin ('zoo score NAME < text.txt')")
+    return task.score_cli(args.name, texts)
+
+
 def cmd_lab(args):
     from zoo.lab.command import run
 
@@ -428,14 +439,30 @@ def build_parser():
     p.add_argument("texts", nargs="*", metavar="TEXT")
     p.set_defaults(run=cmd_predict)
 
-    p = commands.add_parser("generate", help="generate a sequence with a generative model")
+    p = commands.add_parser("generate", help="generate with a generative model: text from a prompt "
+                            "(language models) or a melody in a key (music models)")
     p.add_argument("name")
-    p.add_argument("--key", required=True, help='e.g. "D major", "F# minor"')
-    p.add_argument("--length", type=int, default=64, help="number of events")
-    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--prompt", help="language models: the text to continue (default: none)")
+    p.add_argument("--key", help='music models: the key, e.g. "D major", "F# minor"')
+    p.add_argument("--length", type=int,
+                   help="tokens (words or characters) or note events to generate (default 200 / 64)")
+    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (0 = greedy)")
+    p.add_argument("--top-k", type=int, default=0, help="language models: sample among the k most "
+                   "likely tokens (0 = all)")
+    p.add_argument("--top-p", type=float, default=1.0, help="language models: sample within the "
+                   "nucleus of probability p (1 = all)")
+    p.add_argument("--beam", type=int, default=1, help="language models: the most likely continuation "
+                   "by beam search of this width (> 1; no sampling)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="melody.mid", help="MIDI file to write")
+    p.add_argument("--out", default="melody.mid", help="music models: the MIDI file to write")
     p.set_defaults(run=cmd_generate)
+
+    p = commands.add_parser("score", help="score texts with a language model: log-probability, "
+                            "perplexity and bits per word or character (arguments, or stdin as one text)")
+    p.add_argument("name", help=MODEL_ARGUMENT_HELP)
+    p.add_argument("texts", nargs="*", metavar="TEXT")
+    p.add_argument("--lines", action="store_true", help="score each line of stdin as its own text")
+    p.set_defaults(run=cmd_score)
 
     p = commands.add_parser("translate", help="translate German texts (arguments, or lines on stdin)")
     p.add_argument("name")

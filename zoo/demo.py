@@ -219,6 +219,40 @@ def tagging_demo(texts=("The old man the boats.", "Time flies like an arrow; fru
     return shown
 
 
+def language_model_demo():
+    """Each shipped language model: its held-out score beside the n-gram, a seeded continuation of a
+    prompt and the score of a sentence."""
+    from zoo import hub
+    from zoo.tasks import language_model as lm
+
+    shown = []
+    for pattern, prompt, sentence in (
+            ("lm-*-ptb", "the company said", "the company said it expects sales to rise next year"),
+            ("lm-*-shakespeare", "ROMEO.\n", "ROMEO.\nBut soft, what light through yonder window breaks?")):
+        name = _first_model(pattern)
+        if name is None:
+            continue
+        card = hub.info(name)
+        test, ngram = card["metrics"]["test"], card["baselines"]["kneser_ney"]
+        if card["codec"]["level"] == "char":
+            print(f"{name}: held-out plays {test['bits_per_token']:.3f} bits/char (Kneser–Ney "
+                  f"{ngram['order']}-gram {ngram['test']['bits_per_token']:.3f})")
+        else:
+            print(f"{name}: test perplexity {test['perplexity']:.1f} (Kneser–Ney {ngram['order']}-gram "
+                  f"{ngram['test']['perplexity']:.1f})")
+        model, codec = lm.load_language_model(name)
+        length = 300 if codec.level == "char" else 30
+        (text,) = lm.generate_texts(model, codec, [prompt], max_length=length, temperature=0.8, top_k=40, seed=7)
+        joined = prompt + ("" if codec.level == "char" else " ") + text
+        shown.append(joined)
+        print("  $ zoo generate " + name + f" --prompt {prompt!r} --length {length} --temperature 0.8 --top-k 40 --seed 7")
+        print("  " + joined.replace("\n", "\n  "))
+        (scored,) = lm.score_texts(model, codec, [sentence])
+        print(f"  $ zoo score {name} {sentence!r}\n  {scored['tokens']} {codec.unit}s, perplexity "
+              f"{scored['perplexity']:.1f} ({scored['bits_per_token']:.3f} bits per {codec.unit})\n")
+    return shown
+
+
 def main():
     from zoo import cli
     from zoo._backend import import_tensorflow_quietly
@@ -231,6 +265,7 @@ def main():
     forecasting_demo()
     classification_demo()
     tagging_demo()
+    language_model_demo()
     print("$ zoo list")
     return cli.main(["list"])
 

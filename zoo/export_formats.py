@@ -112,6 +112,20 @@ _MUSIC_WHY = {
             "stateless_categorical (the sampler's Philox draws) has no ONNX equivalent: sampling at "
             "temperature > 0 cannot reproduce the SavedModel's melodies",
 }
+_LANGUAGE_MODEL_CORE = ("signature 'step' (previous tokens int32 [batch], states float32 [batch, states, "
+                        "units] -> next-token log_probs [batch, vocabulary], next_states); contract.json lists "
+                        "the tokens by id; the caller tokenises (the word rules need regexes: "
+                        "zoo.tasks.language_model.TextCodec) and runs the loop "
+                        "(zoo.export_formats.greedy_continuation for temperature 0)")
+_LANGUAGE_MODEL_WHY = {
+    "tflite": "the tokeniser (regex replacements, string split, a string hash table) has no LiteRT builtin "
+              "kernels, the in-graph generation loop's TensorLists with a dynamic batch have no builtin "
+              "lowering, and stateless_categorical (the sampler's Philox draws) has no LiteRT kernel: "
+              "sampling at temperature > 0 cannot reproduce the SavedModel's texts",
+    "onnx": "the tokeniser (StaticRegexReplace, StringSplitV2, a string hash table) has no ONNX op, and "
+            "stateless_categorical (the sampler's Philox draws) has no ONNX equivalent: sampling at "
+            "temperature > 0 cannot reproduce the SavedModel's texts",
+}
 _TRANSLATION_WHY = ("the source tokenizer (regex split, string hash tables) and the in-graph beam search "
                     "have no {runtime} equivalent; a numeric encoder/decoder-step export is not written "
                     "or measured yet")
@@ -129,6 +143,11 @@ SUPPORT = {
         "savedmodel": _WHOLE_MODEL,
         "tflite": FormatSupport(True, _MUSIC_CORE, _MUSIC_WHY["tflite"]),
         "onnx": FormatSupport(True, _MUSIC_CORE, _MUSIC_WHY["onnx"]),
+    },
+    "language-model": {
+        "savedmodel": _WHOLE_MODEL,
+        "tflite": FormatSupport(True, _LANGUAGE_MODEL_CORE, _LANGUAGE_MODEL_WHY["tflite"]),
+        "onnx": FormatSupport(True, _LANGUAGE_MODEL_CORE, _LANGUAGE_MODEL_WHY["onnx"]),
     },
     "translation": {
         "savedmodel": _WHOLE_MODEL,
@@ -285,7 +304,7 @@ def _sentiment_graphs(model):
     return {"classify": classify}
 
 
-def _sentiment_side_files(model):
+def _sentiment_side_files(model, card=None):
     words = [str(w) for w in model.get_layer("word_ids").get_vocabulary()]
     ngrams = [str(w) for w in model.get_layer("ngram_tfidf").get_vocabulary()]
     length = model.get_layer("word_ids").get_config()["output_sequence_length"]
@@ -384,7 +403,7 @@ def _music_graphs(model):
     return {"start": start, "step": step}
 
 
-def _music_side_files(model):
+def _music_side_files(model, card=None):
     from zoo import music
 
     from zoo.tasks import music as music_task
@@ -487,8 +506,114 @@ def _compare_music(directory, runner, serving, task):
             "greedy_tokens_equal": bool(np.array_equal(greedy, expected))}
 
 
+def _language_model_graphs(model):
+    import tensorflow as tf
+
+    from zoo.tasks import language_model as lm
+
+    settings = lm.architecture(model)
+    names = lm.state_names(settings["cell"], settings["num_layers"])
+    per_layer = len(names) // settings["num_layers"]
+    embedding = model.get_layer("embedding")
+    bias = model.get_layer("logit_bias")
+    cells = [model.get_layer(f"rnn_{i}").cell for i in range(settings["num_layers"])]
+
+    # One stacked state input: the number of state tensors depends on the cell and the depth.
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.int32, name="tokens"),
+                                  tf.TensorSpec([None, len(names), settings["units"]], tf.float32,
+                                                name="states")])
+    def step(tokens, states):
+        x = embedding(tokens)
+        new_states = []
+        for i, cell in enumerate(cells):
+            mine = [states[:, i * per_layer + k] for k in range(per_layer)]
+            x, after = cell(x, mine, training=False)
+            new_states += list(after)
+        log_probs = tf.nn.log_softmax(bias(embedding(x, reverse=True)), axis=-1)
+        return {"log_probs": log_probs, "next_states": tf.stack(new_states, axis=1)}
+
+    return {"step": step}
+
+
+def _language_model_side_files(model, card):
+    from zoo.tasks import language_model as lm
+
+    codec = lm.TextCodec.from_config(card["codec"])
+    settings = lm.architecture(model)
+    names = lm.state_names(settings["cell"], settings["num_layers"])
+    contract = {
+        "signatures": {"step": {
+            "inputs": {"tokens": "int32 [batch], the previous token (start_token's id first)",
+                       "states": f"float32 [batch, {len(names)}, {settings['units']}], zeros first, then "
+                                 "next_states of the last step"},
+            "outputs": {"log_probs": f"float32 [batch, {len(codec.vocabulary)}]",
+                        "next_states": "float32 [batch, states, units]"}}},
+        "state_names": names,
+        "units": settings["units"],
+        "vocabulary": codec.vocabulary,
+        "tokens": {"level": codec.level, "start_token": codec.start_token, "start_id": codec.start_id,
+                   "pad_id": lm.PAD, "unk_id": codec.unk_id},
+        "generation": "never pick id 0 (<pad>). zoo.export_formats.greedy_continuation is the loop at "
+                      "temperature 0 (the SavedModel's sampler at temperature > 0 uses TensorFlow's "
+                      "stateless Philox draws, which these runtimes do not reproduce).",
+    }
+    return {}, contract
+
+
+def greedy_continuation(runner, prompt_ids, num_tokens, num_states, units):
+    """Token rows `[batch, num_tokens]` chosen greedily by an exported language-model core after the
+    prompts `prompt_ids` (one list of ids per row, each starting with the start token's id)."""
+    rows = len(prompt_ids)
+    states = np.zeros((rows, num_states, units), np.float32)
+    chosen = np.zeros((rows, num_tokens), np.int32)
+    for r, prompt in enumerate(prompt_ids):  # rows of different lengths: primed one by one
+        state = states[r:r + 1]
+        for token in prompt[:-1]:
+            state = runner.run("step", tokens=np.asarray([token], np.int32), states=state)["next_states"]
+        states[r] = state[0]
+    tokens = np.asarray([p[-1] for p in prompt_ids], np.int32)
+    for t in range(num_tokens):
+        out = runner.run("step", tokens=tokens, states=states)
+        log_probs = np.array(out["log_probs"])
+        log_probs[:, 0] = -np.inf
+        tokens = np.argmax(log_probs, axis=-1).astype(np.int32)
+        chosen[:, t] = tokens
+        states = out["next_states"]
+    return chosen
+
+
+def _compare_language_model(directory, runner, serving, task):
+    import tensorflow as tf
+
+    contract = json.loads((directory / CONTRACT_FILE).read_text(encoding="utf-8"))
+    codec = task.TextCodec(contract["tokens"]["level"], contract["vocabulary"], contract["tokens"]["start_token"])
+    num_states = len(contract["state_names"])
+    prompts = ["the company said", "ROMEO.\nO", ""]
+    table = codec.lookup_table()
+    prompt_ids = task._prompt_ids(codec, table, prompts).to_list()
+    expected = serving.signatures["generate"](
+        prompts=tf.constant(prompts), max_length=tf.constant(12), temperature=tf.constant(0.0),
+        top_k=tf.constant(0), top_p=tf.constant(1.0), seed=tf.constant(0, tf.int64))["texts"].numpy()
+    units = contract["units"]
+    greedy = greedy_continuation(runner, prompt_ids, 12, num_states, units)
+    texts = [codec.join(codec.vocabulary[i] for i in row) for row in greedy]
+    # Teacher-forced log-probabilities of a text, step by step, against the SavedModel's score.
+    text = "the company said it expects sales to rise" if codec.level == "word" else "ROMEO.\nWhat light"
+    ids = task._text_ids(codec, table, [text]).to_list()[0]
+    state = np.zeros((1, num_states, units), np.float32)
+    total, previous = 0.0, codec.start_id
+    for token in ids:
+        out = runner.run("step", tokens=np.asarray([previous], np.int32), states=state)
+        total += float(out["log_probs"][0, token])
+        state, previous = out["next_states"], token
+    scored = float(serving.signatures["score"](texts=tf.constant([text]))["log_prob"].numpy()[0])
+    return {"examples": len(prompts), "tokens": 12, "max_abs_difference_log_prob": abs(total - scored),
+            "greedy_texts_equal": texts == [e.decode("utf-8") for e in expected]}
+
+
 _TASKS = {
     "sentiment": (_sentiment_graphs, _sentiment_side_files, _compare_sentiment),
+    "language-model": (_language_model_graphs, _language_model_side_files, _compare_language_model),
     "music": (_music_graphs, _music_side_files, _compare_music),
 }
 
@@ -677,7 +802,7 @@ def export(name, directory, fmt):
             else:
                 for signature, fn in graphs.items():
                     atomic_write_bytes(staging / f"{signature}.onnx", _to_onnx(fn))
-        texts, contract = side_files(model)
+        texts, contract = side_files(model, card)
         for file_name, text in texts.items():
             atomic_write_text(staging / file_name, text)
         contract = {"model": name, "task": task_name, "format": fmt, "exports": support.exports,

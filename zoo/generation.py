@@ -14,7 +14,8 @@ The step function::
 * ``state``: a nest (list, tuple or dict) of tensors with leading dim ``n``,
   returned as ``new_state`` with the same structure;
 * ``context``: a nest of tensors with leading dim ``n`` that stays constant
-  over the steps (encoder outputs, masks, a key vector), or None;
+  over the steps (encoder outputs, masks, a key vector); an empty dict
+  when `decode` was given none;
 * ``t``: int32 scalar, the index of the token being chosen;
 * ``logits``: float32 ``[n, vocab]``, unnormalised next-token scores;
 * ``extras``: a dict (possibly empty) of float tensors with leading dim
@@ -269,7 +270,8 @@ def _decode_in_graph(step_fn, *, initial_state, start_tokens, context, max_lengt
                      forbidden_tokens, length_penalty, no_repeat_ngram_size=0):
     start_tokens = tf.cast(tf.convert_to_tensor(start_tokens), tf.int32)
     initial_state = tf.nest.map_structure(tf.convert_to_tensor, initial_state)
-    context = tf.nest.map_structure(tf.convert_to_tensor, context)
+    # a step without context gets an empty dict (tf.nest cannot convert a None)
+    context = {} if context is None else tf.nest.map_structure(tf.convert_to_tensor, context)
     max_length = tf.cast(max_length, tf.int32)
     min_length = tf.cast(min_length, tf.int32)
     beam = method == "beam"

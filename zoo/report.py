@@ -32,6 +32,8 @@ def headline(card):
         return line
     if card.get("task") == "tagging" and test:
         return _tagging_headline(card)
+    if card.get("task") == "language-model" and test:
+        return _language_model_headline(card)
     if "accuracy" in test:
         line = f"test accuracy {test['accuracy']:.4f} (n={test.get('examples', '?')})"
         ablation = card.get("metrics", {}).get("test_ngram_path_only", {})
@@ -124,6 +126,56 @@ def _tagging_headline(card):
     if transfer:
         line += f"; held-out genres {transfer['model']:.4f}"
     return line
+
+
+def _language_model_headline(card):
+    test = card["metrics"]["test"]
+    ngram = card["baselines"]["kneser_ney"]
+    if card["codec"]["level"] == "char":
+        return (f"held-out plays {test['bits_per_token']:.3f} bits/char (Kneser–Ney {ngram['order']}-gram "
+                f"{ngram['test']['bits_per_token']:.3f})")
+    line = f"test perplexity {test['perplexity']:.1f} (Kneser–Ney {ngram['order']}-gram {ngram['test']['perplexity']:.1f}"
+    small = next((v for k, v in (card.get("published") or {}).items() if "small" in k), None)
+    return line + (f"; Zaremba et al.'s small LSTM {small})" if small else ")")
+
+
+def language_model_tables():
+    """Per shipped language model: validation and test beside the same-run n-gram and the published
+    numbers, training time and throughput, and the seeded samples, from its card."""
+    blocks = []
+    for name, card in _hub_cards("language-model"):
+        metrics, ngram = card["metrics"], card["baselines"]["kneser_ney"]
+        char = card["codec"]["level"] == "char"
+        unit = "bits/char" if char else "perplexity"
+        key = "bits_per_token" if char else "perplexity"
+        digits = 3 if char else 1
+        rows = [f"| model | validation {unit} | test {unit} |", "|---|---|---|",
+                f"| `{name}` | {metrics['validation'][key]:.{digits}f} | {metrics['test'][key]:.{digits}f} |",
+                f"| Kneser–Ney {ngram['order']}-gram, same run"
+                + (" (order chosen on validation)" if len(ngram.get("validation_by_order", {})) > 1 else "")
+                + " | "
+                f"{ngram['validation'][key]:.{digits}f} | {ngram['test'][key]:.{digits}f} |"]
+        for source, value in (card.get("published") or {}).items():
+            rows.append(f"| {source}, published | | {value} |")
+        training, throughput = card.get("training") or {}, card.get("throughput") or {}
+        hardware = training.get("hardware") or {}
+        settings = training.get("settings") or {}
+        note = (f"Trained {training.get('epochs_run', '?')} epochs (best {training.get('best_epoch', '?')}) in "
+                f"{training.get('seconds', 0) / 60:.1f} min on {hardware.get('cpu', '?')}, "
+                f"{hardware.get('cpu_count', '?')} cores; the whole recipe run took "
+                f"{card.get('total_seconds', 0) / 60:.1f} min. Training speed "
+                f"{throughput.get('train_tokens_per_second', 0):,.0f} {'characters' if char else 'words'}/s; "
+                f"the output layer (softmax) takes {100 * throughput.get('softmax_share_of_step', 0):.0f}% "
+                f"of a training step. Command: `{card.get('command', '')}`"
+                + (f" (preset {settings['preset']})." if settings.get("preset") else "."))
+        samples = [s for s in card.get("samples") or []][:2]
+        shown = "\n".join(f"- temperature {s['temperature']}"
+                          + (f", top-k {s['top_k']}" if s.get("top_k") else "") + f", seed {s['seed']}: "
+                          + "`" + (s["prompt"] + ("" if char else " ") + s["text"]).replace("\n", " ⏎ ")[:300]
+                          + "`" for s in samples)
+        blocks.append(f"`{name}` ({card['dataset']['name']}):\n\n" + "\n".join(rows) + f"\n\n{note}"
+                      + (f"\n\nSamples (reproduced by `zoo verify {name}`):\n\n{shown}" if shown else ""))
+    return "\n\n".join(blocks) if blocks else "(no language model in saved_models/)"
 
 
 def models_table():
@@ -253,7 +305,8 @@ def tagging_tables():
 
 #: Generated sections of the README: marker name → function returning the section's text.
 SECTIONS = {"models": models_table, "forecasting": forecasting_tables,
-            "classification": classification_tables, "tagging": tagging_tables}
+            "classification": classification_tables, "tagging": tagging_tables,
+            "language-models": language_model_tables}
 
 
 def _markers(section):

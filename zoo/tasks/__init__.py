@@ -16,6 +16,7 @@ TASK_MODULES = {
     "forecasting": "zoo.tasks.forecasting",
     "timeseries-classification": "zoo.tasks.timeseries_classification",
     "tagging": "zoo.tasks.tagging",
+    "language-model": "zoo.tasks.language_model",
 }
 
 

@@ -719,8 +719,13 @@ def generate_cli(name, args):
     """`zoo generate NAME --key K --length N --temperature T --seed S --out FILE.mid`."""
     from zoo import hub
 
+    if args.key is None:
+        raise ValueError('a music model generates in a key: pass --key, e.g. --key "D major"')
+    if getattr(args, "prompt", None) is not None:
+        raise ValueError("--prompt is for language models; a music model takes --key")
     (key,) = _as_key_list([args.key])
-    length, temperature, seed, _ = _check_request(args.length, args.temperature, args.seed, None)
+    length = 64 if args.length is None else args.length
+    length, temperature, seed, _ = _check_request(length, args.temperature, args.seed, None)
     serving = hub.load_serving(name)
     (events,) = generate(serving, [key], num_events=length, temperature=temperature, seed=seed)
     pc, mode = music.parse_key(key)

@@ -47,7 +47,7 @@ def modified_discounts(counts) -> tuple:
 class KneserNey:
     """An interpolated modified Kneser–Ney model of `order` over `tokens` (one stream)."""
 
-    def __init__(self, tokens, order=5, vocabulary=None):
+    def __init__(self, tokens, order=5, vocabulary=None, keep_lower_orders=False):
         if order < 1:
             raise ValueError(f"order must be at least 1, received {order}")
         tokens = list(tokens)
@@ -64,6 +64,8 @@ class KneserNey:
                 if i - n + 1 < 0:
                     break
                 raw[n][tuple(tokens[i - n + 1:i + 1])] += 1
+        # with `keep_lower_orders` the raw counts stay, so that `with_order` can cut the model down
+        self._raw = raw if keep_lower_orders else None
         self.counts = [None] * (self.order + 1)
         self.counts[self.order] = raw[self.order]
         for n in range(1, self.order):
@@ -76,11 +78,17 @@ class KneserNey:
             if len(start) == n and continuation[start] == 0:
                 continuation[start] = 1
             self.counts[n] = continuation
-        self.discounts = [None] + [modified_discounts(self.counts[n].values()) for n in range(1, self.order + 1)]
-        # per order and history: total count, and how many followers have count 1, 2, 3+
-        self.history_totals = [None] * (self.order + 1)
-        self.history_types = [None] * (self.order + 1)
-        for n in range(1, self.order + 1):
+        self._summarise(range(1, self.order + 1))
+
+    def _summarise(self, orders):
+        """The discounts of each order in `orders`, and per history its total count and how many
+        followers have count 1, 2 and 3+."""
+        if not hasattr(self, "discounts"):
+            self.discounts = [None] * (self.order + 1)
+            self.history_totals = [None] * (self.order + 1)
+            self.history_types = [None] * (self.order + 1)
+        for n in orders:
+            self.discounts[n] = modified_discounts(self.counts[n].values())
             totals = collections.Counter()
             types = collections.defaultdict(lambda: [0, 0, 0])
             for gram, count in self.counts[n].items():
@@ -89,6 +97,25 @@ class KneserNey:
                 types[history][min(count, 3) - 1] += 1
             self.history_totals[n] = totals
             self.history_types[n] = dict(types)
+
+    def with_order(self, order):
+        """The model of a lower `order` on the same tokens, sharing this one's lower-order counts
+        (built with `keep_lower_orders=True`): what `KneserNey(tokens, order)` gives, without
+        counting again. Choosing an order on validation data builds the highest one once."""
+        if order == self.order:
+            return self
+        if not 1 <= order < self.order:
+            raise ValueError(f"order must be in 1..{self.order}, received {order}")
+        if self._raw is None:
+            raise ValueError("this model kept no lower-order counts: build it with keep_lower_orders=True")
+        lower = object.__new__(KneserNey)
+        lower.order, lower.vocabulary, lower._raw = order, self.vocabulary, None
+        lower.counts = self.counts[:order] + [self._raw[order]]
+        lower.discounts = self.discounts[:order] + [None]
+        lower.history_totals = self.history_totals[:order] + [None]
+        lower.history_types = self.history_types[:order] + [None]
+        lower._summarise([order])
+        return lower
 
     def _discount(self, n, count):
         if count <= 0:
