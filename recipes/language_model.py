@@ -27,7 +27,7 @@ kept. Held-out text is scored exactly, as one stream. Writes
     python recipes/language_model.py                       # PTB, ships lm-lstm-ptb
     python recipes/language_model.py --data shakespeare    # ships lm-lstm-shakespeare
     python recipes/language_model.py --preset medium       # Zaremba's medium model (a GPU run)
-    python recipes/language_model.py --max-tokens 20000 --epochs 1 --units 16 --output-dir /tmp/hub   # smoke
+    python recipes/language_model.py --max-tokens 20000 --epochs 1 --units 16 --output-dir /tmp/hub   # smoke run
 """
 
 import json
