@@ -157,10 +157,13 @@ def language_model_tables():
                 f"{ngram['validation'][key]:.{digits}f} | {ngram['test'][key]:.{digits}f} |"]
         for source, value in (card.get("published") or {}).items():
             rows.append(f"| {source}, published | | {value} |")
+        gain = (metrics.get("versus_ngram") or {}).get("test_bits_per_token_gain")
         training, throughput = card.get("training") or {}, card.get("throughput") or {}
         hardware = training.get("hardware") or {}
         settings = training.get("settings") or {}
-        note = (f"Trained {training.get('epochs_run', '?')} epochs (best {training.get('best_epoch', '?')}) in "
+        note = (f"On the test set the model is {gain:.3f} bits per {'character' if char else 'word'} below the "
+                f"same-run n-gram. " if gain is not None else "")
+        note += (f"Trained {training.get('epochs_run', '?')} epochs (best {training.get('best_epoch', '?')}) in "
                 f"{training.get('seconds', 0) / 60:.1f} min on {hardware.get('cpu', '?')}, "
                 f"{hardware.get('cpu_count', '?')} cores; the whole recipe run took "
                 f"{card.get('total_seconds', 0) / 60:.1f} min. Training speed "
