@@ -148,7 +148,7 @@ def test_beam_search_continues_with_the_likeliest_sequence(tiny_model, word_code
     beams = lm.generate_texts(tiny_model, word_codec, ["the cat", "sat"], max_length=4, beam_width=4)
     assert beams == lm.generate_texts(tiny_model, word_codec, ["the cat", "sat"], max_length=4, beam_width=4,
                                       seed=9)  # no sampling: the seed plays no part
-    prompt = lm._left_pad(lm._prompt_ids(word_codec, word_codec.lookup_table(), ["the cat"]))
+    prompt = lm._left_pad(lm.prompt_token_ids(word_codec, word_codec.lookup_table(), ["the cat"]))
     greedy = lm.generate_ids(tiny_model, prompt, max_length=4, method="greedy").numpy()[0]
     beam = lm.generate_ids(tiny_model, prompt, max_length=4, method="beam", beam_width=4).numpy()[0]
 

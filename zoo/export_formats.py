@@ -590,7 +590,7 @@ def _compare_language_model(directory, runner, serving, task):
     num_states = len(contract["state_names"])
     prompts = ["the company said", "ROMEO.\nO", ""]
     table = codec.lookup_table()
-    prompt_ids = task._prompt_ids(codec, table, prompts).to_list()
+    prompt_ids = task.prompt_token_ids(codec, table, prompts).to_list()
     expected = serving.signatures["generate"](
         prompts=tf.constant(prompts), max_length=tf.constant(12), temperature=tf.constant(0.0),
         top_k=tf.constant(0), top_p=tf.constant(1.0), seed=tf.constant(0, tf.int64))["texts"].numpy()
@@ -599,7 +599,7 @@ def _compare_language_model(directory, runner, serving, task):
     texts = [codec.join(codec.vocabulary[i] for i in row) for row in greedy]
     # Teacher-forced log-probabilities of a text, step by step, against the SavedModel's score.
     text = "the company said it expects sales to rise" if codec.level == "word" else "ROMEO.\nWhat light"
-    ids = task._text_ids(codec, table, [text]).to_list()[0]
+    ids = task.text_token_ids(codec, table, [text]).to_list()[0]
     state = np.zeros((1, num_states, units), np.float32)
     total, previous = 0.0, codec.start_id
     for token in ids:

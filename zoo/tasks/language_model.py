@@ -567,12 +567,9 @@ def score_ids(model, ragged_ids, start_id):
     return tf.reduce_sum(picked * valid, axis=1), tf.cast(ragged_ids.row_lengths(), tf.int32)
 
 
-def _text_ids(codec, table, texts):
+def text_token_ids(codec, table, texts):
+    """Raw texts → their token ids (RaggedTensor int32), tokenised as the training text was read."""
     tokens = codec.split_tensor(texts, table)
-    return tf_ragged_map(table, tokens)
-
-
-def tf_ragged_map(table, tokens):
     return tokens.with_flat_values(table.lookup(tokens.flat_values))
 
 
@@ -600,15 +597,16 @@ def generate_texts(model, codec, prompts, *, max_length, temperature=1.0, top_k=
         raise ValueError(f"beam width must be an integer in 1..{MAX_BEAM_WIDTH}, received {beam_width!r}")
     prompts = [_as_text(p, "prompt") for p in prompts]
     table = codec.lookup_table()
-    ids = _left_pad(_prompt_ids(codec, table, prompts))
+    ids = _left_pad(prompt_token_ids(codec, table, prompts))
     method = "beam" if beam_width > 1 else "greedy" if temperature == 0 else "sample"
     tokens = generate_ids(model, ids, max_length=max_length, method=method, temperature=float(temperature),
                           top_k=int(top_k), top_p=float(top_p), seed=int(seed), beam_width=int(beam_width)).numpy()
     return [codec.join(codec.vocabulary[i] for i in row) for row in tokens]
 
 
-def _prompt_ids(codec, table, prompts):
-    """[start] + the prompt's token ids; a word prompt has no ``<eos>`` added (it continues)."""
+def prompt_token_ids(codec, table, prompts):
+    """[start] + each prompt's token ids (RaggedTensor int32); a word prompt gets no closing ``<eos>``
+    (it is to be continued)."""
     tf = _tf()
     tokens = codec.split_tensor(prompts, table)
     if codec.level == "word":  # drop the <eos> the tokeniser closes every text with
@@ -633,7 +631,7 @@ def score_texts(model, codec, texts, max_logits=None):
     texts = [_as_text(t, "text") for t in texts]
     budget = max(1, (max_logits or MAX_SCORE_LOGITS) // len(codec.vocabulary))  # tokens per call
     table = codec.lookup_table()
-    token_ids = [row for row in _text_ids(codec, table, texts).to_list()] if texts else []
+    token_ids = [row for row in text_token_ids(codec, table, texts).to_list()] if texts else []
     results = [None] * len(texts)
     batch, longest = [], 0
     for index in sorted(range(len(texts)), key=lambda i: len(token_ids[i])):
@@ -704,7 +702,7 @@ def write_serving(model, path, codec):
         return tf.cond(tf.size(texts) > 0, lambda: score_batch(texts), lambda: empty)
 
     def score_batch(texts):
-        ids = tf_ragged_map(module.table, codec.split_tensor(texts, module.table))
+        ids = text_token_ids(codec, module.table, texts)
         logits = tf.cast(ids.nrows(), tf.int64) * tf.reduce_max(ids.row_lengths()) * len(codec.vocabulary)
         check = tf.debugging.assert_less_equal(
             logits, tf.constant(MAX_SCORE_LOGITS, tf.int64),
@@ -739,7 +737,7 @@ def write_serving(model, path, codec):
                                  lambda: tf.zeros([0], tf.string))}
 
     def generate_batch(prompts, max_length, temperature, top_k, top_p, seed):
-        ids = _left_pad(_prompt_ids(codec, module.table, prompts))
+        ids = _left_pad(prompt_token_ids(codec, module.table, prompts))
         check = tf.debugging.assert_less_equal(
             tf.size(ids, out_type=tf.int64), tf.constant(MAX_PROMPT_TOKENS, tf.int64),
             message=f"prompts too long for one call: batch x longest prompt must be <= {MAX_PROMPT_TOKENS} tokens")
