@@ -129,7 +129,7 @@ def main(argv=None):
     started = time.time()
 
     # -- prepare the data ---------------------------------------------------
-    tokens = task.load_tokens(args.data, args.split_seed, args.max_tokens)
+    tokens, split = task.load_tokens(args.data, args.split_seed, args.max_tokens)
     level, start = task.LEVELS[args.data]
     codec = task.TextCodec.from_training_tokens(level, tokens["train"], start,
                                                 min_count=args.min_char_count if level == "char" else 1)
@@ -207,11 +207,7 @@ def main(argv=None):
     # -- the card and the export ----------------------------------------------
     dataset = {"name": args.data, "level": level,
                "tokens": {n: len(t) for n, t in tokens.items()},
-               "license": language.LICENSES[args.data]}
-    if args.data == "shakespeare":
-        splits = language.load_shakespeare(seed=args.split_seed)
-        dataset.update(split_seed=args.split_seed, works={n: sorted(w) for n, w in splits.items()},
-                       split_rule="whole works: validation and test are plays drawn with the seed; the poems train")
+               "license": language.LICENSES[args.data], **split}
     if args.max_tokens:
         dataset["max_tokens"] = args.max_tokens
     card = {

@@ -171,7 +171,7 @@ def language_model_tables():
                 f"the output layer (softmax) takes {100 * throughput.get('softmax_share_of_step', 0):.0f}% "
                 f"of a training step. Command: `{card.get('command', '')}`"
                 + (f" (preset {settings['preset']})." if settings.get("preset") else "."))
-        samples = [s for s in card.get("samples") or []][:2]
+        samples = (card.get("samples") or [])[:2]
         shown = "\n".join(f"- temperature {s['temperature']}"
                           + (f", top-k {s['top_k']}" if s.get("top_k") else "") + f", seed {s['seed']}: "
                           + "`" + (s["prompt"] + ("" if char else " ") + s["text"]).replace("\n", " ⏎ ")[:300]

@@ -193,12 +193,20 @@ class TextCodec:
         ragged = self.split_tensor(list(texts))
         return [[t.decode("utf-8") for t in row] for row in ragged.to_list()]
 
-    def join(self, tokens) -> str:
-        """Tokens → text: characters concatenated; words joined by spaces, ``<eos>`` as a line break."""
+    def join_tensor(self, tokens):
+        """Token strings [batch, n] → texts [batch]: characters concatenated; words joined by spaces,
+        ``<eos>`` as a line break (without the spaces around it)."""
+        tf = _tf()
         if self.level == "char":
-            return "".join(tokens)
-        text = " ".join(tokens)
-        return text.replace(" <eos> ", "\n").replace("<eos> ", "\n").replace(" <eos>", "\n").replace("<eos>", "\n")
+            return tf.strings.reduce_join(tokens, axis=1)
+        words = tf.where(tokens == "<eos>", "\n", tokens)
+        return tf.strings.regex_replace(tf.strings.reduce_join(words, axis=1, separator=" "), " ?\n ?", "\n")
+
+    def join(self, tokens) -> str:
+        """Tokens → text, by the same graph code as the SavedModel (`join_tensor`)."""
+        tokens = list(tokens)
+        row = _tf().constant([tokens], _tf().string, shape=[1, len(tokens)])
+        return self.join_tensor(row).numpy()[0].decode("utf-8")
 
 
 # ---------------------------------------------------------------------------
@@ -601,7 +609,8 @@ def generate_texts(model, codec, prompts, *, max_length, temperature=1.0, top_k=
     method = "beam" if beam_width > 1 else "greedy" if temperature == 0 else "sample"
     tokens = generate_ids(model, ids, max_length=max_length, method=method, temperature=float(temperature),
                           top_k=int(top_k), top_p=float(top_p), seed=int(seed), beam_width=int(beam_width)).numpy()
-    return [codec.join(codec.vocabulary[i] for i in row) for row in tokens]
+    texts = codec.join_tensor(_tf().gather(_tf().constant(codec.vocabulary), tokens)).numpy()
+    return [text.decode("utf-8") for text in texts]
 
 
 def prompt_token_ids(codec, table, prompts):
@@ -631,15 +640,14 @@ def score_texts(model, codec, texts, max_logits=None):
     texts = [_as_text(t, "text") for t in texts]
     budget = max(1, (max_logits or MAX_SCORE_LOGITS) // len(codec.vocabulary))  # tokens per call
     table = codec.lookup_table()
-    token_ids = [row for row in text_token_ids(codec, table, texts).to_list()] if texts else []
+    token_ids = text_token_ids(codec, table, texts).to_list() if texts else []
     results = [None] * len(texts)
     batch, longest = [], 0
     for index in sorted(range(len(texts)), key=lambda i: len(token_ids[i])):
         ids = token_ids[index]
         if len(ids) > budget:  # too long for one call: a stream in chunks
-            if ids:
-                stream = stream_log_likelihood(model, ids, codec.start_id, chunk=min(SCORE_CHUNK, budget))
-                results[index] = _per_text(-stream["nll"] * stream["tokens"], stream["tokens"])
+            stream = stream_log_likelihood(model, ids, codec.start_id, chunk=min(SCORE_CHUNK, budget))
+            results[index] = _per_text(-stream["nll"] * stream["tokens"], stream["tokens"])
             continue
         if batch and (len(batch) + 1) * max(longest, len(ids)) > budget:
             _score_batch(model, codec, token_ids, batch, results)
@@ -684,17 +692,15 @@ def write_serving(model, path, codec):
     from zoo.tasks.word_decoding import hold_model
 
     module = tf.Module(name="language_model")
-    hold_model(module, model)
     # The embedding is stored once, in float16 (the recipe rounds it to float16 values before
     # measuring, so both files give the same numbers); the functions read it through a ModelReader.
     embedding = model.get_layer("embedding").embeddings
+    hold_model(module, model, stored_elsewhere=[embedding])
     module.embedding_float16 = tf.Variable(tf.cast(embedding, tf.float16), trainable=False,
                                            name="embedding_float16")
-    module.restorable_variables = [v for v in module.restorable_variables if v is not embedding.value]
     reader = ModelReader(model, embedding_matrix=lambda: tf.cast(module.embedding_float16, tf.float32))
     module.table = codec.lookup_table()
     module.vocabulary = tf.constant(codec.vocabulary)
-    separator = "" if codec.level == "char" else " "
 
     def score(texts):
         empty = {"log_prob": tf.zeros([0]), "tokens": tf.zeros([0], tf.int32), "perplexity": tf.zeros([0]),
@@ -719,16 +725,13 @@ def write_serving(model, path, codec):
                 "bits_per_token": per_token / math.log(2)}
 
     def generate(prompts, max_length, temperature, top_k, top_p, seed):
+        # the bounds of this signature; zoo.generation.decode checks the rest (max_length >= 1,
+        # temperature >= 0, top_k >= 0, top_p in (0, 1])
         checks = [
-            tf.debugging.assert_greater_equal(max_length, 1, message="max_length must be >= 1"),
             tf.debugging.assert_less_equal(max_length, MAX_GENERATE_LENGTH,
                                            message=f"max_length must be <= {MAX_GENERATE_LENGTH}"),
-            tf.debugging.assert_greater_equal(temperature, 0.0, message="temperature must be >= 0 (0 = greedy)"),
             tf.debugging.assert_equal(tf.math.is_finite(temperature), True, message="temperature must be finite"),
-            tf.debugging.assert_greater_equal(top_k, 0, message="top_k must be >= 0 (0 = all tokens)"),
             tf.debugging.assert_less_equal(top_k, MAX_TOP_K, message=f"top_k must be <= {MAX_TOP_K}"),
-            tf.debugging.assert_greater(top_p, 0.0, message="top_p must be in (0, 1]"),
-            tf.debugging.assert_less_equal(top_p, 1.0, message="top_p must be in (0, 1]"),
         ]
         with tf.control_dependencies(checks):
             prompts = tf.identity(prompts)
@@ -745,14 +748,7 @@ def write_serving(model, path, codec):
             ids = tf.identity(ids)
         tokens = generate_ids(reader, ids, max_length=max_length, method="sample", temperature=temperature,
                               top_k=top_k, top_p=top_p, seed=seed)
-        words = tf.gather(module.vocabulary, tokens)
-        if codec.level == "word":
-            words = tf.where(words == "<eos>", "\n", words)
-            text = tf.strings.reduce_join(words, axis=1, separator=" ")
-            text = tf.strings.regex_replace(text, " ?\n ?", "\n")
-        else:
-            text = tf.strings.reduce_join(words, axis=1, separator=separator)
-        return text
+        return codec.join_tensor(tf.gather(module.vocabulary, tokens))
 
     module.score = tf.function(score, input_signature=[tf.TensorSpec([None], tf.string, name="texts")])
     module.generate = tf.function(generate, input_signature=[
@@ -834,34 +830,31 @@ def load_language_model(name):
     return hub.load(name, compile=False), TextCodec.from_config(card["codec"])
 
 
-def split_ids(card, codec):
-    """The held-out token ids of the card's data set, by split name (validation, test, extra tests)."""
-    dataset = card["dataset"]
-    return {name: codec.encode(tokens) for name, tokens in held_out_tokens(dataset).items()}
-
-
 #: The granularity of each data set and the token every text is read after.
 LEVELS = {"ptb": ("word", "<eos>"), "shakespeare": ("char", "\n")}
 
 
-def load_tokens(data, split_seed=1337, max_tokens=None) -> dict:
+def load_tokens(data, split_seed=1337, max_tokens=None):
     """The token lists of `data` ("ptb" or "shakespeare": characters of the works of each split, one
-    stream per split), by split name; the first `max_tokens` of each when given (smoke runs)."""
+    stream per split), by split name, the first `max_tokens` of each when given (smoke runs); and what a
+    card says of the split (Shakespeare: the seed and the works of each split)."""
     from zoo.data import language
 
     if data == "ptb":
-        tokens = language.load_ptb()
+        tokens, split = language.load_ptb(), {}
     elif data == "shakespeare":
         splits = language.load_shakespeare(seed=split_seed)
         tokens = {name: list(language.join_works(works)) for name, works in splits.items()}
+        split = {"split_seed": split_seed, "works": {name: sorted(works) for name, works in splits.items()},
+                 "split_rule": "whole works: validation and test are plays drawn with the seed; the poems train"}
     else:
         raise ValueError(f"data must be one of {', '.join(LEVELS)}, received {data!r}")
-    return {name: t[:max_tokens] if max_tokens else t for name, t in tokens.items()}
+    return {name: t[:max_tokens] if max_tokens else t for name, t in tokens.items()}, split
 
 
 def held_out_tokens(dataset) -> dict:
     """The validation and test token lists of a card's data set, exactly as its recipe scored them."""
-    tokens = load_tokens(dataset["name"], dataset.get("split_seed", 1337), dataset.get("max_tokens"))
+    tokens, _ = load_tokens(dataset["name"], dataset.get("split_seed", 1337), dataset.get("max_tokens"))
     return {name: tokens[name] for name in ("validation", "test")}
 
 
@@ -869,8 +862,8 @@ def remeasure(model, card):
     """`zoo verify`: the held-out perplexity (bits per token) and the seeded samples."""
     codec = TextCodec.from_config(card["codec"])
     measured = {}
-    for name, ids in split_ids(card, codec).items():
-        result = stream_log_likelihood(model, ids, codec.start_id)
+    for name, tokens in held_out_tokens(card["dataset"]).items():
+        result = stream_log_likelihood(model, codec.encode(tokens), codec.start_id)
         measured[name] = {k: result[k] for k in ("perplexity", "bits_per_token")}
     if card.get("samples"):
         measured["samples"] = {"reproduced": reproduced_samples(model, codec, card["samples"])}

@@ -131,7 +131,7 @@ def restorable_variables(model):
     return [variable.value for variable in model.variables]
 
 
-def hold_model(module, model, **more_models):
+def hold_model(module, model, stored_elsewhere=(), **more_models):
     """Give a serving `tf.Module` its Keras model(s) so that a SavedModel stores every weight once.
 
     A module that tracked the Keras model would save each weight twice: the
@@ -139,11 +139,14 @@ def hold_model(module, model, **more_models):
     functions read and that TF1 session loaders need (`restorable_variables`).
     The models are held as plain, untracked attributes; what the functions
     capture is tracked: the wrapped variables and the lookup tables of
-    `StringLookup`-like layers.
+    `StringLookup`-like layers. `stored_elsewhere` lists Keras variables of
+    `model` that the module stores in another form (and its functions never
+    read): they are left out.
     """
     for name, held in {"model": model, **more_models}.items():
         object.__setattr__(module, name, held)
-    module.restorable_variables = restorable_variables(model)
+    left_out = {id(variable.value) for variable in stored_elsewhere}
+    module.restorable_variables = [v for v in restorable_variables(model) if id(v) not in left_out]
 
     def tables(layers):
         for layer in layers:
