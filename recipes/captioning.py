@@ -26,11 +26,9 @@ trains the same model without attention. Writes `saved_models/<name>/`.
 
 import json
 import os
-import shlex
-import sys
 import time
 
-from zoo.settings import Check, choices, fraction, model_name, non_negative, positive, settings_parser
+from zoo.settings import Check, choices, fraction, model_name, non_negative, positive, recipe_command, settings_parser
 
 # -- settings (each overridable from the command line) ---------------------
 DEFAULTS = dict(
@@ -201,8 +199,7 @@ def main(argv=None):
             "strategy": type(strategy).__name__,
             "settings": {k: getattr(args, k) for k in DEFAULTS if k not in ("output_dir", "run_dir")},
         },
-        "command": " ".join(["python", "recipes/captioning.py"] + [
-            shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])]),
+        "command": recipe_command("recipes/captioning.py", argv),
         "license": "Model and code: Apache-2.0 (this project). Training images: Noto Emoji by Google "
                    "(Apache-2.0, emoji-datasource-google), OpenMoji (CC-BY-SA-4.0, openmoji.org), "
                    "Microsoft Fluent Emoji (MIT, via @iconify-json/fluent-emoji-flat); test images: "

@@ -29,11 +29,9 @@ reports.
 """
 
 import os
-import shlex
-import sys
 import time
 
-from zoo.settings import choices, fraction, model_name, non_negative, positive, settings_parser
+from zoo.settings import choices, fraction, model_name, non_negative, positive, recipe_command, settings_parser
 
 # -- settings (each overridable from the command line) ---------------------
 DEFAULTS = dict(
@@ -216,7 +214,7 @@ def main(argv=None):
             "strategy": type(strategy).__name__,
             "settings": {k: getattr(args, k) for k in DEFAULTS if k not in ("output_dir", "run_dir")},
         },
-        "command": " ".join(["python recipes/forecasting.py"] + [shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])]),
+        "command": recipe_command("recipes/forecasting.py", argv),
         "license": "Model: Apache-2.0 (this project). Data: " + forecasting.SOURCES[args.data]["license"],
         "created": time.strftime("%Y-%m-%d"),
     }

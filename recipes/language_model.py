@@ -32,11 +32,9 @@ kept. Held-out text is scored exactly, as one stream. Writes
 
 import json
 import os
-import shlex
-import sys
 import time
 
-from zoo.settings import Check, choices, fraction, model_name, non_negative, positive, settings_parser
+from zoo.settings import Check, choices, fraction, model_name, non_negative, positive, recipe_command, settings_parser
 
 # Settings that depend on the data (a `None` in DEFAULTS takes the preset's value).
 PRESETS = {
@@ -151,8 +149,8 @@ def main(argv=None):
     chosen = ngram.with_order(best_order)
     ngram_metrics = {"order": best_order,
                      "validation": {k: by_order[best_order][k] for k in ("perplexity", "bits_per_token")},
-                     "test": {k: v for k, v in chosen.evaluate(as_read["test"], context=context).items()
-                              if k in ("perplexity", "bits_per_token")},
+                     **{name: {k: v for k, v in chosen.evaluate(as_read[name], context=context).items()
+                               if k in ("perplexity", "bits_per_token")} for name in ("test", task.OUT_OF_DOMAIN)},
                      "validation_by_order": {str(o): round(by_order[o]["perplexity"], 4) for o in orders},
                      "seconds": round(time.time() - baseline_started, 1)}
     del ngram, chosen, as_read
@@ -184,15 +182,17 @@ def main(argv=None):
 
     # -- evaluate: every held-out token, read as one stream --------------------
     metrics = {}
-    for name in ("validation", "test"):
+    for name in task.HELD_OUT:
         result = task.stream_log_likelihood(model, ids[name], codec.start_id)
         metrics[name] = {k: result[k] for k in ("perplexity", "bits_per_token")}
         print(f"[zoo] {name}: perplexity {result['perplexity']:.2f}, {result['bits_per_token']:.4f} bits/{unit} "
               f"({result['tokens']:,} {unit}s)")
-    metrics["versus_ngram"] = {
-        "test_perplexity_ratio": metrics["test"]["perplexity"] / ngram_metrics["test"]["perplexity"],
-        "test_bits_per_token_gain": ngram_metrics["test"]["bits_per_token"] - metrics["test"]["bits_per_token"],
-    }
+    metrics["versus_ngram"] = {}
+    for name in ("test", task.OUT_OF_DOMAIN):
+        metrics["versus_ngram"].update({
+            f"{name}_perplexity_ratio": metrics[name]["perplexity"] / ngram_metrics[name]["perplexity"],
+            f"{name}_bits_per_token_gain": ngram_metrics[name]["bits_per_token"] - metrics[name]["bits_per_token"],
+        })
     throughput = task.measure_throughput(trainer, train_ds)
     print(f"[zoo] training {throughput['train_tokens_per_second']:.0f} {unit}s/s; the output layer takes "
           f"{throughput['softmax_share_of_step']:.0%} of a step")
@@ -237,8 +237,9 @@ def main(argv=None):
             "perplexity": f"exp of the mean −log p of every {unit} of the split, read as one stream after "
                           f"{start!r} with the state carried throughout (none dropped)",
             "bits_per_token": f"the same mean in bits (bits per {unit})",
-            "versus_ngram": "the model's test perplexity over the n-gram's, and the n-gram's bits per "
-                            f"{unit} minus the model's",
+            "versus_ngram": "on the test split and on the out-of-domain Brown text: the model's perplexity "
+                            f"over the n-gram's, and the n-gram's bits per {unit} minus the model's",
+            task.OUT_OF_DOMAIN: "out of domain: see dataset.out_of_domain",
             "samples.reproduced": "share of the card's samples that the exported model regenerates exactly",
         },
         "baselines": {"kneser_ney": ngram_metrics},
@@ -253,8 +254,7 @@ def main(argv=None):
             "hardware": training.hardware_description(),
             "settings": {k: getattr(args, k) for k in DEFAULTS if k not in ("output_dir", "run_dir")},
         },
-        "command": " ".join(["python", "recipes/language_model.py"] + [
-            shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])]),
+        "command": recipe_command("recipes/language_model.py", argv),
         "license": "Model and code: Apache-2.0 (this project). Data: " + language.LICENSES[args.data],
         "created": time.strftime("%Y-%m-%d"),
     }

@@ -22,11 +22,9 @@ an in-graph `generate` signature, card.json).
 
 import json
 import os
-import shlex
-import sys
 import time
 
-from zoo.settings import choices, fraction, model_name, non_negative, positive, settings_parser
+from zoo.settings import choices, fraction, model_name, non_negative, positive, recipe_command, settings_parser
 
 # -- settings (each overridable from the command line) ---------------------
 DEFAULTS = dict(
@@ -171,8 +169,7 @@ def main(argv=None):
             "strategy": type(strategy).__name__,
             "settings": {k: getattr(args, k) for k in DEFAULTS if k not in ("output_dir", "run_dir")},
         },
-        "command": " ".join(["python", "recipes/music.py"] + [
-            shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])]),
+        "command": recipe_command("recipes/music.py", argv),
         "license": "Model and code: Apache-2.0 (this project). Data: the Bach chorales "
                    "(J. S. Bach, 1685-1750) are public-domain compositions; the encoded "
                    "scores come from the corpus bundled with music21 (BSD-3-Clause package). "

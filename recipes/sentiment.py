@@ -18,11 +18,9 @@ held-out test split beside a TF-IDF + logistic regression baseline, and writes
 """
 
 import os
-import shlex
-import sys
 import time
 
-from zoo.settings import choices, fraction, model_name, non_negative, positive, settings_parser
+from zoo.settings import choices, fraction, model_name, non_negative, positive, recipe_command, settings_parser
 
 # -- settings (each overridable from the command line) ---------------------
 DEFAULTS = dict(
@@ -186,7 +184,7 @@ def main(argv=None):
             "strategy": type(strategy).__name__,
             "settings": {k: getattr(args, k) for k in DEFAULTS if k not in ("output_dir", "run_dir")},
         },
-        "command": " ".join(["python recipes/sentiment.py"] + [shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])]),
+        "command": recipe_command("recipes/sentiment.py", argv),
         "license": "Model: Apache-2.0 (this project). Data: movie-review snippets from the "
                    "vaderSentiment 3.3.2 package (MIT); cite Hutto & Gilbert (2014) and "
                    "Pang & Lee (2005).",

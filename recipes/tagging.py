@@ -30,11 +30,10 @@ Writes `saved_models/<name>/` (model.keras, serving SavedModel, card.json).
 """
 
 import os
-import shlex
-import sys
 import time
 
-from zoo.settings import Check, at_least, choices, fraction, model_name, non_negative, positive, settings_parser
+from zoo.settings import (Check, at_least, choices, fraction, model_name, non_negative, positive, recipe_command,
+                          settings_parser)
 
 # -- settings (each overridable from the command line) ---------------------
 DEFAULTS = dict(
@@ -47,6 +46,9 @@ DEFAULTS = dict(
     word_dim=100,            # word embedding size
     char_dim=50,             # character embedding size
     characters=True,         # the character reader (off: words only)
+    suffix_length=0,         # embed each word's last 1..N characters (0: off)
+    suffix_dim=16,           # embedding size of each ending
+    shape=False,             # spelling indicators: capitals, digits, hyphens, punctuation
     min_count=2,             # training words seen fewer times share the unknown-word id
     dropout=0.5,
     word_dropout=0.15,       # training only: a known word is read as unknown with this probability
@@ -75,7 +77,8 @@ def _names(allowed):
 CHECKS = dict(
     data=choices("brown", "porttinari"), cell=choices("lstm", "gru", "rnn"),
     char_cell=choices("lstm", "gru", "rnn"), units=positive, layers=positive, char_units=positive,
-    word_dim=positive, char_dim=positive, min_count=positive, dropout=fraction, word_dropout=fraction,
+    word_dim=positive, char_dim=positive, suffix_length=non_negative, suffix_dim=positive, min_count=positive,
+    dropout=fraction, word_dropout=fraction,
     epochs=non_negative, patience=non_negative, lr_decay=Check("must be in (0, 1]", lambda value: 0 < value <= 1),
     batch_size=positive, learning_rate=positive, baselines=_names(("most_frequent", "perceptron", "crf")),
     perceptron_iterations=positive, crf_iterations=positive, seed=non_negative,
@@ -111,7 +114,7 @@ def train_tagger(splits, args, run_dir):
         splits["train"].words, tag_sets, cell=args.cell, char_cell=args.char_cell, units=args.units,
         layers=args.layers, char_units=args.char_units, word_dim=args.word_dim, char_dim=args.char_dim,
         min_count=args.min_count, dropout=args.dropout, word_dropout=args.word_dropout, seed=args.seed,
-        characters=args.characters)
+        characters=args.characters, suffix_length=args.suffix_length, suffix_dim=args.suffix_dim, shape=args.shape)
     tagging.compile_model(model, args.learning_rate)
     train_data = tagging.as_dataset(splits["train"], tag_sets, args.batch_size, shuffle=True, seed=args.seed)
     validation_data = tagging.as_dataset(splits["validation"], tag_sets, 128)
@@ -262,7 +265,8 @@ def main(argv=None):
                         f"({', '.join(f'{n}: {len(t)} tags' for n, t in model.tag_sets.items())})."),
         "architecture": tagging.describe_architecture(
             model, args.cell, args.char_cell, args.units, args.layers, args.char_units, args.word_dim,
-            args.char_dim, args.dropout, args.word_dropout, args.characters),
+            args.char_dim, args.dropout, args.word_dropout, args.characters, args.suffix_length, args.suffix_dim,
+            args.shape),
         "parameters": int(model.count_params()),
         "inputs": "words string [batch, time] (\"\" pads); the serving signature also takes raw texts "
                   "and tokenises them (zoo.tasks.tagging.tokenize)",
@@ -287,8 +291,7 @@ def main(argv=None):
             "settings": {k: getattr(args, k) for k in DEFAULTS if k not in ("output_dir", "run_dir")},
             "wall_seconds": round(time.time() - started, 1),
         },
-        "command": " ".join(["python recipes/tagging.py"]
-                            + [shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])]),
+        "command": recipe_command("recipes/tagging.py", argv),
         "license": "Model: Apache-2.0 (this project). Data: " + data["license"],
         "created": time.strftime("%Y-%m-%d"),
     }

@@ -36,13 +36,12 @@ SavedModel, card.json with the table, results.md).
 import os
 import re
 import shlex
-import sys
 import time
 
 import numpy as np
 
 from zoo.settings import (Check, at_least, choices, fraction, model_name, non_negative, positive,
-                          settings_parser)
+                          recipe_command, settings_parser)
 
 # -- settings (each overridable from the command line) ---------------------
 DEFAULTS = dict(
@@ -458,8 +457,7 @@ def main(argv=None):
             "hardware": training.hardware_description(),
             "settings": {k: getattr(args, k) for k in DEFAULTS if k not in ("output_dir", "run_dir")},
         },
-        "command": " ".join(["python recipes/timeseries_classification.py"]
-                            + [shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])]),
+        "command": recipe_command("recipes/timeseries_classification.py", argv),
         "license": "Model: Apache-2.0 (this project). Data: " + LICENSES["ucr"],
         "created": time.strftime("%Y-%m-%d"),
     }

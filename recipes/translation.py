@@ -27,12 +27,10 @@ graph, card.json) and times the SavedModel and a Python-loop decoder.
 
 import json
 import os
-import shlex
-import sys
 import time
 
 from zoo.settings import (Check, at_least, choices, fraction, model_name, non_negative, positive,
-                          settings_parser)
+                          recipe_command, settings_parser)
 
 # -- settings (each overridable from the command line) ---------------------
 DEFAULTS = dict(
@@ -278,8 +276,7 @@ def main(argv=None):
             "strategy": type(strategy).__name__,
             "settings": {k: getattr(args, k) for k in DEFAULTS if k not in ("output_dir", "run_dir")},
         },
-        "command": " ".join(["python", "recipes/translation.py"] + [
-            shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])]),
+        "command": recipe_command("recipes/translation.py", argv),
         "license": "Model and code: Apache-2.0 (this project). Training data: example sentences of the "
                    "Ding German-English dictionary by Frank Richter (GPL-2.0-or-later), from the Debian "
                    "package trans-de-en 1.9-6; the trained weights derive from GPL-licensed data.",

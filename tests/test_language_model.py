@@ -191,9 +191,11 @@ def test_the_model_fine_tunes_in_keras(tiny_model):
 def test_smoke_card_reports_the_model_the_ngram_and_samples(smoke_hub):
     _, card = smoke_hub
     assert card["task"] == "language-model" and card["codec"]["level"] == "word"
-    for split in ("validation", "test"):
+    for split in ("validation", "test", "brown"):  # brown: the out-of-domain text, never trained on
         assert card["metrics"][split]["perplexity"] > 1
-    assert card["baselines"]["kneser_ney"]["order"] == 5 and card["baselines"]["kneser_ney"]["test"]["perplexity"] > 1
+        assert split == "validation" or card["baselines"]["kneser_ney"][split]["perplexity"] > 1
+    assert card["baselines"]["kneser_ney"]["order"] == 5 and "brown" in card["dataset"]["out_of_domain"]
+    assert card["dataset"]["tokens"]["brown"] == 3000  # --max-tokens cuts every split
     assert card["metrics"]["samples"]["reproduced"] == 1.0 and len(card["samples"]) == 4
     assert 0 <= card["throughput"]["softmax_share_of_step"] <= 1
     assert "KN-5 (Mikolov et al. 2011)" in card["published"]

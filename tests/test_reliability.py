@@ -90,6 +90,14 @@ def test_float_settings_must_be_finite_even_without_checks(capsys):
     assert "--rate must be a finite number, received nan" in capsys.readouterr().err
 
 
+def test_recipe_command_keeps_what_was_trained_and_drops_where_files_went():
+    argv = ["--data", "porttinari", "--output-dir", "/some/hub", "--run-dir=/some/run", "--epochs", "3",
+            "--name", "my tagger"]
+    assert settings.recipe_command("recipes/tagging.py", argv) == (
+        "python recipes/tagging.py --data porttinari --epochs 3 --name 'my tagger'")
+    assert settings.recipe_command("recipes/music.py", []) == "python recipes/music.py"
+
+
 def test_checks_must_name_known_settings():
     with pytest.raises(ValueError, match="unitz"):
         settings.settings_parser(dict(units=4), "Doc.", checks=dict(unitz=settings.positive))

@@ -12,7 +12,8 @@ from serving_helpers import assert_weights_saved_once, check_session_loader
 
 SMOKE = "tagging-smoke"
 SMOKE_OPTIONS = ["--max-sentences", "120", "--epochs", "1", "--units", "8", "--char-units", "4",
-                 "--word-dim", "8", "--char-dim", "4", "--crf-iterations", "5", "--heldout-genres", "humor"]
+                 "--word-dim", "8", "--char-dim", "4", "--crf-iterations", "5", "--heldout-genres", "humor",
+                 "--suffix-length", "2", "--suffix-dim", "3", "--shape"]
 
 smoke_hub, use_hub = smoke_hub_fixtures("tagging", SMOKE_OPTIONS, SMOKE)
 
@@ -131,7 +132,8 @@ def tiny_model():
     tags = {"universal": [["DET", "NOUN", "VERB", "."], ["DET", "NOUN", "VERB", "."], ["NOUN", "VERB", "."]] * 4}
     split = data.TaggedSentences(sentences, tags, ["d"] * 12, ["g"] * 12)
     sets = tagging.tag_vocabularies(split)
-    model = tagging.build_model(split.words, sets, units=8, char_units=4, word_dim=8, char_dim=4, seed=1)
+    model = tagging.build_model(split.words, sets, units=8, char_units=4, word_dim=8, char_dim=4, seed=1,
+                                suffix_length=3, suffix_dim=4, shape=True)
     tagging.compile_model(model)
     model.fit(tagging.as_dataset(split, sets, 4, shuffle=True, seed=1), epochs=2, verbose=0)
     return model, split
@@ -152,6 +154,25 @@ def test_word_characters_keep_the_prefix_and_the_suffix_of_long_words():
     chars = tagging.WordCharacters(max_chars=6, prefix=2)(tf.constant([["antidisestablishment", "ab", ""]]))
     rows = [[c.decode() for c in row] for row in chars.numpy()[0]]
     assert rows == [list("anment"), ["a", "b", "", "", "", ""], [""] * 6]
+
+
+def test_word_suffixes_are_lower_cased_endings_and_empty_past_the_word():
+    import tensorflow as tf
+
+    endings = tagging.WordSuffixes(3)(tf.constant([["Walked", "Ok", "é", ""]]))
+    rows = [[e.decode() for e in row] for row in endings.numpy()[0]]
+    assert rows == [["d", "ed", "ked"], ["k", "ok", ""], ["é", "", ""], ["", "", ""]]
+    assert tagging.suffix_vocabulary([["walked", "Talked"], ["ok"]], 3, min_count=2) == ["d", "ed", "ked"]
+
+
+def test_word_shape_marks_capitals_digits_hyphens_and_punctuation():
+    import tensorflow as tf
+
+    words = ["Paris", "NASA", "1,119", "well-known", "...", "São", "ÉCOLE", "-", "x", ""]
+    shape = np.asarray(tagging.WordShape()(tf.constant([words])))[0]
+    marked = {name: [w for w, row in zip(words, shape) if row[i]] for i, name in enumerate(tagging.WORD_SHAPES)}
+    assert marked == {"capitalised": ["Paris", "NASA", "São", "ÉCOLE"], "all_capitals": ["NASA", "ÉCOLE"],
+                      "has_digit": ["1,119"], "has_hyphen": ["well-known"], "no_letter_or_digit": ["...", "-"]}
 
 
 def test_word_dropout_acts_only_in_training():

@@ -149,20 +149,28 @@ def language_model_tables():
         unit = "bits/char" if char else "perplexity"
         key = "bits_per_token" if char else "perplexity"
         digits = 3 if char else 1
-        rows = [f"| model | validation {unit} | test {unit} |", "|---|---|---|",
-                f"| `{name}` | {metrics['validation'][key]:.{digits}f} | {metrics['test'][key]:.{digits}f} |",
-                f"| Kneser–Ney {ngram['order']}-gram, same run"
-                + (" (order chosen on validation)" if len(ngram.get("validation_by_order", {})) > 1 else "")
-                + " | "
-                f"{ngram['validation'][key]:.{digits}f} | {ngram['test'][key]:.{digits}f} |"]
+        splits = [s for s in ("validation", "test", "brown") if s in metrics and s in ngram]
+        heads = {"validation": "validation", "test": "test", "brown": "Brown (out of domain)"}
+        ngram_name = (f"Kneser–Ney {ngram['order']}-gram, same run"
+                      + (" (order chosen on validation)" if len(ngram.get("validation_by_order", {})) > 1 else ""))
+        rows = ["| model | " + " | ".join(f"{heads[s]} {unit}" for s in splits) + " |",
+                "|---" * (len(splits) + 1) + "|"]
+        for label, scores in ((f"`{name}`", metrics), (ngram_name, ngram)):
+            rows.append(f"| {label} | " + " | ".join(f"{scores[s][key]:.{digits}f}" for s in splits) + " |")
         for source, value in (card.get("published") or {}).items():
-            rows.append(f"| {source}, published | | {value} |")
+            rows.append(f"| {source}, published | | {value} |" + " |" * (len(splits) - 2))
         gain = (metrics.get("versus_ngram") or {}).get("test_bits_per_token_gain")
         training, throughput = card.get("training") or {}, card.get("throughput") or {}
         hardware = training.get("hardware") or {}
         settings = training.get("settings") or {}
-        note = (f"On the test set the model is {gain:.3f} bits per {'character' if char else 'word'} below the "
-                f"same-run n-gram. " if gain is not None else "")
+        per = "character" if char else "word"
+        note = (f"On the test set the model is {gain:.3f} bits per {per} below the same-run n-gram" if gain is not None
+                else "")
+        ood_gain = (metrics.get("versus_ngram") or {}).get("brown_bits_per_token_gain")
+        if ood_gain is not None:
+            note += (f"; on the Brown text (out of domain) {abs(ood_gain):.3f} bits per {per} "
+                     + ("below" if ood_gain > 0 else "above") + " it")
+        note += ". " if note else ""
         note += (f"Trained {training.get('epochs_run', '?')} epochs (best {training.get('best_epoch', '?')}) in "
                 f"{training.get('seconds', 0) / 60:.1f} min on {hardware.get('cpu', '?')}, "
                 f"{hardware.get('cpu_count', '?')} cores; the whole recipe run took "

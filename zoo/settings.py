@@ -189,3 +189,25 @@ def require(parser, condition, message):
     """Exit with a usage error (status 2) naming the bad setting when `condition` is false."""
     if not condition:
         parser.error(message)
+
+
+def recipe_command(script, argv=None):
+    """The command line that reproduces a recipe run, for its card: ``python <script>`` and the
+    arguments it was given (`argv`, default ``sys.argv[1:]``), less the directory settings
+    (`DIRECTORY_SETTINGS`: where files went on this machine, not what was trained)."""
+    import shlex
+    import sys
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    flags = {flag_name(key) for key in DIRECTORY_SETTINGS}
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        name = arg.split("=", 1)[0]
+        if name in flags:
+            skip = "=" not in arg
+            continue
+        kept.append(shlex.quote(arg))
+    return " ".join(["python", script] + kept)

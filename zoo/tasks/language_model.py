@@ -52,6 +52,10 @@ import keras
 TASK = "language-model"
 IO_TYPE = "many-to-many (next-token prediction); one-to-many generation from a prompt"
 PAD, PAD_TOKEN, UNK_TOKEN = 0, "<pad>", "<unk>"
+#: The split of text from outside the training domain (Brown; see zoo.data.language), and every
+#: split a model is scored on.
+OUT_OF_DOMAIN = "brown"
+HELD_OUT = ("validation", "test", OUT_OF_DOMAIN)
 #: Token ids scored per call of the Keras model in `stream_log_likelihood` (memory: steps × vocab floats).
 SCORE_CHUNK = 1024
 #: Bounds of the serving signatures (an InvalidArgumentError names the one broken): logits per `score`
@@ -840,29 +844,40 @@ def load_tokens(data, split_seed=1337, max_tokens=None):
     card says of the split (Shakespeare: the seed and the works of each split)."""
     from zoo.data import language
 
+    if data not in LEVELS:
+        raise ValueError(f"data must be one of {', '.join(LEVELS)}, received {data!r}")
+    brown = language.brown_sample()
     if data == "ptb":
         tokens, split = language.load_ptb(), {}
-    elif data == "shakespeare":
+        tokens[OUT_OF_DOMAIN] = language.ptb_style_words(brown)
+        rule = "in PTB conventions by zoo.data.language.ptb_style_words; words outside the vocabulary as <unk>"
+    else:
         splits = language.load_shakespeare(seed=split_seed)
         tokens = {name: list(language.join_works(works)) for name, works in splits.items()}
         split = {"split_seed": split_seed, "works": {name: sorted(works) for name, works in splits.items()},
                  "split_rule": "whole works: validation and test are plays drawn with the seed; the poems train"}
-    else:
-        raise ValueError(f"data must be one of {', '.join(LEVELS)}, received {data!r}")
+        tokens[OUT_OF_DOMAIN] = list(language.brown_plain_text(brown))
+        rule = ("as running text by zoo.data.language.brown_plain_text, a sentence per line; characters "
+                "outside the alphabet as <unk>")
+    split["out_of_domain"] = {
+        OUT_OF_DOMAIN: f"{language.BROWN_LICENSE}: the first document of each of its 15 genres (American "
+                       f"English of 1961, news to fiction), never trained on nor used to choose anything; {rule}"}
     return {name: t[:max_tokens] if max_tokens else t for name, t in tokens.items()}, split
 
 
-def held_out_tokens(dataset) -> dict:
-    """The validation and test token lists of a card's data set, exactly as its recipe scored them."""
+def held_out_tokens(dataset, names=HELD_OUT) -> dict:
+    """The token lists of the held-out splits `names` of a card's data set, exactly as its recipe
+    scored them."""
     tokens, _ = load_tokens(dataset["name"], dataset.get("split_seed", 1337), dataset.get("max_tokens"))
-    return {name: tokens[name] for name in ("validation", "test")}
+    return {name: tokens[name] for name in names}
 
 
 def remeasure(model, card):
     """`zoo verify`: the held-out perplexity (bits per token) and the seeded samples."""
     codec = TextCodec.from_config(card["codec"])
     measured = {}
-    for name, tokens in held_out_tokens(card["dataset"]).items():
+    names = [name for name in HELD_OUT if name in card["metrics"]]
+    for name, tokens in held_out_tokens(card["dataset"], names).items():
         result = stream_log_likelihood(model, codec.encode(tokens), codec.start_id)
         measured[name] = {k: result[k] for k in ("perplexity", "bits_per_token")}
     if card.get("samples"):

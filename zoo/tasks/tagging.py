@@ -9,6 +9,8 @@ itself, so the exported model needs no preprocessing code:
       │    → Embedding(mask_zero)
       └─ characters (the first 4 and last 12 of a longer word) → StringLookup
            → CharacterEncoder: Embedding → Bidirectional(zoo LSTM) per word (final states)
+      ├─ optional: lower-cased endings of 1..n characters → StringLookup → Embedding (one per ending)
+      └─ optional: spelling indicators (WordShape: capitals, digits, hyphens, punctuation)
     concat → Dropout → Bidirectional(zoo LSTM, return_sequences) → Dropout
       → one Dense softmax per tag set ({"universal": ..., "brown": ...} or {"upos": ...})
 
@@ -41,6 +43,14 @@ IO_TYPE = "many-to-many (synchronised: one tag per word)"
 #: PREFIX_CHARS and the last MAX_CHARS - PREFIX_CHARS.
 MAX_CHARS = 16
 PREFIX_CHARS = 4
+#: The spelling indicators of `WordShape` (RE2 patterns matched against the whole word).
+WORD_SHAPES = {
+    "capitalised": r"\p{Lu}.*",
+    "all_capitals": r"[^\p{Ll}]*\p{Lu}[^\p{Ll}]*",
+    "has_digit": r".*\p{N}.*",
+    "has_hyphen": r".+-.+",
+    "no_letter_or_digit": r"[^\pL\pN]+",
+}
 #: Words per text that `tag_texts` tags in one piece; a longer text is tagged in windows of this size.
 MAX_WORDS = 400
 #: Texts per call of the serving signature from the Python helpers and the CLI.
@@ -140,6 +150,52 @@ class WordCharacters(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="zoo")
+class WordSuffixes(keras.layers.Layer):
+    """The lower-cased last 1..`length` characters of each word, [batch, time] → [batch, time, length]
+    strings; "" where the word is shorter than the suffix (and at padding)."""
+
+    def __init__(self, length=3, **kwargs):
+        super().__init__(**kwargs)
+        if int(length) < 1:
+            raise ValueError(f"length must be >= 1, received {length}")
+        self.length = int(length)
+
+    def call(self, words):
+        tf = _tf()
+        words = tf.strings.lower(tf.strings.unicode_transcode(words, "UTF-8", "UTF-8", errors="replace"),
+                                 encoding="utf-8")
+        size = tf.strings.length(words, unit="UTF8_CHAR")
+        suffixes = []
+        for k in range(1, self.length + 1):
+            tail = tf.strings.substr(words, tf.maximum(size - k, 0), tf.fill(tf.shape(words), k), unit="UTF8_CHAR")
+            suffixes.append(tf.where(size >= k, tail, ""))
+        return tf.stack(suffixes, axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape) + (self.length,)
+
+    def get_config(self):
+        return {**super().get_config(), "length": self.length}
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class WordShape(keras.layers.Layer):
+    """Spelling indicators of each word, [batch, time] → [batch, time, len(WORD_SHAPES)] float32 (1 or 0):
+    starts with a capital, all capitals, has a digit, has a hyphen, has no letter or digit."""
+
+    def call(self, words):
+        tf = _tf()
+        words = tf.strings.unicode_transcode(words, "UTF-8", "UTF-8", errors="replace")
+        present = tf.not_equal(words, "")
+        flags = [tf.logical_and(present, tf.strings.regex_full_match(words, pattern))
+                 for pattern in WORD_SHAPES.values()]
+        return tf.cast(tf.stack(flags, axis=-1), "float32")
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape) + (len(WORD_SHAPES),)
+
+
+@keras.saving.register_keras_serializable(package="zoo")
 class WordDropout(keras.layers.Layer):
     """Training only: each known word id (> 1) becomes the OOV id 1 with probability `rate`,
     so the model learns to tag from spelling and context the words it will not know."""
@@ -215,6 +271,16 @@ def character_vocabulary(sentences, min_count=2):
     return [c for c, n in sorted(counts.items(), key=lambda item: (-item[1], item[0])) if n >= min_count]
 
 
+def suffix_vocabulary(sentences, length=3, min_count=2):
+    """Lower-cased word endings of 1..`length` characters seen at least `min_count` times in training."""
+    counts = collections.Counter()
+    for words in sentences:
+        for w in words:
+            w = w.lower()
+            counts.update(w[-k:] for k in range(1, min(length, len(w)) + 1))
+    return [e for e, n in sorted(counts.items(), key=lambda item: (-item[1], item[0])) if n >= min_count]
+
+
 def tag_vocabularies(split):
     """Each tag set's tags in the training split, sorted."""
     return {name: sorted({t for tags in split.tags[name] for t in tags}) for name in split.label_sets}
@@ -222,8 +288,12 @@ def tag_vocabularies(split):
 
 def build_model(train_words, tag_sets, cell="lstm", char_cell="lstm", units=200, layers=1, char_units=64,
                 word_dim=100, char_dim=50, min_count=2, dropout=0.5, word_dropout=0.15, seed=None,
-                characters=True):
-    """The tagger, with word and character vocabularies from `train_words` (token lists).
+                characters=True, suffix_length=0, suffix_dim=16, shape=False):
+    """The tagger, with word, character and suffix vocabularies from `train_words` (token lists).
+
+    `suffix_length` > 0 adds an embedding (`suffix_dim`) of each of the word's last 1..suffix_length
+    characters, lower-cased (endings seen fewer than `min_count` times share one id); `shape` adds the
+    `WordShape` indicators. Both go beside the word embedding and the character encoder.
 
     `tag_sets` maps each output name to its tags: {"universal": [...], "brown": [...]}.
     """
@@ -244,6 +314,14 @@ def build_model(train_words, tag_sets, cell="lstm", char_cell="lstm", units=200,
                                              name="char_ids")(WordCharacters(name="characters")(words))
         features.append(CharacterEncoder(len(chars) + 2, char_dim, char_units, char_cell,
                                          name="character_encoder")(char_ids))
+    if suffix_length:
+        endings = suffix_vocabulary(train_words, suffix_length, min_count)
+        ending_ids = keras.layers.StringLookup(vocabulary=endings, mask_token="", num_oov_indices=1,
+                                               name="suffix_ids")(WordSuffixes(suffix_length, name="suffixes")(words))
+        embedded = keras.layers.Embedding(len(endings) + 2, suffix_dim, name="suffix_embedding")(ending_ids)
+        features.append(keras.layers.Reshape((-1, suffix_length * suffix_dim), name="suffix_features")(embedded))
+    if shape:
+        features.append(WordShape(name="word_shape")(words))
     x = keras.layers.Concatenate(name="word_features")(features) if len(features) > 1 else features[0]
     x = keras.layers.Dropout(dropout, name="feature_dropout")(x)
     # The padding mask is passed explicitly: Keras's Concatenate ORs the masks of its inputs, and the
@@ -269,7 +347,7 @@ def compile_model(model, learning_rate=2e-3, clipnorm=5.0):
 
 
 def describe_architecture(model, cell, char_cell, units, layers, char_units, word_dim, char_dim, dropout,
-                          word_dropout, characters=True):
+                          word_dropout, characters=True, suffix_length=0, suffix_dim=16, shape=False):
     heads = ", ".join(f"{n} ({len(t)} tags)" for n, t in model.tag_sets.items())
     words = model.get_layer("word_ids").vocabulary_size()
     text = (f"words → lower-case → {words:,} word ids → Embedding({word_dim}, word dropout {word_dropout})")
@@ -278,6 +356,11 @@ def describe_architecture(model, cell, char_cell, units, layers, char_units, wor
         text += (f" ⊕ characters ({chars} ids; first {PREFIX_CHARS} + last {MAX_CHARS - PREFIX_CHARS} of a "
                  f"longer word) → Embedding({char_dim}) → Bidirectional(zoo {char_cell.upper()}({char_units})) "
                  "final states")
+    if suffix_length:
+        endings = model.get_layer("suffix_ids").vocabulary_size()
+        text += f" ⊕ endings of 1..{suffix_length} characters ({endings:,} ids) → Embedding({suffix_dim}) each"
+    if shape:
+        text += f" ⊕ {len(WORD_SHAPES)} spelling indicators ({', '.join(WORD_SHAPES)})"
     text += (f" → Dropout({dropout}) → {layers} × Bidirectional(zoo {cell.upper()}({units}), per word)"
              f" → Dropout({dropout}) → softmax per tag set: {heads}")
     return text
