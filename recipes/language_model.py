@@ -46,7 +46,7 @@ PRESETS = {
                    optimizer="sgd", learning_rate=20.0, decay_start=6, decay=1 / 1.2, clipnorm=0.25),
     # A character model: one 512-unit LSTM over windows of 100 characters.
     "char": dict(cell="lstm", units=512, layers=1, dropout=0.2, tie=False, embedding_dim=64, epochs=9,
-                 batch_size=64, steps=100, optimizer="adam", learning_rate=2e-3, decay_start=5, decay=0.6,
+                 batch_size=64, steps=100, optimizer="adam", learning_rate=3e-3, decay_start=5, decay=0.5,
                  clipnorm=1.0),
 }
 DEFAULT_PRESET = {"ptb": "small", "shakespeare": "char"}
@@ -131,6 +131,7 @@ def main(argv=None):
     level, start = task.LEVELS[args.data]
     codec = task.TextCodec.from_training_tokens(level, tokens["train"], start,
                                                 min_count=args.min_char_count if level == "char" else 1)
+    tokens[task.OUT_OF_DOMAIN] = task.out_of_domain_tokens(codec, args.max_tokens)
     ids = {name: codec.encode(t) for name, t in tokens.items()}
     unit = codec.unit
     print(f"[zoo] {args.data}: " + ", ".join(f"{n} {len(t):,} {unit}s" for n, t in tokens.items())

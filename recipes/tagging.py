@@ -43,13 +43,13 @@ DEFAULTS = dict(
     units=200,               # sentence reader units per direction
     layers=1,                # stacked bidirectional sentence readers
     char_units=64,           # character reader units per direction
-    word_dim=100,            # word embedding size
+    word_dim=None,           # word embedding size; default by data (PER_DATA)
     char_dim=50,             # character embedding size
     characters=True,         # the character reader (off: words only)
-    suffix_length=0,         # embed each word's last 1..N characters (0: off)
+    suffix_length=None,      # embed each word's last 1..N characters (0: off); default by data
     suffix_dim=16,           # embedding size of each ending
-    shape=False,             # spelling indicators: capitals, digits, hyphens, punctuation
-    min_count=2,             # training words seen fewer times share the unknown-word id
+    shape=True,              # spelling indicators: capitals, digits, hyphens, punctuation
+    min_count=None,          # training words (and endings) seen fewer times share the unknown id; default by data
     dropout=0.5,
     word_dropout=0.15,       # training only: a known word is read as unknown with this probability
     epochs=0,                # maximum epochs, 0: 8 for Brown, 30 for Porttinari (early stopping on val_loss)
@@ -67,6 +67,15 @@ DEFAULTS = dict(
     output_dir=None,         # hub directory; default saved_models/ (or $ZOO_MODELS_DIR)
     run_dir=None,            # checkpoints, logs, curves; default runs/<name>
 )
+
+
+#: Settings that differ by data set (a `None` in DEFAULTS takes these). Chosen on Porttinari's validation
+#: split; Brown's vocabulary is larger, so its model uses smaller word vectors, words and endings seen at
+#: least 3 times and endings of up to 3 characters to keep its directory under 20 MB.
+PER_DATA = {
+    "brown": dict(word_dim=64, min_count=3, suffix_length=3),
+    "porttinari": dict(word_dim=100, min_count=2, suffix_length=4),
+}
 
 
 def _names(allowed):
@@ -87,8 +96,12 @@ CHECKS = dict(
 
 
 def parse_args(argv=None):
-    parser = settings_parser(DEFAULTS, __doc__, optional_types={"max_sentences": int}, checks=CHECKS)
+    parser = settings_parser(DEFAULTS, __doc__, checks=CHECKS, optional_types={
+        "max_sentences": int, "word_dim": int, "min_count": int, "suffix_length": int})
     args = parser.parse_args(argv)
+    for key, value in PER_DATA[args.data].items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
     args.heldout = tuple(g for g in args.heldout_genres.split(",") if g) if args.data == "brown" else ()
     args.baseline_kinds = tuple(b for b in args.baselines.split(",") if b)
     args.max_epochs = args.epochs or {"brown": 8, "porttinari": 30}[args.data]

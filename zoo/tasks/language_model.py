@@ -841,34 +841,43 @@ LEVELS = {"ptb": ("word", "<eos>"), "shakespeare": ("char", "\n")}
 def load_tokens(data, split_seed=1337, max_tokens=None):
     """The token lists of `data` ("ptb" or "shakespeare": characters of the works of each split, one
     stream per split), by split name, the first `max_tokens` of each when given (smoke runs); and what a
-    card says of the split (Shakespeare: the seed and the works of each split)."""
+    card says of the split (Shakespeare: the seed and the works of each split; both: the out-of-domain
+    text, which `out_of_domain_tokens` reads once the model's codec is known)."""
     from zoo.data import language
 
-    if data not in LEVELS:
-        raise ValueError(f"data must be one of {', '.join(LEVELS)}, received {data!r}")
-    brown = language.brown_sample()
     if data == "ptb":
         tokens, split = language.load_ptb(), {}
-        tokens[OUT_OF_DOMAIN] = language.ptb_style_words(brown)
-        rule = "in PTB conventions by zoo.data.language.ptb_style_words; words outside the vocabulary as <unk>"
-    else:
+    elif data == "shakespeare":
         splits = language.load_shakespeare(seed=split_seed)
         tokens = {name: list(language.join_works(works)) for name, works in splits.items()}
         split = {"split_seed": split_seed, "works": {name: sorted(works) for name, works in splits.items()},
                  "split_rule": "whole works: validation and test are plays drawn with the seed; the poems train"}
-        tokens[OUT_OF_DOMAIN] = list(language.brown_plain_text(brown))
-        rule = ("as running text by zoo.data.language.brown_plain_text, a sentence per line; characters "
-                "outside the alphabet as <unk>")
+    else:
+        raise ValueError(f"data must be one of {', '.join(LEVELS)}, received {data!r}")
     split["out_of_domain"] = {
         OUT_OF_DOMAIN: f"{language.BROWN_LICENSE}: the first document of each of its 15 genres (American "
-                       f"English of 1961, news to fiction), never trained on nor used to choose anything; {rule}"}
+                       "English of 1961, news to fiction) as running text, a sentence per line "
+                       "(zoo.data.language.brown_plain_text), read by the model's own tokeniser as any text "
+                       "it is given; never trained on nor used to choose anything"}
     return {name: t[:max_tokens] if max_tokens else t for name, t in tokens.items()}, split
 
 
-def held_out_tokens(dataset, names=HELD_OUT) -> dict:
+def out_of_domain_tokens(codec, max_tokens=None) -> list:
+    """The Brown text (see `load_tokens`) as `codec` reads it: through the same tokeniser as the
+    SavedModel's `score` (words: PTB conventions, unknown words kept for `encode` to map to <unk>)."""
+    from zoo.data import language
+
+    text = language.brown_plain_text(language.brown_sample())
+    tokens = [t.decode("utf-8") for t in codec.split_tensor([text]).flat_values.numpy()]
+    return tokens[:max_tokens] if max_tokens else tokens
+
+
+def held_out_tokens(dataset, codec, names=HELD_OUT) -> dict:
     """The token lists of the held-out splits `names` of a card's data set, exactly as its recipe
     scored them."""
     tokens, _ = load_tokens(dataset["name"], dataset.get("split_seed", 1337), dataset.get("max_tokens"))
+    if OUT_OF_DOMAIN in names:
+        tokens[OUT_OF_DOMAIN] = out_of_domain_tokens(codec, dataset.get("max_tokens"))
     return {name: tokens[name] for name in names}
 
 
@@ -877,7 +886,7 @@ def remeasure(model, card):
     codec = TextCodec.from_config(card["codec"])
     measured = {}
     names = [name for name in HELD_OUT if name in card["metrics"]]
-    for name, tokens in held_out_tokens(card["dataset"], names).items():
+    for name, tokens in held_out_tokens(card["dataset"], codec, names).items():
         result = stream_log_likelihood(model, codec.encode(tokens), codec.start_id)
         measured[name] = {k: result[k] for k in ("perplexity", "bits_per_token")}
     if card.get("samples"):
