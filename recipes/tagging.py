@@ -49,6 +49,7 @@ DEFAULTS = dict(
     suffix_length=None,      # embed each word's last 1..N characters (0: off); default by data
     suffix_dim=16,           # embedding size of each ending
     shape=True,              # spelling indicators: capitals, digits, hyphens, punctuation
+    crf=False,               # a linear-chain CRF output on tag sets of at most 50 tags (else a softmax per word)
     min_count=None,          # training words (and endings) seen fewer times share the unknown id; default by data
     dropout=0.5,
     word_dropout=0.15,       # training only: a known word is read as unknown with this probability
@@ -127,7 +128,8 @@ def train_tagger(splits, args, run_dir):
         splits["train"].words, tag_sets, cell=args.cell, char_cell=args.char_cell, units=args.units,
         layers=args.layers, char_units=args.char_units, word_dim=args.word_dim, char_dim=args.char_dim,
         min_count=args.min_count, dropout=args.dropout, word_dropout=args.word_dropout, seed=args.seed,
-        characters=args.characters, suffix_length=args.suffix_length, suffix_dim=args.suffix_dim, shape=args.shape)
+        characters=args.characters, suffix_length=args.suffix_length, suffix_dim=args.suffix_dim, shape=args.shape,
+        crf=args.crf)
     tagging.compile_model(model, args.learning_rate)
     train_data = tagging.as_dataset(splits["train"], tag_sets, args.batch_size, shuffle=True, seed=args.seed)
     validation_data = tagging.as_dataset(splits["validation"], tag_sets, 128)

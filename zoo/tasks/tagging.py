@@ -12,7 +12,8 @@ itself, so the exported model needs no preprocessing code:
       ├─ optional: lower-cased endings of 1..n characters → StringLookup → Embedding (one per ending)
       └─ optional: spelling indicators (WordShape: capitals, digits, hyphens, punctuation)
     concat → Dropout → Bidirectional(zoo LSTM, return_sequences) → Dropout
-      → one Dense softmax per tag set ({"universal": ..., "brown": ...} or {"upos": ...})
+      → one Dense softmax per tag set ({"universal": ..., "brown": ...} or {"upos": ...}),
+        or (crf=True) tag scores decoded by a linear-chain CRF (zoo.tasks.crf)
 
 The character encoder reads each word's spelling, so a word never seen in
 training (a name, a rare inflection) is tagged from its suffix, its
@@ -36,6 +37,8 @@ import numpy as np
 
 import keras
 
+from zoo.tasks.crf import ChainCRF, CRFLoss
+
 TASK = "tagging"
 IO_TYPE = "many-to-many (synchronised: one tag per word)"
 
@@ -51,6 +54,9 @@ WORD_SHAPES = {
     "has_hyphen": r".+-.+",
     "no_letter_or_digit": r"[^\pL\pN]+",
 }
+#: A CRF (`build_model(crf=True)`) decodes tag sets of at most this many tags; a larger one (Brown's
+#: ~450 full tags) keeps its softmax: the CRF's cost per word grows with the square of the tag count.
+CRF_MAX_TAGS = 50
 #: Words per text that `tag_texts` tags in one piece; a longer text is tagged in windows of this size.
 MAX_WORDS = 400
 #: Texts per call of the serving signature from the Python helpers and the CLI.
@@ -288,12 +294,16 @@ def tag_vocabularies(split):
 
 def build_model(train_words, tag_sets, cell="lstm", char_cell="lstm", units=200, layers=1, char_units=64,
                 word_dim=100, char_dim=50, min_count=2, dropout=0.5, word_dropout=0.15, seed=None,
-                characters=True, suffix_length=0, suffix_dim=16, shape=False):
+                characters=True, suffix_length=0, suffix_dim=16, shape=False, crf=False):
     """The tagger, with word, character and suffix vocabularies from `train_words` (token lists).
 
     `suffix_length` > 0 adds an embedding (`suffix_dim`) of each of the word's last 1..suffix_length
     characters, lower-cased (endings seen fewer than `min_count` times share one id); `shape` adds the
     `WordShape` indicators. Both go beside the word embedding and the character encoder.
+
+    `crf` puts a linear-chain CRF (`zoo.tasks.crf.ChainCRF`) on every tag set of at most `CRF_MAX_TAGS`
+    tags: that output is then the tags' scores, trained by the CRF's sequence likelihood and decoded by
+    Viterbi (`tag_scores`); the other tag sets keep a softmax per word.
 
     `tag_sets` maps each output name to its tags: {"universal": [...], "brown": [...]}.
     """
@@ -332,23 +342,37 @@ def build_model(train_words, tag_sets, cell="lstm", char_cell="lstm", units=200,
             zoo_layers.sequence_layer_class(cell)(units, return_sequences=True),
             name=f"sentence_bi{cell}" + (f"_{i + 1}" if layers > 1 else ""))(x, mask=present)
         x = keras.layers.Dropout(dropout, name=f"sentence_dropout{'_' + str(i + 1) if layers > 1 else ''}")(x)
-    outputs = {name: keras.layers.Dense(len(tags), activation="softmax", name=name)(x)
-               for name, tags in tag_sets.items()}
+    outputs = {}
+    for name, tags in tag_sets.items():
+        if crf and len(tags) <= CRF_MAX_TAGS:
+            scores = keras.layers.Dense(len(tags), name=f"{name}_scores")(x)
+            outputs[name] = ChainCRF(len(tags), name=name)(scores)
+        else:
+            outputs[name] = keras.layers.Dense(len(tags), activation="softmax", name=name)(x)
     model = keras.Model(words, outputs, name=f"tagger_bi{cell}")
     model.tag_sets = {name: list(tags) for name, tags in tag_sets.items()}
     return model
 
 
+def crf_layers(model) -> dict:
+    """The tag sets of `model` that a CRF decodes, with their `ChainCRF` layers."""
+    names = list(model.output.keys()) if isinstance(model.output, dict) else list(model.output_names)
+    return {n: model.get_layer(n) for n in names if isinstance(model.get_layer(n), ChainCRF)}
+
+
 def compile_model(model, learning_rate=2e-3, clipnorm=5.0):
     names = list(model.output.keys()) if isinstance(model.output, dict) else list(model.output_names)
+    crfs = crf_layers(model)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate, clipnorm=clipnorm),
-                  loss={n: "sparse_categorical_crossentropy" for n in names},
+                  loss={n: CRFLoss(crfs[n]) if n in crfs else "sparse_categorical_crossentropy" for n in names},
                   weighted_metrics={n: ["sparse_categorical_accuracy"] for n in names})
 
 
 def describe_architecture(model, cell, char_cell, units, layers, char_units, word_dim, char_dim, dropout,
                           word_dropout, characters=True, suffix_length=0, suffix_dim=16, shape=False):
-    heads = ", ".join(f"{n} ({len(t)} tags)" for n, t in model.tag_sets.items())
+    crfs = crf_layers(model)
+    heads = ", ".join(f"{n} ({len(t)} tags{', linear-chain CRF' if n in crfs else ''})"
+                      for n, t in model.tag_sets.items())
     words = model.get_layer("word_ids").vocabulary_size()
     text = (f"words → lower-case → {words:,} word ids → Embedding({word_dim}, word dropout {word_dropout})")
     if characters:
@@ -362,7 +386,7 @@ def describe_architecture(model, cell, char_cell, units, layers, char_units, wor
     if shape:
         text += f" ⊕ {len(WORD_SHAPES)} spelling indicators ({', '.join(WORD_SHAPES)})"
     text += (f" → Dropout({dropout}) → {layers} × Bidirectional(zoo {cell.upper()}({units}), per word)"
-             f" → Dropout({dropout}) → softmax per tag set: {heads}")
+             f" → Dropout({dropout}) → " + ("scores per tag set" if crfs else "softmax per tag set") + f": {heads}")
     return text
 
 
@@ -420,13 +444,31 @@ def as_dataset(split, tag_sets, batch_size=32, shuffle=False, seed=None):
 # Prediction and evaluation
 
 
+def tag_scores(model, words):
+    """Per tag set of `model`, for words string [batch, time] ("" pads at the end): the chosen tag ids
+    int32 [batch, time] and every tag's probability float32 [batch, time, tags]. A softmax head takes
+    each word's most probable tag; a CRF head the best sequence (Viterbi) and the CRF's marginals."""
+    tf = _tf()
+    outputs = model(words, training=False)
+    crfs = crf_layers(model)
+    present = tf.not_equal(words, "")
+    chosen = {}
+    for name, out in outputs.items():
+        out = tf.cast(out, tf.float32)
+        if name in crfs:
+            chosen[name] = (crfs[name].decode(out, present), crfs[name].tag_probabilities(out, present))
+        else:
+            chosen[name] = (tf.argmax(out, axis=-1, output_type=tf.int32), out)
+    return chosen
+
+
 def _predictor(model):
     tf = _tf()
     function = getattr(model, "_zoo_tag_function", None)
     if function is None:
         @tf.function(input_signature=[tf.TensorSpec([None, None], tf.string)], reduce_retracing=True)
         def function(words):
-            return model(words, training=False)
+            return tag_scores(model, words)
         model._zoo_tag_function = function
     return function
 
@@ -445,8 +487,7 @@ def predict(model, sentences, batch_size=BATCH_SIZE):
         padded = np.array([r + [""] * (longest - len(r)) for r in rows], dtype=object)
         out = function(tf.constant(padded, tf.string))
         for name, tags in tag_sets.items():
-            probabilities = np.asarray(out[name])
-            best = probabilities.argmax(-1)
+            best, probabilities = (np.asarray(t) for t in out[name])
             for j, i in enumerate(batch):
                 n = len(rows[j])
                 results[i][name] = ([tags[k] for k in best[j, :n]],
@@ -484,15 +525,15 @@ def _tagger_module(model):
         lengths = tf.reduce_sum(tf.cast(tokens != "", tf.int32), axis=1)
         empty = tf.logical_or(tf.shape(tokens)[0] == 0, tf.shape(tokens)[1] == 0)
         out = {"tokens": tokens, "lengths": lengths}
-        probabilities = tf.cond(
+        scored = tf.cond(
             empty,
-            lambda: {n: tf.zeros([tf.shape(tokens)[0], tf.shape(tokens)[1], tf.shape(t)[0]], tf.float32)
+            lambda: {n: (tf.zeros(tf.shape(tokens), tf.int32),
+                         tf.zeros([tf.shape(tokens)[0], tf.shape(tokens)[1], tf.shape(t)[0]], tf.float32))
                      for n, t in module.tag_names.items()},
-            lambda: {n: tf.cast(p, tf.float32) for n, p in module.model(tokens, training=False).items()})
+            lambda: tag_scores(module.model, tokens))
         for name, names in module.tag_names.items():
-            p = probabilities[name]
-            tags = tf.gather(names, tf.argmax(p, axis=-1, output_type=tf.int32))
-            out[f"{name}_tags"] = tf.where(tokens != "", tags, "")
+            best, p = scored[name]
+            out[f"{name}_tags"] = tf.where(tokens != "", tf.gather(names, best), "")
             out[f"{name}_probabilities"] = p
         return out
 
