@@ -48,6 +48,24 @@ def test_log_partition_viterbi_and_marginals_equal_brute_force(problem):
         assert not marginals[b, n:].any()
 
 
+@pytest.mark.parametrize("time", [0, 1, 2])
+def test_short_and_empty_batches_decode_in_a_graph(problem, time):
+    import tensorflow as tf
+
+    emissions, mask, parameters = problem
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, TAGS]), tf.TensorSpec([None, None], tf.bool)])
+    def decode(scores, present):
+        return (crf.viterbi_decode(scores, present, *parameters), crf.log_partition(scores, present, *parameters),
+                crf.marginals(scores, present, *parameters))
+
+    paths, log_z, marginals = decode(emissions[:, :time], mask[:, :time])
+    assert paths.shape == mask[:, :time].shape and marginals.shape == emissions[:, :time].shape
+    eager = crf.viterbi_decode(emissions[:, :time], mask[:, :time], *parameters)
+    np.testing.assert_array_equal(paths, eager)
+    np.testing.assert_allclose(log_z, crf.log_partition(emissions[:, :time], mask[:, :time], *parameters), rtol=1e-6)
+
+
 def test_sequence_score_and_likelihood_equal_brute_force(problem):
     emissions, mask, parameters = problem
     rng = np.random.default_rng(1)

@@ -131,12 +131,20 @@ def _tagging_headline(card):
 def _language_model_headline(card):
     test = card["metrics"]["test"]
     ngram = card["baselines"]["kneser_ney"]
+    brown = card["metrics"].get("brown")
     if card["codec"]["level"] == "char":
-        return (f"held-out plays {test['bits_per_token']:.3f} bits/char (Kneser–Ney {ngram['order']}-gram "
+        line = (f"held-out plays {test['bits_per_token']:.3f} bits/char (Kneser–Ney {ngram['order']}-gram "
                 f"{ngram['test']['bits_per_token']:.3f})")
+        if brown and "brown" in ngram:
+            line += (f"; Brown text (other domain) {brown['bits_per_token']:.3f} "
+                     f"({ngram['brown']['bits_per_token']:.3f})")
+        return line
     line = f"test perplexity {test['perplexity']:.1f} (Kneser–Ney {ngram['order']}-gram {ngram['test']['perplexity']:.1f}"
     small = next((v for k, v in (card.get("published") or {}).items() if "small" in k), None)
-    return line + (f"; Zaremba et al.'s small LSTM {small})" if small else ")")
+    line += f"; Zaremba et al.'s small LSTM {small})" if small else ")"
+    if brown and "brown" in ngram:
+        line += f"; Brown text (other domain) {brown['perplexity']:.1f} ({ngram['brown']['perplexity']:.1f})"
+    return line
 
 
 def language_model_tables():

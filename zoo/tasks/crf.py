@@ -34,11 +34,23 @@ def _time_major(x):
     return tf.transpose(x, [1, 0] + list(range(2, rank)))
 
 
-def log_partition(emissions, mask, transitions, start, end):
-    """log Z per sentence, float32 [batch] (the forward algorithm)."""
+#: Masked steps added at the end of every input: each loop over time (from the second step on) then
+#: has a step to run even for a batch of no token (a graph loop cannot stack zero steps of unknown shape).
+PADDING_STEPS = 2
+
+
+def _with_padding_steps(emissions, mask):
     tf = _tf()
     emissions = tf.convert_to_tensor(emissions, tf.float32)
     mask = tf.convert_to_tensor(mask, tf.bool)
+    return (tf.pad(emissions, [[0, 0], [0, PADDING_STEPS], [0, 0]]),
+            tf.pad(mask, [[0, 0], [0, PADDING_STEPS]]))
+
+
+def log_partition(emissions, mask, transitions, start, end):
+    """log Z per sentence, float32 [batch] (the forward algorithm)."""
+    tf = _tf()
+    emissions, mask = _with_padding_steps(emissions, mask)
     alpha = start[None, :] + emissions[:, 0]
 
     def step(alpha, inputs):
@@ -75,8 +87,7 @@ def negative_log_likelihood(emissions, tags, mask, transitions, start, end):
 def viterbi_decode(emissions, mask, transitions, start, end):
     """The best tag sequence per sentence, int32 [batch, time] (0 at padding)."""
     tf = _tf()
-    emissions = tf.convert_to_tensor(emissions, tf.float32)
-    mask = tf.convert_to_tensor(mask, tf.bool)
+    emissions, mask = _with_padding_steps(emissions, mask)
     num_tags = tf.shape(transitions)[0]
     delta = start[None, :] + emissions[:, 0]
     stay = tf.range(num_tags)[None, :]
@@ -94,12 +105,11 @@ def viterbi_decode(emissions, mask, transitions, start, end):
     initial = (delta, tf.zeros_like(delta, tf.int32))
     deltas, pointers = tf.scan(step, (_time_major(emissions[:, 1:]), _time_major(mask[:, 1:])),
                                initializer=initial)
-    final = tf.cond(tf.shape(pointers)[0] > 0, lambda: deltas[-1], lambda: delta)
-    last = tf.argmax(final + end[None, :], axis=1, output_type=tf.int32)
+    last = tf.argmax(deltas[-1] + end[None, :], axis=1, output_type=tf.int32)
     earlier = tf.scan(lambda tag, back: tf.gather(back, tag, batch_dims=1), pointers, initializer=last,
                       reverse=True)  # earlier[t] is the tag at t, from the pointer of step t + 1
     path = tf.concat([_time_major(earlier), last[:, None]], axis=1)
-    return tf.where(mask, path, 0)
+    return tf.where(mask, path, 0)[:, :-PADDING_STEPS]
 
 
 def marginals(emissions, mask, transitions, start, end):
