@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from zoo.tasks import crf
+from tagging_helpers import train_tiny_tagger
 
 TAGS, TIME = 3, 4
 LENGTHS = [4, 2, 1, 0]  # full, padded, one token, empty
@@ -96,17 +97,7 @@ def test_the_loss_reads_sentence_ends_from_the_sample_weights(problem):
 
 @pytest.fixture(scope="module")
 def crf_tagger():
-    from zoo.data import tagging as data
-    from zoo.tasks import tagging
-
-    sentences = [["The", "dog", "runs", "."], ["A", "cat", "sleeps", "."], ["Dogs", "run", "."]] * 4
-    tags = {"universal": [["DET", "NOUN", "VERB", "."], ["DET", "NOUN", "VERB", "."], ["NOUN", "VERB", "."]] * 4}
-    split = data.TaggedSentences(sentences, tags, ["d"] * 12, ["g"] * 12)
-    sets = tagging.tag_vocabularies(split)
-    model = tagging.build_model(split.words, sets, units=8, char_units=4, word_dim=8, char_dim=4, seed=1, crf=True)
-    tagging.compile_model(model, learning_rate=2e-2)
-    history = model.fit(tagging.as_dataset(split, sets, 4, shuffle=True, seed=1), epochs=15, verbose=0)
-    return model, split, history.history["loss"]
+    return train_tiny_tagger(epochs=15, learning_rate=2e-2, crf=True)
 
 
 def test_a_crf_tagger_learns_and_decodes_with_viterbi(crf_tagger):

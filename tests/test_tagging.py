@@ -9,6 +9,7 @@ from zoo.data import tagging as data
 from zoo.tasks import tagging, tagging_baselines as baselines
 from recipe_helpers import smoke_hub_fixtures
 from serving_helpers import assert_weights_saved_once, check_session_loader
+from tagging_helpers import train_tiny_tagger
 
 SMOKE = "tagging-smoke"
 SMOKE_OPTIONS = ["--max-sentences", "120", "--epochs", "1", "--units", "8", "--char-units", "4",
@@ -128,14 +129,7 @@ def test_tokenizer_keeps_inner_hyphens_apostrophes_and_numbers_whole():
 
 @pytest.fixture(scope="module")
 def tiny_model():
-    sentences = [["The", "dog", "runs", "."], ["A", "cat", "sleeps", "."], ["Dogs", "run", "."]] * 4
-    tags = {"universal": [["DET", "NOUN", "VERB", "."], ["DET", "NOUN", "VERB", "."], ["NOUN", "VERB", "."]] * 4}
-    split = data.TaggedSentences(sentences, tags, ["d"] * 12, ["g"] * 12)
-    sets = tagging.tag_vocabularies(split)
-    model = tagging.build_model(split.words, sets, units=8, char_units=4, word_dim=8, char_dim=4, seed=1,
-                                suffix_length=3, suffix_dim=4, shape=True)
-    tagging.compile_model(model)
-    model.fit(tagging.as_dataset(split, sets, 4, shuffle=True, seed=1), epochs=2, verbose=0)
+    model, split, _ = train_tiny_tagger(suffix_length=3, suffix_dim=4, shape=True)
     return model, split
 
 
