@@ -7,8 +7,8 @@ itself, so the exported model needs no preprocessing code:
       ├─ lower-case → StringLookup (training words seen ≥ min_count times; others → OOV)
       │    → word dropout (training only: a known word becomes OOV with probability p)
       │    → Embedding(mask_zero)
-      └─ characters (the first 4 and last 12 of a longer word) → StringLookup
-           → CharacterEncoder: Embedding → Bidirectional(zoo LSTM) per word (final states)
+      ├─ characters (the first 4 and last 12 of a longer word) → StringLookup
+      │    → CharacterEncoder: Embedding → Bidirectional(zoo LSTM) per word (final states)
       ├─ optional: lower-cased endings of 1..n characters → StringLookup → Embedding (one per ending)
       └─ optional: spelling indicators (WordShape: capitals, digits, hyphens, punctuation)
     concat → Dropout → Bidirectional(zoo LSTM, return_sequences) → Dropout
