@@ -266,25 +266,25 @@ class CharacterEncoder(keras.layers.Layer):
 # Vocabularies and the model
 
 
+def _frequent_first(counts, min_count):
+    """The items of a Counter seen at least `min_count` times, most frequent first (ties in order)."""
+    return [item for item, n in sorted(counts.items(), key=lambda pair: (-pair[1], pair[0])) if n >= min_count]
+
+
 def word_vocabulary(sentences, min_count=2):
     """Lower-cased training words seen at least `min_count` times, most frequent first."""
-    counts = collections.Counter(w.lower() for words in sentences for w in words)
-    return [w for w, n in sorted(counts.items(), key=lambda item: (-item[1], item[0])) if n >= min_count and w]
+    return _frequent_first(collections.Counter(w.lower() for words in sentences for w in words if w), min_count)
 
 
 def character_vocabulary(sentences, min_count=2):
-    counts = collections.Counter(c for words in sentences for w in words for c in w)
-    return [c for c, n in sorted(counts.items(), key=lambda item: (-item[1], item[0])) if n >= min_count]
+    return _frequent_first(collections.Counter(c for words in sentences for w in words for c in w), min_count)
 
 
 def suffix_vocabulary(sentences, length=3, min_count=2):
     """Lower-cased word endings of 1..`length` characters seen at least `min_count` times in training."""
-    counts = collections.Counter()
-    for words in sentences:
-        for w in words:
-            w = w.lower()
-            counts.update(w[-k:] for k in range(1, min(length, len(w)) + 1))
-    return [e for e, n in sorted(counts.items(), key=lambda item: (-item[1], item[0])) if n >= min_count]
+    lowered = (w.lower() for words in sentences for w in words)
+    endings = (w[-k:] for w in lowered for k in range(1, min(length, len(w)) + 1))
+    return _frequent_first(collections.Counter(endings), min_count)
 
 
 def tag_vocabularies(split):
