@@ -16,6 +16,7 @@ from zoo.data import (
     TRANSLATION_DATASETS,
     ChecksumError,
     DataUnavailableError,
+    debian,
     ding,
     load_translation_splits,
     sha256_file,
@@ -162,19 +163,19 @@ def test_cached_package_with_wrong_sha256_raises_naming_the_file(tmp_data_dir):
 
 
 def test_downloaded_package_with_wrong_sha256_is_discarded(tmp_data_dir, monkeypatch):
-    def fake_apt_get(apt_get):
+    def fake_apt_get(apt_get, package):
         code = f"open({ding.DEB_FILENAME!r}, 'wb').write(b'tampered')"
         return [sys.executable, "-c", code]
 
-    monkeypatch.setattr(ding, "_which", lambda tool: "/usr/bin/" + tool)
-    monkeypatch.setattr(ding, "_apt_get_download_command", fake_apt_get)
+    monkeypatch.setattr(debian, "_which", lambda tool: "/usr/bin/" + tool)
+    monkeypatch.setattr(debian, "_apt_get_download_command", fake_apt_get)
     with pytest.raises(ChecksumError, match=f"{ding.DEB_FILENAME}.*discarded"):
         ding.dictionary_path()
     assert os.listdir(tmp_data_dir / "downloads") == []  # no file, no temp dir left
 
 
 def test_no_apt_get_and_no_cached_copy_explains_what_to_do(tmp_data_dir, monkeypatch):
-    monkeypatch.setattr(ding, "_which", lambda tool: None)
+    monkeypatch.setattr(debian, "_which", lambda tool: None)
     start = time.monotonic()
     with pytest.raises(DataUnavailableError) as info:
         ding.sentence_pairs()
@@ -191,15 +192,15 @@ def test_apt_get_failure_runs_update_then_reports_both(tmp_data_dir, monkeypatch
     calls = []
 
     def failing(what):
-        def command(apt_get):
+        def command(apt_get, package=None):
             calls.append(what)
             return [sys.executable, "-c", f"import sys; print('E: {what} failed'); sys.exit(100)"]
 
         return command
 
-    monkeypatch.setattr(ding, "_which", lambda tool: "/usr/bin/" + tool)
-    monkeypatch.setattr(ding, "_apt_get_download_command", failing("download"))
-    monkeypatch.setattr(ding, "_apt_get_update_command", failing("update"))
+    monkeypatch.setattr(debian, "_which", lambda tool: "/usr/bin/" + tool)
+    monkeypatch.setattr(debian, "_apt_get_download_command", failing("download"))
+    monkeypatch.setattr(debian, "_apt_get_update_command", failing("update"))
     with pytest.raises(DataUnavailableError) as info:
         ding.dictionary_path()
     assert calls == ["download", "update"]
@@ -265,14 +266,14 @@ def test_real_dictionary_pairs_leave_out_held_out_sentences(real_splits):
     assert not {ding._sentence_key(g) for g, _ in pairs} & {ding._sentence_key(g) for g in held_out}
 
 
-def test_unpacking_without_dpkg_deb_gives_the_same_file(real_deb, tmp_data_dir, monkeypatch):
-    # A .deb copied by hand is used without apt-get, and read without dpkg-deb.
+def test_a_package_copied_by_hand_is_used_without_apt_get(real_deb, tmp_data_dir, monkeypatch):
+    # A .deb copied by hand is used without apt-get (and read in Python, without dpkg-deb).
     if not real_deb.is_file():
         pytest.skip(f"no cached {real_deb} (the package was removed after unpacking)")
     downloads = tmp_data_dir / "downloads"
     downloads.mkdir(parents=True)
     (downloads / ding.DEB_FILENAME).write_bytes(real_deb.read_bytes())
-    monkeypatch.setattr(ding, "_which", lambda tool: None)
+    monkeypatch.setattr(debian, "_which", lambda tool: None)
     path = ding.dictionary_path()
     assert path.is_relative_to(tmp_data_dir)
     assert sha256_file(path) == ding.DICTIONARY_SHA256

@@ -46,7 +46,7 @@ from zoo.data.movie_reviews import (
     movie_review_splits,
 )
 from zoo.data.splits import stratified_split
-from zoo.data import ding, emoji
+from zoo.data import debian, ding, emoji
 from zoo.data.wmt import load_wmt_splits
 
 #: Sentiment data sets by name: each value returns the splits dict.

@@ -37,39 +37,25 @@ differ only in case or in their final punctuation count as one sentence.
 Fetching (:func:`dictionary_path`): the package is downloaded with
 ``apt-get download trans-de-en=1.9-6`` into ``data_dir()/downloads/`` (after
 ``apt-get update`` if apt does not know the package yet), its sha256 is
-checked, and it is unpacked with ``dpkg-deb -x`` (or, where ``dpkg-deb`` is
-missing, by reading the ``.deb`` archive in Python) into
-``data_dir()/ding/``. A ``.deb`` copied by hand into the downloads folder is
+checked (:mod:`zoo.data.debian`), and the word list is read out of the
+``.deb`` archive in Python into ``data_dir()/ding/``. A ``.deb`` copied by hand into the downloads folder is
 used as well, so machines without apt work too. Nothing happens at import time.
 """
 
 from __future__ import annotations
 
-import io
+import hashlib
 import logging
-import os
 import re
 import shutil
-import subprocess
-import tarfile
-import tempfile
 import threading
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 
-from zoo.data.cache import (
-    ChecksumError,
-    DataUnavailableError,
-    data_dir,
-    downloads_dir,
-    move_verified_download,
-    output_tail,
-    run_with_timeout,
-    sha256_file,
-    verify_cached_download,
-)
+from zoo.data.cache import ChecksumError, atomic_write_bytes, data_dir, sha256_file
+from zoo.data.debian import DebianPackage, fetch_deb, read_deb_members
 from zoo.data.splits import SPLIT_NAMES, split_counts
 
 __all__ = [
@@ -101,11 +87,9 @@ DICTIONARY_SHA256 = "34052c6021d09eadfee7a893a789204265954df70fe9c36d38fa00058d7
 #: Where the package can be downloaded by hand.
 DEB_URL = f"https://deb.debian.org/debian/pool/main/t/{DEB_NAME}/{DEB_FILENAME}"
 SNAPSHOT_URL = f"https://snapshot.debian.org/package/{DEB_NAME}/{DEB_VERSION}/"
+PACKAGE = DebianPackage(DEB_NAME, DEB_VERSION, DEB_SHA256, pool=f"main/t/{DEB_NAME}",
+                        what="the Ding German-English dictionary")
 
-#: Seconds ``apt-get download`` (and ``apt-get update``) may run before it is stopped.
-DEFAULT_FETCH_TIMEOUT = 300.0
-#: Seconds ``dpkg-deb -x`` may run.
-UNPACK_TIMEOUT = 120.0
 
 #: Sentence filters (see the module docstring).
 SENTENCE_END = (".", "?", "!")
@@ -257,141 +241,6 @@ def read_dictionary_pairs(
 # --------------------------------------------------------------------------
 
 
-def _which(tool: str) -> str | None:
-    """Path of ``tool`` on PATH (a function so tests can pretend a tool is missing)."""
-    return shutil.which(tool)
-
-
-def _apt_get_download_command(apt_get: str) -> list[str]:
-    return [apt_get, "-q", "download", f"{DEB_NAME}={DEB_VERSION}"]
-
-
-def _apt_get_update_command(apt_get: str) -> list[str]:
-    return [apt_get, "-q", "update"]
-
-
-def _unavailable(reason: str) -> DataUnavailableError:
-    return DataUnavailableError(
-        f"Could not obtain the Debian package {DEB_NAME} {DEB_VERSION} (the Ding German-English "
-        f"dictionary): {reason}\n"
-        f"On Debian or Ubuntu: install apt (it is there by default), run `apt-get update` as root "
-        f"if the package lists are empty, then `apt-get download {DEB_NAME}={DEB_VERSION}`.\n"
-        f"Elsewhere: download {DEB_URL} (older copies: {SNAPSHOT_URL}) on a machine with network "
-        f"access and copy it to {downloads_dir() / DEB_FILENAME} (the 'downloads' folder of the "
-        f"zoo data dir: $ZOO_DATA_DIR, else $XDG_CACHE_HOME/zoo or ~/.cache/zoo). Its sha256 "
-        f"must be {DEB_SHA256}."
-    )
-
-
-def _download_deb(timeout: float) -> Path:
-    """Fetch the package with apt-get into the downloads folder, check it, return its path."""
-    apt_get = _which("apt-get")
-    if apt_get is None:
-        raise _unavailable("apt-get is not installed and no copy of the package is cached.")
-    directory = downloads_dir()
-    with tempfile.TemporaryDirectory(dir=directory, prefix=".apt-download-") as tmp:
-        tmp = Path(tmp)
-
-        def download() -> tuple[int, str]:
-            return run_with_timeout(_apt_get_download_command(apt_get), timeout, cwd=tmp)
-
-        try:
-            returncode, output = download()
-            if returncode != 0:
-                # Empty or stale package lists: apt does not know the package yet.
-                log.info("apt-get download failed; running apt-get update and retrying.")
-                update_code, update_output = run_with_timeout(
-                    _apt_get_update_command(apt_get), timeout, cwd=tmp
-                )
-                if update_code != 0:
-                    raise _unavailable(
-                        f"apt-get download exited with status {returncode}:\n"
-                        f"{output_tail(output)}\n"
-                        f"and apt-get update exited with status {update_code}:\n"
-                        f"{output_tail(update_output)}"
-                    )
-                returncode, output = download()
-        except subprocess.TimeoutExpired:
-            raise _unavailable(f"apt-get did not finish within {timeout:g} s.") from None
-        except OSError as exc:
-            raise _unavailable(f"could not run apt-get ({exc}).") from exc
-        if returncode != 0:
-            raise _unavailable(
-                f"apt-get download exited with status {returncode}:\n{output_tail(output)}"
-            )
-        downloaded = tmp / DEB_FILENAME
-        if not downloaded.is_file():
-            found = ", ".join(sorted(p.name for p in tmp.iterdir())) or "nothing"
-            raise _unavailable(f"apt-get succeeded but saved no {DEB_FILENAME} (found: {found}).")
-        return move_verified_download(downloaded, DEB_SHA256, directory)
-
-
-def _cached_deb() -> Path:
-    """The verified package in the downloads folder, downloading it first if needed."""
-    path = downloads_dir() / DEB_FILENAME
-    if not path.is_file():
-        return _download_deb(DEFAULT_FETCH_TIMEOUT)
-    return verify_cached_download(path, DEB_SHA256)
-
-
-def _ar_members(deb: Path):
-    """Yield ``(name, offset, size)`` of the members of an ``ar`` archive (a ``.deb``)."""
-    with open(deb, "rb") as handle:
-        if handle.read(8) != b"!<arch>\n":
-            raise ValueError(f"{deb} is not a Debian package (no ar header)")
-        while True:
-            header = handle.read(60)
-            if len(header) < 60:
-                return
-            name = header[:16].decode("ascii").strip().rstrip("/")
-            size = int(header[48:58].decode("ascii").strip())
-            offset = handle.tell()
-            yield name, offset, size
-            handle.seek(offset + size + (size % 2))
-
-
-def _unpack_in_python(deb: Path, target: Path) -> None:
-    """Extract the dictionary from ``deb`` into ``target`` without dpkg-deb."""
-    for name, offset, size in _ar_members(deb):
-        if not name.startswith("data.tar"):
-            continue
-        with open(deb, "rb") as handle:
-            handle.seek(offset)
-            blob = handle.read(size)
-        try:
-            archive = tarfile.open(fileobj=io.BytesIO(blob), mode="r:*")
-        except tarfile.ReadError as exc:
-            raise DataUnavailableError(
-                f"{deb}: cannot read {name} without dpkg-deb ({exc}); install dpkg."
-            ) from exc
-        with archive:
-            for member in archive.getmembers():
-                if member.name.lstrip("./") == DICTIONARY_MEMBER and member.isfile():
-                    destination = target / DICTIONARY_MEMBER
-                    destination.parent.mkdir(parents=True, exist_ok=True)
-                    destination.write_bytes(archive.extractfile(member).read())
-                    return
-        raise ValueError(f"{deb}: {name} has no member {DICTIONARY_MEMBER}")
-    raise ValueError(f"{deb} has no data.tar member")
-
-
-def _unpack(deb: Path, target: Path) -> None:
-    dpkg_deb = _which("dpkg-deb")
-    if dpkg_deb is None:
-        _unpack_in_python(deb, target)
-        return
-    try:
-        returncode, output = run_with_timeout(
-            [dpkg_deb, "-x", str(deb), str(target)], UNPACK_TIMEOUT, cwd=target
-        )
-    except subprocess.TimeoutExpired:
-        raise DataUnavailableError(f"dpkg-deb -x {deb} did not finish within {UNPACK_TIMEOUT:g} s.")
-    if returncode != 0:
-        raise DataUnavailableError(
-            f"dpkg-deb -x {deb} exited with status {returncode}:\n{output_tail(output)}"
-        )
-
-
 def _unpacked_dir() -> Path:
     return data_dir() / "ding" / f"{DEB_NAME}_{DEB_VERSION}"
 
@@ -419,24 +268,14 @@ def dictionary_path() -> Path:
         log.warning("Unpacked %s does not match its pinned sha256; unpacking again.", dictionary)
         shutil.rmtree(final_dir, ignore_errors=True)
 
-    deb = _cached_deb()
-    final_dir.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=final_dir.parent, prefix=".unpack-") as tmp:
-        staging = Path(tmp) / "root"
-        staging.mkdir()
-        _unpack(deb, staging)
-        unpacked = staging / DICTIONARY_MEMBER
-        if not unpacked.is_file():
-            raise ValueError(f"{deb} has no file {DICTIONARY_MEMBER}")
-        actual = sha256_file(unpacked)
-        if actual != DICTIONARY_SHA256:
-            raise ChecksumError(f"{DICTIONARY_MEMBER} in {deb.name}", DICTIONARY_SHA256, actual)
-        try:
-            os.replace(staging, final_dir)
-        except OSError:
-            # Another process unpacked it first; theirs is as good as ours.
-            if not dictionary.is_file():
-                raise
+    deb = fetch_deb(PACKAGE)
+    members = read_deb_members(deb, lambda path: path == DICTIONARY_MEMBER)
+    if DICTIONARY_MEMBER not in members:
+        raise ValueError(f"{deb} has no file {DICTIONARY_MEMBER}")
+    actual = hashlib.sha256(members[DICTIONARY_MEMBER]).hexdigest()
+    if actual != DICTIONARY_SHA256:
+        raise ChecksumError(f"{DICTIONARY_MEMBER} in {deb.name}", DICTIONARY_SHA256, actual)
+    atomic_write_bytes(dictionary, members[DICTIONARY_MEMBER])
     return dictionary
 
 
