@@ -34,12 +34,16 @@ from zoo.settings import (Check, at_least, choices, fraction, model_name, non_ne
 
 # -- settings (each overridable from the command line) ---------------------
 DEFAULTS = dict(
-    data="ding",             # ding (packaged dictionary sentences, offline) | wmt14 (TFDS, needs internet)
+    data="ding",             # ding (packaged dictionary sentences) | ding+wesnoth (plus game dialogue) | wmt14 (TFDS, internet)
+    held_out_domains="wesnoth-did,wesnoth-sotbe",  # whole campaigns never trained on: test domains ("" = none)
     cell="gru",              # recurrent cell of encoder and decoder: gru | lstm | rnn
     attention="additive",    # additive (Bahdanau) | dot | general (Luong) | none
     input_feeding=False,     # feed the previous attentional vector to the decoder (slower to train)
     units=256,               # decoder state; the encoder has units/2 per direction
     embedding_dim=256,       # word embedding size, source and target
+    tie_embeddings=False,    # one matrix for the English words in and out (TiedWordEmbedding)
+    max_source_words=40000,  # German vocabulary cap (most frequent first)
+    max_target_words=8000,   # English vocabulary cap (most frequent first)
     min_count=2,             # English words seen fewer times in training become [UNK]
     source_min_count=2,      # German words seen fewer times become [UNK] (1: every word; 3x the embedding for +2% coverage)
     dropout=0.3,             # on embeddings and on the attentional vector
@@ -53,6 +57,7 @@ DEFAULTS = dict(
     clipnorm=1.0,            # global gradient-norm clipping (exploding gradients in BPTT)
     beam_width=4,            # the SavedModel's default beam width (serving_default)
     length_penalties="1.0,1.5,2.0,2.5,3.0",  # GNMT length-penalty exponents tried; the best on validation is kept
+    no_repeat_sizes="0",     # no-repeat n-gram sizes tried after it (0 = off); the best on validation is kept
     dictionary_pairs=60000,  # extra training pairs from the dictionary's word/phrase entries (0 = none)
     lexicon=True,            # translate [UNK] outputs through the dictionary's one-word entries
     ablation=True,           # also train the same model with --attention none and report it
@@ -68,7 +73,12 @@ DEFAULTS = dict(
 
 
 CHECKS = dict(
-    data=choices("ding", "wmt14"), cell=choices("gru", "lstm", "rnn"),
+    data=choices("ding", "ding+wesnoth", "wmt14"), cell=choices("gru", "lstm", "rnn"),
+    held_out_domains=Check("must be comma-separated wesnoth-<campaign> names, e.g. wesnoth-did",
+                           lambda value: all(_is_campaign(v) for v in value.split(",") if v)),
+    max_source_words=positive, max_target_words=at_least(5),
+    no_repeat_sizes=Check("must be comma-separated whole numbers >= 0, e.g. 0,2,3",
+                          lambda value: all(v.strip().isdigit() for v in value.split(","))),
     attention=choices("additive", "dot", "general", "none"), units=at_least(2),
     embedding_dim=positive, min_count=positive, dropout=fraction, epochs=positive,
     patience=non_negative, batch_size=positive, learning_rate=positive, clipnorm=positive,
@@ -83,12 +93,18 @@ CHECKS = dict(
 )
 
 
+def _is_campaign(name):
+    from zoo.data import wesnoth
+
+    return name.startswith("wesnoth-") and name[len("wesnoth-"):] in wesnoth.CAMPAIGNS
+
+
 def parse_args(argv=None):
     parser = settings_parser(DEFAULTS, __doc__, optional_types={"max_examples": int}, checks=CHECKS)
     args = parser.parse_args(argv)
     if args.attention == "none":
         args.ablation = False  # the model is its own ablation
-    suffix = "de-en" if args.data == "ding" else "wmt14-de-en"
+    suffix = "wmt14-de-en" if args.data == "wmt14" else "de-en"
     args.name = args.name or f"translation-{args.cell}-{suffix}"
     args.run_dir = args.run_dir or os.path.join("runs", args.name)
     return args
@@ -108,22 +124,30 @@ def main(argv=None):
 
     # -- prepare the data ---------------------------------------------------
     splits = data.load_translation_splits(args.data, seed=args.split_seed)
+    domains = [name for name in args.held_out_domains.split(",") if name]
+    if domains:
+        splits.update(task.held_out_domains({"held_out_domains": domains}))
     if args.max_examples:
         splits = {k: v[: args.max_examples] for k, v in splits.items()}
-    if args.data == "ding":
+    if args.data.startswith("ding"):
         dataset_card = {"name": "ding", **data.ding.describe_split(seed=args.split_seed)}
     else:
         dataset_card = {"name": "wmt14", "version": "tfds wmt14_translate/de-en", "split_seed": args.split_seed}
     dataset_card["name"] = args.data
     dataset_card["split_seed"] = args.split_seed
+    if args.data == "ding+wesnoth" or domains:
+        dataset_card["wesnoth"] = data.wesnoth.describe_source(
+            held_out=[name.split("-", 1)[1] for name in domains])
+    dataset_card["held_out_domains"] = domains
+    dataset_card["counts"] = {name: len(pairs) for name, pairs in splits.items()}
     if args.max_examples:
         dataset_card["max_examples_per_split"] = args.max_examples
     print("[zoo] " + args.data + ": " + ", ".join(f"{k} {len(v)}" for k, v in splits.items()))
 
     # -- the dictionary's word and phrase entries (never a held-out sentence) ----------
-    held_out = [de for split in ("validation", "test") for de, _ in splits[split]]
+    held_out = [de for split in task.evaluation_splits(splits) for de, _ in splits[split]]
     extra_pairs, lexicon = [], None
-    if args.data == "ding" and (args.dictionary_pairs or args.lexicon or args.dictionary_ablation):
+    if args.data.startswith("ding") and (args.dictionary_pairs or args.lexicon or args.dictionary_ablation):
         entries = data.ding.dictionary_pairs(exclude_german=held_out, max_words=3)
         if args.dictionary_pairs:
             extra_pairs = task.select_dictionary_pairs(entries, splits["train"], args.dictionary_pairs,
@@ -147,7 +171,8 @@ def main(argv=None):
                 train_pairs, cell=args.cell, attention=attention, embedding_dim=args.embedding_dim,
                 units=args.units, dropout=args.dropout, input_feeding=args.input_feeding,
                 min_count=args.min_count, source_min_count=args.source_min_count,
-                lexicon=lexicon if with_dictionary else None)
+                max_source_words=args.max_source_words, max_target_words=args.max_target_words,
+                tie_embeddings=args.tie_embeddings, lexicon=lexicon if with_dictionary else None)
             task.compile_model(model, learning_rate=args.learning_rate, clipnorm=args.clipnorm,
                                label_smoothing=args.label_smoothing)
         train_ds = task.make_dataset(model, train_pairs, args.batch_size, shuffle=True, seed=args.seed)
@@ -163,26 +188,32 @@ def main(argv=None):
     model.summary(print_fn=lambda line, **_: print(line))
     source_words, target_words, _ = task.model_vocabularies(model)
 
-    # -- the length penalty of beam search, chosen on validation --------------------
+    # -- the length penalty and the no-repeat n-gram size of beam search, chosen on validation --
     grid = [float(v) for v in args.length_penalties.split(",")]
-    if len(grid) > 1:
-        length_penalty, grid_scores = task.choose_length_penalty(model, splits["validation"], grid,
-                                                                 beam_width=args.beam_width)
+    sizes = [int(v) for v in args.no_repeat_sizes.split(",")]
+    if len(grid) > 1 or len(sizes) > 1:
+        length_penalty, no_repeat, grid_scores, size_scores = task.choose_decoding(
+            model, splits["validation"], grid, sizes, beam_width=args.beam_width)
     else:
-        length_penalty, grid_scores = grid[0], None
-    print(f"[zoo] length penalty {length_penalty} (validation BLEU of beam {args.beam_width}: {grid_scores})")
+        length_penalty, no_repeat, grid_scores, size_scores = grid[0], sizes[0], None, None
+    print(f"[zoo] length penalty {length_penalty} (validation BLEU of beam {args.beam_width}: {grid_scores}); "
+          f"no-repeat n-gram size {no_repeat} ({size_scores})")
 
     # -- evaluate on held-out data, beside the baselines -------------------------
     started = time.time()
-    metrics = task.measure(model, splits, length_penalty=length_penalty)
+    metrics = task.measure(model, splits, length_penalty=length_penalty, no_repeat_ngram_size=no_repeat)
     test = metrics["test"]
     print(f"[zoo] test BLEU greedy {test['bleu_greedy']:.2f}, beam {args.beam_width} "
           f"{test.get(f'bleu_beam{args.beam_width}', float('nan')):.2f} | chrF "
           f"{test['chrf_greedy']:.2f} ({time.time() - started:.0f} s)")
-    baselines = {split: translation_metrics.baselines(splits["train"], splits[split])
-                 for split in ("validation", "test")}
+    baselines = translation_metrics.baselines_by_split(
+        splits["train"], {split: splits[split] for split in task.evaluation_splits(splits)})
     for label, scores in baselines["test"].items():
         print(f"[zoo] baseline {label}: test BLEU {scores['bleu']:.2f}, chrF {scores['chrf']:.2f}")
+    domain_comparison = task.compare_with_ibm(metrics, baselines, args.beam_width)
+    for split, row in domain_comparison.items():
+        print(f"[zoo] {split}: BLEU {row['bleu']:.2f} = {row['bleu_ratio_to_ibm_model1']}x IBM Model 1 "
+              f"({row['ibm_model1_bleu']:.2f}); chrF {row['chrf']:.2f} vs {row['ibm_model1_chrf']:.2f}")
     best_baseline = max(baselines["test"], key=lambda k: baselines["test"][k]["bleu"])
     best_bleu = baselines["test"][best_baseline]["bleu"]
     model_bleu = max(test["bleu_greedy"], test.get(f"bleu_beam{args.beam_width}", 0.0))
@@ -193,6 +224,7 @@ def main(argv=None):
         "beats_floor": bool(best_bleu > 0 and model_bleu >= 1.5 * best_bleu
                             and all(test["chrf_greedy"] > b["chrf"] for b in baselines["test"].values())),
         "floor": "test BLEU >= 1.5 x the best baseline's, and chrF above every baseline's",
+        "by_split": domain_comparison,
     }
 
     # -- ablations on the same split ---------------------------------------------
@@ -200,7 +232,8 @@ def main(argv=None):
     if lexicon:
         ablation["no_lexicon"] = {
             "what": "the same model, [UNK] outputs copied from the source instead of translated",
-            **task.measure(model, splits, use_lexicon=False, length_penalty=length_penalty)["test"]}
+            **task.measure(model, splits, use_lexicon=False, length_penalty=length_penalty,
+                           no_repeat_ngram_size=no_repeat)["test"]}
     if args.ablation:
         plain, plain_run = build_and_train("none", os.path.join(args.run_dir, "ablation-no-attention"))
         ablation["no_attention"] = {
@@ -248,6 +281,8 @@ def main(argv=None):
                      "length_penalty_chosen_on": "validation BLEU of beam search",
                      "length_penalty_grid_validation_bleu": grid_scores,
                      "length_penalty_form": "GNMT ((5 + length) / 6) ** alpha",
+                     "no_repeat_ngram_size": no_repeat,
+                     "no_repeat_ngram_size_validation_bleu": size_scores,
                      "max_source_tokens": task.MAX_SOURCE_TOKENS,
                      "max_decode_length": task.MAX_DECODE_LENGTH,
                      "default_max_length": "2 x longest source + 10 tokens"},
@@ -289,7 +324,8 @@ def main(argv=None):
                               label_smoothing=args.label_smoothing)
 
     def write_serving(keras_model, path):
-        task.write_serving(keras_model, path, beam_width=args.beam_width, length_penalty=length_penalty)
+        task.write_serving(keras_model, path, beam_width=args.beam_width, length_penalty=length_penalty,
+                           no_repeat_ngram_size=no_repeat)
 
     path = hub.export_model(
         args.name, shipped, card, write_serving,

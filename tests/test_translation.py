@@ -18,7 +18,8 @@ import keras  # noqa: E402
 
 from zoo.tasks import translation as task  # noqa: E402
 
-SMOKE = ["--max-examples", "240", "--epochs", "2", "--units", "32", "--embedding-dim", "16",
+SMOKE = ["--data", "ding+wesnoth", "--max-examples", "240", "--epochs", "2", "--units", "32",
+         "--embedding-dim", "16", "--tie-embeddings", "--no-repeat-sizes", "0,2", "--length-penalties", "1.0,2.0",
          "--batch-size", "32", "--no-ablation", "--no-dictionary-ablation", "--dictionary-pairs", "300"]
 
 # A tiny parallel corpus with a learnable word-for-word structure (no data download needed).
@@ -131,6 +132,55 @@ def toy_model():
     task.compile_model(model, learning_rate=1e-2)
     model.fit(task.make_dataset(model, pairs, batch_size=32, shuffle=True), epochs=12, verbose=0)
     return model, pairs
+
+
+def test_tied_embedding_model_learns_and_shares_one_matrix(tmp_path):
+    import keras
+
+    keras.utils.set_random_seed(3)
+    pairs = toy_pairs()
+    model = task.build_model(pairs, cell="gru", attention="additive", embedding_dim=16, units=32,
+                             dropout=0.0, min_count=1, tie_embeddings=True)
+    names = [layer.name for layer in model.layers]
+    assert "next_word" not in names and isinstance(model.get_layer("target_embedding"), task.TiedWordEmbedding)
+    tied = model.get_layer("target_embedding")
+    # logits = (x W_p + b_p) E^T + b, with E the very matrix the decoder's inputs are read from
+    x = np.random.default_rng(0).normal(size=(2, 32)).astype("float32")
+    expected = (x @ np.array(tied.projection) + np.array(tied.projection_bias)) @ np.array(tied.embeddings).T
+    np.testing.assert_allclose(np.array(tied(x)), expected + np.array(tied.bias), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.array(tied(np.array([[4, 5]], "int32")))[0],
+                               np.array(tied.embeddings)[[4, 5]])
+    untied = task.build_model(pairs, cell="gru", attention="additive", embedding_dim=16, units=32, min_count=1)
+    words = len(tied.vocabulary)
+    assert untied.count_params() - model.count_params() == words * 32 + words - (32 * 16 + 16 + words)
+    task.compile_model(model, learning_rate=1e-2)
+    model.fit(task.make_dataset(model, pairs, batch_size=32, shuffle=True), epochs=24, verbose=0)
+    assert task.translate(model, ["Wir haben den Ball.", "Ich sehe den Baum."], beam_width=2) == [
+        "We have the ball.", "I see the tree."]
+    model.save(tmp_path / "tied.keras")
+    loaded = keras.saving.load_model(tmp_path / "tied.keras")
+    assert task.translate(loaded, ["Ich sehe den Baum."], beam_width=2) == ["I see the tree."]
+
+
+def test_compare_with_ibm_applies_the_floor_of_each_split():
+    metrics = {"validation": {"bleu_beam4": 9.0, "chrf_beam4": 30.0},
+               "test": {"bleu_beam4": 14.0, "chrf_beam4": 35.0},
+               "wesnoth-did": {"bleu_beam4": 15.0, "chrf_beam4": 31.0}}
+    baselines = {split: {"ibm_model1": {"bleu": 7.0, "chrf": 32.0}} for split in metrics}
+    rows = task.compare_with_ibm(metrics, baselines, beam_width=4)
+    assert set(rows) == {"test", "wesnoth-did"}
+    assert rows["test"]["bleu_ratio_to_ibm_model1"] == 2.0 and rows["test"]["meets_floor"]
+    assert rows["wesnoth-did"]["floor_ratio"] == 1.5
+    assert not rows["wesnoth-did"]["meets_floor"]  # BLEU 2.14x, but chrF below IBM Model 1's
+
+
+def test_choose_decoding_tries_no_repeat_sizes_after_the_length_penalty(toy_model):
+    model, pairs = toy_model
+    alpha, size, alpha_scores, size_scores = task.choose_decoding(model, pairs[:20], [0.0, 1.0], [0, 2],
+                                                                  beam_width=2)
+    assert set(alpha_scores) == {0.0, 1.0} and set(size_scores) == {0, 2}
+    assert alpha in alpha_scores and size in size_scores
+    assert size_scores[0] == alpha_scores[alpha]
 
 
 def test_toy_model_learns_to_translate(toy_model):
@@ -291,6 +341,11 @@ def test_recipe_smoke_card(smoke_hub):
         for key in ("bleu_greedy", "chrf_greedy", "bleu_beam4", "chrf_beam4"):
             assert np.isfinite(card["metrics"][split][key])
     assert set(card["baselines"]["test"]) == {"copy", "ibm_model1", "nearest_neighbour"}
+    # the held-out campaigns and the seen campaigns' test split are scored beside IBM Model 1
+    assert {"wesnoth-test", "wesnoth-did", "wesnoth-sotbe"} <= set(card["metrics"])
+    assert set(card["comparison"]["by_split"]) == {"test", "wesnoth-test", "wesnoth-did", "wesnoth-sotbe"}
+    assert card["dataset"]["held_out_domains"] == ["wesnoth-did", "wesnoth-sotbe"]
+    assert card["decoding"]["no_repeat_ngram_size"] in (0, 2)
     assert card["throughput"]["python_loop_comparison"]["speedup"] > 0
     assert (root / "translation-smoke" / "saved_model" / "saved_model.pb").exists()
     json.loads((root / "translation-smoke" / "card.json").read_text())  # strict JSON

@@ -44,6 +44,9 @@ def test_catalog_rule_keeps_plain_sentences_only():
         "Go!": "Los!",
         "We march at dawn, and we shall not stop until the last of them has fallen.": "Los.",
         "\u201cHalt,\u201d he cried\u2026 \u201cwho goes there?\u201d": "\u201eHalt\u201c, rief er\u2026 \u201ewer da?\u201c",
+        "The river is high.\nWe cross at the old bridge! Who follows me?":
+            "Der Fluss ist hoch. Wir gehen über die alte Brücke! Wer folgt mir?",
+        "Two sentences here. But only one there.": "Zwei Sätze hier, aber dort nur einer.",
         ("One orc remains.", "Some orcs remain."): {0: "Ein Ork bleibt.", 1: "Einige Orks bleiben."},
     }
     pairs = wesnoth.catalog_sentence_pairs(catalog)
@@ -52,6 +55,11 @@ def test_catalog_rule_keeps_plain_sentences_only():
         ("Ich werde Euch nicht vorbeilassen.", "I will not let you pass."),
         ("Es ist angemessen, meint Ihr nicht?", "It is fitting, don't you think?"),
         ('"Halt", rief er... "wer da?"', '"Halt," he cried... "who goes there?"'),
+        # several sentences on both sides: paired by position (each pair then filtered: 3 words are too few)
+        ("Der Fluss ist hoch.", "The river is high."),
+        ("Wir gehen über die alte Brücke!", "We cross at the old bridge!"),
+        # as many sentences on both sides or none: the entry stays whole
+        ("Zwei Sätze hier, aber dort nur einer.", "Two sentences here. But only one there."),
     ]
 
 
@@ -97,8 +105,8 @@ def real_splits():
 
 def test_real_splits_hold_out_whole_campaigns(real_splits):
     counts = {name: len(pairs) for name, pairs in real_splits.items()}
-    assert counts["wesnoth-did"] == 409 and counts["wesnoth-sotbe"] == 304
-    assert sum(counts[s] for s in ("train", "validation", "test")) > 4_800
+    assert counts["wesnoth-did"] == 899 and counts["wesnoth-sotbe"] == 520
+    assert sum(counts[s] for s in ("train", "validation", "test")) == 10_761  # the 14 training campaigns
     held_out = {_sentence_key(g) for s in ("wesnoth-did", "wesnoth-sotbe") for g, _ in real_splits[s]}
     keys = {s: {_sentence_key(g) for g, _ in real_splits[s]} for s in ("train", "validation", "test")}
     assert not keys["train"] & keys["validation"] and not keys["train"] & keys["test"]

@@ -19,6 +19,10 @@ Translation (German -> English) sources, all returning
 
 * ``"ding"``: :func:`zoo.data.ding.load_translation_splits`, 18,143 example
   sentence pairs of the Ding dictionary (Debian package ``trans-de-en``).
+* ``"ding+wesnoth"``: :func:`zoo.data.wesnoth.ding_and_wesnoth_splits`, the
+  Ding sentences plus the dialogue of 14 Battle for Wesnoth campaigns (two
+  more, :data:`zoo.data.wesnoth.HELD_OUT_CAMPAIGNS`, are test domains only);
+  adds ``"wesnoth-test"``.
 * ``"wmt14"``: :func:`load_wmt_splits`, TFDS ``wmt14_translate/de-en``
   (needs internet or a prepared TFDS ``data_dir``).
 
@@ -46,7 +50,7 @@ from zoo.data.movie_reviews import (
     movie_review_splits,
 )
 from zoo.data.splits import stratified_split
-from zoo.data import debian, ding, emoji
+from zoo.data import debian, ding, emoji, wesnoth
 from zoo.data.wmt import load_wmt_splits
 
 #: Sentiment data sets by name: each value returns the splits dict.
@@ -73,6 +77,7 @@ def load_sentiment_splits(name: str, **kwargs):
 #: Translation data sets by name: each value returns the splits dict.
 TRANSLATION_DATASETS = {
     "ding": ding.load_translation_splits,
+    "ding+wesnoth": wesnoth.ding_and_wesnoth_splits,
     "wmt14": load_wmt_splits,
 }
 

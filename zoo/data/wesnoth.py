@@ -17,11 +17,16 @@ rule, tested):
   (``context\\x04text``) is dropped;
 * entries holding markup or placeholders on either side are skipped (``$``,
   ``%``, ``{``, ``}``, ``[``, ``]``, ``|``, ``^``, ``@``, ``#``, ``=``,
-  ``_``, ``\\``, line breaks); HTML-like tags such as ``<i>…</i>`` are removed;
+  ``_``, ``\\``); HTML-like tags such as ``<i>…</i>`` are removed, line
+  breaks count as spaces;
 * typography is made plain: curly quotes and apostrophes become ``"`` and
   ``'``, ``…`` becomes ``...``, en and em dashes become ``-``, non-breaking
   spaces become spaces, runs of whitespace one space;
-* both sides end in ``.``, ``?`` or ``!`` (before closing quotes), the English
+* an entry of several sentences is cut after each ``.``, ``?`` or ``!`` that
+  is followed by a space and a capital letter (or a quote); when both sides
+  have the same number of sentences, they are paired by position, otherwise
+  the entry stays whole;
+* each pair: both sides end in ``.``, ``?`` or ``!`` (before closing quotes), the English
   side has 4 to 25 words, the German at most 25, and the German has 0.5 to 2
   times as many words as the English (loose, rewritten translations out);
 * repeated pairs are kept once, in catalog order.
@@ -29,13 +34,15 @@ rule, tested):
 Splits (:func:`load_domain_splits`): two whole campaigns, *Descent into
 Darkness* (``did``) and *Son of the Black-Eye* (``sotbe``), are held out as
 test domains and never enter training or model selection; the pairs of the
-other 14 are split 80/10/10 by German sentence (:func:`zoo.data.ding.split_by_source`).
+other 14 are split 80/10/10 by German sentence
+(:func:`zoo.data.ding.split_by_source`).
 
 Fetching: each package is downloaded once with apt-get into
 ``data_dir()/downloads/`` (:mod:`zoo.data.debian`, sha256-checked; 5–20 MB
 each, 143 MB in all), and its German catalog is copied into
 ``data_dir()/wesnoth/`` and checked against its own pinned sha256; later
-calls read only the catalogs.
+calls read only the catalogs. (The core game's package, ``wesnoth-1.16-data``,
+146 MB, would add about 1,300 pairs of help and unit texts; it is not used.)
 """
 
 from __future__ import annotations
@@ -125,12 +132,13 @@ MIN_ENGLISH_WORDS, MAX_WORDS = 4, 25
 WORD_RATIO = (0.5, 2.0)
 #: What the pinned catalogs yield with these filters (checked on load).
 EXPECTED_PAIRS = {
-    "did": 409, "dm": 274, "dw": 254, "ei": 253, "httt": 604, "l": 170, "low": 318, "nr": 671,
-    "sof": 339, "sota": 293, "sotbe": 304, "thot": 155, "trow": 475, "tsg": 231, "ttb": 101,
-    "utbs": 783,
+    "did": 899, "dm": 637, "dw": 446, "ei": 366, "httt": 1299, "l": 430, "low": 723, "nr": 1165,
+    "sof": 627, "sota": 679, "sotbe": 520, "thot": 272, "trow": 1064, "tsg": 517, "ttb": 160,
+    "utbs": 2392,
 }
 
-_MARKUP_OR_PLACEHOLDER = re.compile(r"[$%{}\[\]|^@#=_\\\n]")
+_MARKUP_OR_PLACEHOLDER = re.compile(r"[$%{}\[\]|^@#=_\\]")
+_SENTENCE_BREAK = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"']))\s+(?=[\"']?[A-ZÄÖÜ])")
 _TAG = re.compile(r"<[^<>]*>")
 _PLAIN = str.maketrans({
     "\u2019": "'", "\u2018": "'", "\u201a": "'", "\u201c": '"', "\u201d": '"', "\u201e": '"',
@@ -162,7 +170,7 @@ def catalog_sentence_pairs(catalog: Mapping) -> list[tuple[str, str]]:
     file (its ``_catalog``): plural entries have tuple keys and are skipped,
     the header (empty msgid) too.
     """
-    pairs, seen = [], set()
+    pairs = []
     for msgid, msgstr in catalog.items():
         if not isinstance(msgid, str) or not msgid or not isinstance(msgstr, str):
             continue
@@ -170,10 +178,13 @@ def catalog_sentence_pairs(catalog: Mapping) -> list[tuple[str, str]]:
         if _MARKUP_OR_PLACEHOLDER.search(english) or _MARKUP_OR_PLACEHOLDER.search(msgstr):
             continue
         german, english = clean_text(msgstr), clean_text(english)
-        if _is_sentence_pair(german, english) and (german, english) not in seen:
-            seen.add((german, english))
-            pairs.append((german, english))
-    return pairs
+        german_sentences, english_sentences = _SENTENCE_BREAK.split(german), _SENTENCE_BREAK.split(english)
+        if len(german_sentences) == len(english_sentences) > 1:
+            candidates = zip(german_sentences, english_sentences)
+        else:
+            candidates = [(german, english)]
+        pairs.extend(pair for pair in candidates if _is_sentence_pair(*pair))
+    return list(dict.fromkeys(pairs))
 
 
 def _package(campaign: str) -> DebianPackage:
@@ -247,12 +258,33 @@ def describe_source(held_out: Iterable[str] = HELD_OUT_CAMPAIGNS) -> dict:
     return {
         "name": "wesnoth-de-en",
         "description": ("German-English strings of the translation catalogs of Battle for Wesnoth's 16 "
-                        "official campaigns (Debian wesnoth-1.16-*), kept where both sides are sentences "
-                        "(zoo.data.wesnoth.catalog_sentence_pairs: markup and placeholders out, plain "
-                        "typography, 4-25 English words, German/English word ratio 0.5-2)"),
+                        "official campaigns (Debian wesnoth-1.16-*), kept where both sides "
+                        "are sentences (zoo.data.wesnoth.catalog_sentence_pairs: markup and placeholders out, "
+                        "plain typography, multi-sentence entries paired sentence by sentence when both "
+                        "sides have as many, 4-25 English words, German/English word ratio 0.5-2)"),
         "license": "GPL-2+ (Battle for Wesnoth and its translations)",
         "held_out_campaigns": {c: CAMPAIGNS[c][0] for c in held_out},
         "packages": [_package(c).describe() for c in CAMPAIGNS],
         "catalog_sha256": {c: CAMPAIGNS[c][2] for c in CAMPAIGNS},
         "pairs": dict(EXPECTED_PAIRS),
     }
+
+
+def ding_and_wesnoth_splits(seed: int = SPLIT_SEED, fractions: Sequence[float] = FRACTIONS,
+                            held_out: Iterable[str] = HELD_OUT_CAMPAIGNS) -> dict[str, list[tuple[str, str]]]:
+    """Two training domains in one: the Ding sentences and the dialogue of the campaigns not held out.
+
+    Returns:
+        ``{"train", "validation"}``: both domains' splits concatenated (Ding
+        first), so model selection sees both; ``"test"``: the Ding test split
+        (as for ``"ding"`` alone); ``"wesnoth-test"``: the test split of the
+        campaigns that train. The held-out campaigns are not included: a
+        recipe adds them as test domains (:func:`load_domain_splits`).
+    """
+    from zoo.data import ding
+
+    dictionary = ding.load_translation_splits(seed=seed, fractions=fractions)
+    campaigns = load_domain_splits(held_out=held_out, seed=seed, fractions=fractions)
+    return {"train": dictionary["train"] + campaigns["train"],
+            "validation": dictionary["validation"] + campaigns["validation"],
+            "test": dictionary["test"], "wesnoth-test": campaigns["test"]}

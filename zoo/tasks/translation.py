@@ -48,8 +48,8 @@ import tensorflow as tf
 
 from zoo.tasks.word_decoding import (  # noqa: F401  (re-exported: the task's public names)
     ATTENTIONS, BOS, BOS_TOKEN, CELLS, EOS, EOS_TOKEN, MAX_BEAM_WIDTH, PAD, PAD_TOKEN, STATE_NAMES, UNK,
-    UNK_TOKEN, WordLogits, check_decoder_choice, check_whole_number, checked_bounds, compile_model,
-    decode_words, fresh_copy, hold_model, restorable_variables)
+    UNK_TOKEN, TiedWordEmbedding, WordLogits, check_decoder_choice, check_whole_number, checked_bounds,
+    compile_model, decode_words, fresh_copy, hold_model, restorable_variables, word_head)
 
 TASK = "translation"
 IO_TYPE = "many-to-many"
@@ -177,7 +177,7 @@ def register_custom_objects():
     """This task's Keras layers (registered on import; `zoo.load` calls this)."""
     import zoo.layers  # noqa: F401  (AttentionDecoder and the cells)
 
-    return SourceTokenizer, NonPadding, WordLogits
+    return SourceTokenizer, NonPadding, WordLogits, TiedWordEmbedding
 
 
 # --------------------------------------------------------------------------
@@ -299,7 +299,7 @@ def lookup_lexicon(table, words):
 
 def model_vocabularies(model):
     """`(source_words, target_words, first_word_rule)` of a model built by `build_model`."""
-    head = model.get_layer("next_word")
+    head = word_head(model)
     rule = model.get_layer("source_tokens").first_word_rule
     source_words = [w for w in model.get_layer("source_ids").get_vocabulary()[2:]]
     return source_words, list(head.vocabulary), rule
@@ -368,7 +368,7 @@ def _check_pairs(pairs):
 
 def build_model(train_pairs, cell="gru", attention="additive", embedding_dim=256, units=256,
                 dropout=0.3, input_feeding=False, min_count=2, max_source_words=40000,
-                max_target_words=8000, lexicon=None, source_min_count=None):
+                max_target_words=8000, lexicon=None, source_min_count=None, tie_embeddings=False):
     """The encoder-decoder with vocabularies from `train_pairs`.
 
     Args:
@@ -385,6 +385,9 @@ def build_model(train_pairs, cell="gru", attention="additive", embedding_dim=256
         min_count, max_source_words, max_target_words, source_min_count: Vocabulary
             limits (`source_min_count`: German words, default `min_count`).
         lexicon: Optional `{German word: English}` (`build_lexicon`) for [UNK] outputs.
+        tie_embeddings: One matrix for the English words in and out
+            (`TiedWordEmbedding`, named `target_embedding`, in place of a
+            separate `next_word` head).
 
     Returns:
         A `keras.Model` with inputs `{"source": string (batch,), "target_in":
@@ -428,15 +431,19 @@ def build_model(train_pairs, cell="gru", attention="additive", embedding_dim=256
             [final_states[i], final_states[per_direction + i]])
         initial_state.append(keras.layers.Dense(units, activation="tanh", name=f"bridge_{state}")(both))
 
-    embedded_target = keras.layers.Embedding(len(target_words), embedding_dim,
-                                             name="target_embedding")(target_in)
+    if tie_embeddings:
+        target_embedding = TiedWordEmbedding(target_words, embedding_dim, units, name="target_embedding")
+    else:
+        target_embedding = keras.layers.Embedding(len(target_words), embedding_dim, name="target_embedding")
+    embedded_target = target_embedding(target_in)
     embedded_target = keras.layers.Dropout(dropout, name="target_dropout")(embedded_target)
     decoder = layers.AttentionDecoder(
         cell=cell, units=units, attention=None if attention == "none" else attention,
         input_feeding=input_feeding, dropout=dropout, name="decoder")
     outputs, _ = decoder(embedded_target, values, initial_state=initial_state, mask=source_mask)
     outputs = keras.layers.Dropout(dropout, name="output_dropout")(outputs)
-    logits = WordLogits(target_words, name="next_word")(outputs)
+    head = target_embedding if tie_embeddings else WordLogits(target_words, name="next_word")
+    logits = head(outputs)
     model = keras.Model({"source": source, "target_in": target_in}, logits,
                         name=f"translation_{cell}_{attention}")
     return model
@@ -469,15 +476,16 @@ class Translator(tf.Module):
     """
 
     def __init__(self, model, beam_width=DEFAULT_BEAM_WIDTH, length_penalty=DEFAULT_LENGTH_PENALTY,
-                 use_lexicon=True):
+                 use_lexicon=True, no_repeat_ngram_size=0):
         super().__init__(name="translator")
         hold_model(self, model)  # every weight saved once, restorable by TF1 session loaders too
         settings = model_settings(model)
         self._cell = settings["cell"]
         self._has_attention = settings["attention"] != "none"
-        self._target_words = list(model.get_layer("next_word").vocabulary)
+        self._target_words = list(word_head(model).vocabulary)
         self.beam_width = int(beam_width)
         self.length_penalty = float(length_penalty)
+        self.no_repeat_ngram_size = int(no_repeat_ngram_size)
         lexicon = model.get_layer("source_tokens").lexicon if use_lexicon else {}
         self.lexicon_table = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(tf.constant(list(lexicon), tf.string),
@@ -527,7 +535,8 @@ class Translator(tf.Module):
         raw, mask, values, initial = self.encode(texts)
         result = decode_words(self.model, values, mask, initial, embedding="target_embedding",
                               method=method, beam_width=beam_width, max_length=max_length,
-                              length_penalty=self.length_penalty, forbidden_tokens=(PAD, BOS))
+                              length_penalty=self.length_penalty, forbidden_tokens=(PAD, BOS),
+                              no_repeat_ngram_size=self.no_repeat_ngram_size)
         tokens, words, attention = result["tokens"], result["words"], result["attention"]
         if self._has_attention:
             # [UNK] → the source word the attention weighs most at that step: its lexicon
@@ -700,9 +709,11 @@ def evaluate(source, pairs, beam_widths=(1, DEFAULT_BEAM_WIDTH)):
     return scores
 
 
-def write_serving(model, path, beam_width=DEFAULT_BEAM_WIDTH, length_penalty=DEFAULT_LENGTH_PENALTY):
+def write_serving(model, path, beam_width=DEFAULT_BEAM_WIDTH, length_penalty=DEFAULT_LENGTH_PENALTY,
+                  no_repeat_ngram_size=0):
     """Save the translation graph: `serving_default`, `translate` and `translate_greedy`."""
-    translator = Translator(fresh_copy(model), beam_width=beam_width, length_penalty=length_penalty)
+    translator = Translator(fresh_copy(model), beam_width=beam_width, length_penalty=length_penalty,
+                            no_repeat_ngram_size=no_repeat_ngram_size)
     serve = translator.serve.get_concrete_function()
     tf.saved_model.save(
         translator, str(path),
@@ -782,21 +793,93 @@ def python_loop_speedup(model, sentences, count=16):
 # --------------------------------------------------------------------------
 
 
+def held_out_domains(card_dataset):
+    """The whole-domain test sets a card's dataset entry names (`held_out_domains`), e.g. Wesnoth campaigns."""
+    names = list(card_dataset.get("held_out_domains") or [])
+    if not names:
+        return {}
+    from zoo.data import wesnoth
+
+    campaigns = [name.split("-", 1)[1] for name in names]
+    domains = wesnoth.load_domain_splits(held_out=campaigns)
+    return {name: domains[name] for name in names}
+
+
 def load_card_splits(card_dataset):
     """The splits a card's dataset entry describes (what `zoo verify` re-measures on)."""
     from zoo import data
 
     splits = data.load_translation_splits(card_dataset["name"], seed=card_dataset.get("split_seed", 1337))
+    splits.update(held_out_domains(card_dataset))
     limit = card_dataset.get("max_examples_per_split")
     if limit:
         splits = {k: v[:limit] for k, v in splits.items()}
     return splits
 
 
-def measure(model, splits, use_lexicon=True, length_penalty=DEFAULT_LENGTH_PENALTY):
-    """The card's deterministic model metrics: validation and test BLEU/chrF, greedy and beam."""
-    translator = Translator(model, use_lexicon=use_lexicon, length_penalty=length_penalty)
-    return {split: evaluate(translator, splits[split]) for split in ("validation", "test")}
+def evaluation_splits(splits):
+    """Every split but the training one, validation and test first (the card's order)."""
+    first = [name for name in ("validation", "test") if name in splits]
+    return first + [name for name in splits if name not in first and name != "train"]
+
+
+def measure(model, splits, use_lexicon=True, length_penalty=DEFAULT_LENGTH_PENALTY, no_repeat_ngram_size=0):
+    """The card's deterministic model metrics: BLEU/chrF, greedy and beam, on every split but training."""
+    translator = Translator(model, use_lexicon=use_lexicon, length_penalty=length_penalty,
+                            no_repeat_ngram_size=no_repeat_ngram_size)
+    return {split: evaluate(translator, splits[split]) for split in evaluation_splits(splits)}
+
+
+#: Floors of the held-out-domain comparison: BLEU as a multiple of IBM Model 1's on the same split.
+BLEU_FLOOR_OVER_IBM = {"test": 2.0, "default": 1.5}
+
+
+def compare_with_ibm(metrics, baselines, beam_width=DEFAULT_BEAM_WIDTH):
+    """Per test split: the model's BLEU (beam) and chrF beside IBM Model 1 trained on the same data.
+
+    `metrics` as `measure` returns, `baselines` as
+    `translation_metrics.baselines_by_split`. Every split but validation gets
+    `{"bleu", "chrf", "ibm_model1_bleu", "ibm_model1_chrf",
+    "bleu_ratio_to_ibm_model1", "floor_ratio", "meets_floor"}`; the floor is
+    `BLEU_FLOOR_OVER_IBM` (2x on the Ding test, 1.5x elsewhere) and chrF above IBM Model 1's.
+    """
+    rows = {}
+    for split, scores in metrics.items():
+        if split == "validation" or split not in baselines:
+            continue
+        label = f"beam{beam_width}" if f"bleu_beam{beam_width}" in scores else "greedy"
+        bleu, chrf = scores[f"bleu_{label}"], scores[f"chrf_{label}"]
+        ibm = baselines[split]["ibm_model1"]
+        ratio = round(bleu / ibm["bleu"], 3) if ibm["bleu"] > 0 else None
+        floor = BLEU_FLOOR_OVER_IBM.get(split, BLEU_FLOOR_OVER_IBM["default"])
+        rows[split] = {"decoding": label, "bleu": bleu, "chrf": chrf,
+                       "ibm_model1_bleu": round(ibm["bleu"], 4), "ibm_model1_chrf": round(ibm["chrf"], 4),
+                       "bleu_ratio_to_ibm_model1": ratio, "floor_ratio": floor,
+                       "meets_floor": bool(ratio is not None and ratio >= floor and chrf > ibm["chrf"])}
+    return rows
+
+
+def choose_decoding(model, pairs, length_penalties, no_repeat_sizes=(0,), beam_width=DEFAULT_BEAM_WIDTH):
+    """The GNMT length-penalty exponent, then the no-repeat n-gram size, with the best beam BLEU on `pairs`.
+
+    The length penalty is chosen first (no blocking), then `no_repeat_sizes`
+    (0 = off) are tried with it. Returns `(alpha, n, {alpha: bleu},
+    {n: bleu})`; choose on validation pairs, never on test.
+    """
+    from zoo.tasks import translation_metrics
+
+    sources, references = [de for de, _ in pairs], [en for _, en in pairs]
+
+    def bleu(alpha, n):
+        translator = Translator(model, length_penalty=alpha, no_repeat_ngram_size=n)
+        hypotheses = decode_corpus(translator, sources, beam_width=beam_width)
+        return round(float(translation_metrics.corpus_scores(hypotheses, references)["bleu"]), 4)
+
+    alpha_scores = {float(alpha): bleu(alpha, 0) for alpha in length_penalties}
+    alpha = max(alpha_scores, key=lambda a: (alpha_scores[a], -a))
+    size_scores = {int(n): (alpha_scores[alpha] if n == 0 else bleu(alpha, n)) for n in no_repeat_sizes}
+    size = max(size_scores, key=lambda n: (size_scores[n], n == 0, -n))
+    return alpha, size, alpha_scores, size_scores
 
 
 def choose_length_penalty(model, pairs, grid, beam_width=DEFAULT_BEAM_WIDTH):
@@ -804,21 +887,16 @@ def choose_length_penalty(model, pairs, grid, beam_width=DEFAULT_BEAM_WIDTH):
 
     Returns `(best, {alpha: bleu})`; choose on validation pairs, never on test.
     """
-    from zoo.tasks import translation_metrics
-
-    sources, references = [de for de, _ in pairs], [en for _, en in pairs]
-    scores = {}
-    for alpha in grid:
-        hypotheses = decode_corpus(Translator(model, length_penalty=alpha), sources, beam_width=beam_width)
-        scores[float(alpha)] = round(float(translation_metrics.corpus_scores(hypotheses, references)["bleu"]), 4)
-    best = max(scores, key=lambda alpha: (scores[alpha], -alpha))
-    return best, scores
+    alpha, _, scores, _ = choose_decoding(model, pairs, grid, beam_width=beam_width)
+    return alpha, scores
 
 
 def remeasure(model, card):
     """Re-measure the card's model metrics from scratch (used by `zoo verify`)."""
-    alpha = card.get("decoding", {}).get("length_penalty", DEFAULT_LENGTH_PENALTY)
-    return measure(model, load_card_splits(card["dataset"]), length_penalty=alpha)
+    decoding = card.get("decoding", {})
+    return measure(model, load_card_splits(card["dataset"]),
+                   length_penalty=decoding.get("length_penalty", DEFAULT_LENGTH_PENALTY),
+                   no_repeat_ngram_size=decoding.get("no_repeat_ngram_size", 0))
 
 
 # --------------------------------------------------------------------------

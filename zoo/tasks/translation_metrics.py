@@ -314,14 +314,26 @@ def baselines(train_pairs, eval_pairs, ibm_iterations: int = 8) -> dict[str, dic
         ``{"copy": scores, "ibm_model1": scores, "nearest_neighbour": scores}``,
         each as returned by :func:`corpus_scores`.
     """
+    return baselines_by_split(train_pairs, {"eval": eval_pairs}, ibm_iterations)["eval"]
+
+
+def baselines_by_split(train_pairs, eval_sets, ibm_iterations: int = 8) -> dict[str, dict[str, dict]]:
+    """:func:`baselines` on several evaluation sets ``{name: pairs}``, each baseline trained once.
+
+    Returns:
+        ``{name: {"copy": scores, "ibm_model1": scores, "nearest_neighbour": scores}}``.
+    """
     train_pairs = _check_pairs(train_pairs, "train_pairs")
-    eval_pairs = _check_pairs(eval_pairs, "eval_pairs")
-    sources = [source for source, _ in eval_pairs]
-    references = [reference for _, reference in eval_pairs]
+    eval_sets = {name: _check_pairs(pairs, f"eval pairs of {name!r}") for name, pairs in eval_sets.items()}
     ibm = IBMModel1().fit(train_pairs, iterations=ibm_iterations)
     nearest = NearestNeighbourBaseline().fit(train_pairs)
-    return {
-        "copy": corpus_scores(copy_baseline(sources), references),
-        "ibm_model1": corpus_scores(ibm.translate(sources), references),
-        "nearest_neighbour": corpus_scores(nearest.translate(sources), references),
-    }
+    scores = {}
+    for name, pairs in eval_sets.items():
+        sources = [source for source, _ in pairs]
+        references = [reference for _, reference in pairs]
+        scores[name] = {
+            "copy": corpus_scores(copy_baseline(sources), references),
+            "ibm_model1": corpus_scores(ibm.translate(sources), references),
+            "nearest_neighbour": corpus_scores(nearest.translate(sources), references),
+        }
+    return scores

@@ -48,6 +48,76 @@ class WordLogits(keras.layers.Dense):
         return {**config, "vocabulary": self.vocabulary}
 
 
+@keras.saving.register_keras_serializable(package="zoo", name="TiedWordEmbedding")
+class TiedWordEmbedding(keras.layers.Layer):
+    """One matrix for the target words in and out: ids → embeddings, and decoder outputs → word logits.
+
+    Called on integer ids `[..., time]` it returns their embeddings `[..., time,
+    embedding_dim]`; called on float decoder outputs `[..., input_dim]` it
+    projects them to `embedding_dim` and scores every word against the same
+    matrix, plus a bias: `logits = (x W_p + b_p) Eᵀ + b` (Press & Wolf 2017;
+    Inan et al. 2017). Sharing the matrix halves the word parameters of a
+    decoder and gives rare output words the training signal of their inputs.
+    The layer is shared in the functional graph (called twice), so a model
+    saves and loads it as one layer. Keeps its `vocabulary` like `WordLogits`.
+    The matrix starts at N(0, 1/embedding_dim), so the first logits are of
+    order one (at Keras's embedding scale, ±0.05, a tied decoder learns many
+    times slower).
+
+    Args:
+        vocabulary: The words; index 0..3 are PAD, UNK, BOS, EOS.
+        embedding_dim: Size of each word vector.
+        input_dim: Feature size of the decoder outputs it scores.
+    """
+
+    def __init__(self, vocabulary, embedding_dim, input_dim, **kwargs):
+        super().__init__(**kwargs)
+        self.vocabulary = [str(word) for word in vocabulary]
+        self.embedding_dim, self.input_dim = int(embedding_dim), int(input_dim)
+        if self.embedding_dim < 1 or self.input_dim < 1 or len(self.vocabulary) < len(SPECIAL_TOKENS):
+            raise ValueError(f"TiedWordEmbedding needs embedding_dim >= 1, input_dim >= 1 and the four "
+                             f"special words; received {embedding_dim!r}, {input_dim!r}, "
+                             f"{len(self.vocabulary)} words")
+
+    def build(self, input_shape=None):
+        words = len(self.vocabulary)
+        self.embeddings = self.add_weight(shape=(words, self.embedding_dim), name="embeddings",
+                                          initializer=keras.initializers.RandomNormal(
+                                              stddev=self.embedding_dim ** -0.5))
+        self.projection = self.add_weight(shape=(self.input_dim, self.embedding_dim), name="projection",
+                                          initializer="glorot_uniform")
+        self.projection_bias = self.add_weight(shape=(self.embedding_dim,), name="projection_bias",
+                                               initializer="zeros")
+        self.bias = self.add_weight(shape=(words,), name="bias", initializer="zeros")
+        self.built = True
+
+    def call(self, inputs):
+        if "int" in keras.backend.standardize_dtype(inputs.dtype):
+            return keras.ops.take(self.embeddings, inputs, axis=0)
+        projected = keras.ops.matmul(inputs, self.projection) + self.projection_bias
+        return keras.ops.matmul(projected, keras.ops.transpose(self.embeddings)) + self.bias
+
+    def compute_output_spec(self, inputs):
+        if "int" in keras.backend.standardize_dtype(inputs.dtype):
+            return keras.KerasTensor(tuple(inputs.shape) + (self.embedding_dim,), dtype=self.compute_dtype)
+        return keras.KerasTensor(tuple(inputs.shape[:-1]) + (len(self.vocabulary),), dtype=self.compute_dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "vocabulary": self.vocabulary,
+                "embedding_dim": self.embedding_dim, "input_dim": self.input_dim}
+
+
+def word_head(model):
+    """The layer that scores the next word: `next_word` (WordLogits) or, when tied, the target embedding."""
+    names = {layer.name for layer in model.layers}
+    if "next_word" in names:
+        return model.get_layer("next_word")
+    for layer in model.layers:
+        if isinstance(layer, TiedWordEmbedding):
+            return layer
+    raise ValueError(f"model {model.name!r} has no word head (a 'next_word' layer or a TiedWordEmbedding)")
+
+
 def check_decoder_choice(cell, attention):
     """ValueError naming `cell` or `attention` when it is not one the tasks build."""
     if cell not in CELLS:
@@ -172,7 +242,7 @@ def checked_bounds(beam_width, max_length, max_beam_width, max_length_limit):
 
 
 def decode_words(model, values, mask, initial_state, *, embedding, method, beam_width, max_length,
-                 length_penalty=0.0, forbidden_tokens=(PAD, BOS)):
+                 length_penalty=0.0, forbidden_tokens=(PAD, BOS), no_repeat_ngram_size=0):
     """Step the model's `decoder` over a memory with the generation engine and return words.
 
     Args:
@@ -181,8 +251,9 @@ def decode_words(model, values, mask, initial_state, *, embedding, method, beam_
         values: The memory `[batch, cells, features]` (encoder outputs, an image grid).
         mask: bool `[batch, cells]` or None (every cell valid).
         initial_state: The decoder's initial state (a list of `[batch, units]`).
-        method, beam_width, max_length, length_penalty, forbidden_tokens: as in
-            `zoo.generation.decode` (the length penalty applies to beam search only).
+        method, beam_width, max_length, length_penalty, forbidden_tokens,
+            no_repeat_ngram_size: as in `zoo.generation.decode` (the length
+            penalty applies to beam search only).
 
     Returns:
         `{"tokens", "lengths", "scores", "attention" [batch, steps, cells], "words"}`,
@@ -192,7 +263,7 @@ def decode_words(model, values, mask, initial_state, *, embedding, method, beam_
 
     decoder = model.get_layer("decoder")
     embed = model.get_layer(embedding)
-    head = model.get_layer("next_word")
+    head = word_head(model)
     memory = decoder.prepare(values, mask)
     state = decoder.initial_step_state(initial_state, memory)
     batch, cells = tf.shape(values)[0], tf.shape(values)[1]
@@ -206,7 +277,8 @@ def decode_words(model, values, mask, initial_state, *, embedding, method, beam_
     result = generation.decode(
         step, state, tf.fill([batch], tf.constant(BOS, tf.int32)), method=method,
         max_length=max_length, end_token=EOS, pad_token=PAD, context=memory, beam_width=beam_width,
-        length_penalty=length_penalty if method == "beam" else 0.0, forbidden_tokens=forbidden_tokens)
+        length_penalty=length_penalty if method == "beam" else 0.0, forbidden_tokens=forbidden_tokens,
+        no_repeat_ngram_size=no_repeat_ngram_size)
     tokens, lengths = result["tokens"], result["lengths"]
     valid = tf.sequence_mask(lengths, tf.shape(tokens)[1])
     words = tf.gather(tf.constant(head.vocabulary), tokens)
