@@ -3,24 +3,34 @@ Title: German → English translation with a zoo encoder-decoder and attention
 Description: Train, evaluate and export a raw-text translator with in-graph beam search.
 
 Reads the ~18,100 example sentence pairs of the Ding German-English dictionary
-(Debian package trans-de-en 1.9-6, fetched and sha256-checked on first use),
-split 80/10/10 by German sentence with a fixed seed. Encodes the German words
-with a bidirectional zoo GRU (or LSTM / SimpleRNN) and decodes English words
-with a zoo cell that attends over the encoder outputs at every step (additive,
+(Debian package trans-de-en 1.9-6; `--data ding+wesnoth` adds the dialogue of
+14 campaigns of Battle for Wesnoth, Debian wesnoth-1.16-*), fetched and
+sha256-checked on first use, split 80/10/10 by German sentence with a fixed
+seed; two more Wesnoth campaigns are test domains only (`--held-out-domains`).
+Encodes the German words (`--subwords`: subword pieces learned from the
+training text, cut inside the model) with a bidirectional zoo GRU (or LSTM /
+SimpleRNN) and decodes English words (or pieces; `--tie-embeddings` shares
+their input and output matrix) with a zoo cell that attends over the encoder
+outputs at every step (additive,
 dot or general attention; `--attention none` for the plain encoder-decoder),
 trained with teacher forcing and gradient clipping. Checkpoints every epoch
 (rerun the same command after a kill to resume), stops early on validation loss,
 then scores held-out BLEU and chrF (sacrebleu), greedy and beam search, beside
 three baselines measured in the same run: copying the source, word-by-word IBM
-Model 1, and nearest-neighbour retrieval over the training sources. With
+Model 1, and nearest-neighbour retrieval over the training sources, on the Ding
+test split, the campaigns' test split and each held-out campaign. With
 `--ablation` (default) it also trains the same model without attention, and with
 `--dictionary-ablation` (default) without the dictionary's word and phrase entries
-(extra training pairs, and the lexicon that translates [UNK] outputs). Writes
+(extra training pairs, and with `--no-subwords` the lexicon that translates
+[UNK] words). Writes
 `saved_models/<name>/` (model.keras, a serving SavedModel that decodes inside the
 graph, card.json) and times the SavedModel and a Python-loop decoder.
 
     python recipes/translation.py                        # the shipped translation-gru-de-en
     python recipes/translation.py --cell lstm --attention dot
+    python recipes/translation.py --data ding+wesnoth --subwords --tie-embeddings --embedding-dim 128 \
+        --units 192 --max-source-words 6000 --max-target-words 6000 --epochs 14 --no-repeat-sizes 0,2,3 \
+        --no-ablation --no-dictionary-ablation --name translation-gru-de-en-subwords   # the subword candidate
     python recipes/translation.py --max-examples 300 --epochs 1 --units 32 --embedding-dim 16 \
         --no-ablation --output-dir /tmp/hub               # smoke run
 """
@@ -42,8 +52,9 @@ DEFAULTS = dict(
     units=256,               # decoder state; the encoder has units/2 per direction
     embedding_dim=256,       # word embedding size, source and target
     tie_embeddings=False,    # one matrix for the English words in and out (TiedWordEmbedding)
-    max_source_words=40000,  # German vocabulary cap (most frequent first)
-    max_target_words=8000,   # English vocabulary cap (most frequent first)
+    subwords=False,          # German and English in subword pieces learned by merges (no [UNK] words, no lexicon)
+    max_source_words=40000,  # German vocabulary cap, words or pieces (most frequent first)
+    max_target_words=8000,   # English vocabulary cap, words or pieces (most frequent first)
     min_count=2,             # English words seen fewer times in training become [UNK]
     source_min_count=2,      # German words seen fewer times become [UNK] (1: every word; 3x the embedding for +2% coverage)
     dropout=0.3,             # on embeddings and on the attentional vector
@@ -152,7 +163,7 @@ def main(argv=None):
         if args.dictionary_pairs:
             extra_pairs = task.select_dictionary_pairs(entries, splits["train"], args.dictionary_pairs,
                                                        seed=args.seed)
-        if args.lexicon:
+        if args.lexicon and not args.subwords:  # pieces leave no [UNK] words for a lexicon to translate
             lexicon = task.build_lexicon(entries, splits["train"])
         dataset_card["dictionary_entries"] = {
             "extra_training_pairs": len(extra_pairs), "lexicon_words": len(lexicon or {}),
@@ -172,7 +183,8 @@ def main(argv=None):
                 units=args.units, dropout=args.dropout, input_feeding=args.input_feeding,
                 min_count=args.min_count, source_min_count=args.source_min_count,
                 max_source_words=args.max_source_words, max_target_words=args.max_target_words,
-                tie_embeddings=args.tie_embeddings, lexicon=lexicon if with_dictionary else None)
+                tie_embeddings=args.tie_embeddings, subwords=args.subwords,
+                lexicon=lexicon if with_dictionary else None)
             task.compile_model(model, learning_rate=args.learning_rate, clipnorm=args.clipnorm,
                                label_smoothing=args.label_smoothing)
         train_ds = task.make_dataset(model, train_pairs, args.batch_size, shuffle=True, seed=args.seed)
@@ -264,12 +276,19 @@ def main(argv=None):
                        "punctuation); beam search inside the graph.",
         "architecture": (
             f"SourceTokenizer (words + punctuation, lower-cased, ≤ {task.MAX_SOURCE_TOKENS} tokens) → "
-            f"StringLookup({len(source_words)} words + [UNK]) → Embedding({args.embedding_dim}, mask_zero) → "
+            + (f"SubwordSegmenter ({len(source_words)} German pieces, greedy longest match, ≤ "
+               f"{task.MAX_SOURCE_PIECES} pieces) → StringLookup" if args.subwords
+               else f"StringLookup({len(source_words)} words + [UNK])")
+            + f" → Embedding({args.embedding_dim}, mask_zero) → "
             f"Bidirectional(zoo.layers.{encoder_class}({args.units // 2})) → memory; final states → "
-            f"Dense({args.units}, tanh) → decoder state. English words → Embedding({args.embedding_dim}) → "
+            f"Dense({args.units}, tanh) → decoder state. English {'pieces' if args.subwords else 'words'} → "
+            f"{'TiedWordEmbedding' if args.tie_embeddings else 'Embedding'}({args.embedding_dim}) → "
             f"zoo.layers.AttentionDecoder({args.cell}, {args.units}, attention={args.attention}, "
             f"input_feeding={args.input_feeding}) → Dropout({args.dropout}) → "
-            f"WordLogits({len(target_words)} words); [UNK] outputs copy the most-attended source word"
+            + (f"the same TiedWordEmbedding's matrix (projection to {args.embedding_dim}, then "
+               f"{len(target_words)} logits)" if args.tie_embeddings else f"WordLogits({len(target_words)} words)")
+            + ("; pieces joined into words" if args.subwords
+               else "; [UNK] outputs copy the most-attended source word")
         ),
         "parameters": int(model.count_params()),
         "inputs": "Keras model: {'source': string (batch,), 'target_in': int32 (batch, time)}; "

@@ -328,7 +328,7 @@ def test_wmt_offline_fails_fast(tmp_path, monkeypatch):
 
 
 def test_translation_registry_and_argument_checks():
-    assert set(TRANSLATION_DATASETS) == {"ding", "wmt14"}
+    assert set(TRANSLATION_DATASETS) == {"ding", "ding+wesnoth", "wmt14"}
     with pytest.raises(ValueError, match="'ding'.*'wmt14'"):
         load_translation_splits("europarl")
     with pytest.raises(ValueError, match="German-English.*'wmt14_translate/fr-en'"):

@@ -69,6 +69,7 @@ GERMAN = [
     "Wo ist der nächste Bahnhof?",
     "Das Wetter ist heute sehr schön.",
     "Er hat seinen Schlüssel verloren.",
+    "Die Zwerge haben das Tor der Festung geschlossen.",
 ]
 
 
@@ -85,6 +86,10 @@ def translation_demo(out_dir="demo-output"):
     test = card["metrics"]["test"]
     print(f"{name}: test BLEU {test['bleu_beam4']:.1f} (beam 4), chrF {test['chrf_beam4']:.1f} "
           f"on {test['sentences']} held-out sentence pairs")
+    for split, row in ((card.get("comparison") or {}).get("by_split") or {}).items():
+        if split in (card.get("dataset") or {}).get("held_out_domains", []):
+            print(f"  held-out domain {split} (never trained on): BLEU {row['bleu']:.1f}, "
+                  f"{row['bleu_ratio_to_ibm_model1']}x word-by-word IBM Model 1")
     results = translation.translate(hub.load_serving(name), GERMAN, beam_width=4, details=True)
     for text, result in zip(GERMAN, results):
         print(f"  {text}  →  {result['translation']}")

@@ -68,6 +68,12 @@ def headline(card):
         alone = (card.get("ablation") or {}).get("no_dictionary") or {}
         if "bleu_greedy" in alone:
             line += f"; without the dictionary entries {alone.get('bleu_beam4', alone['bleu_greedy']):.1f}"
+        held_out = {split: row for split, row in ((card.get("comparison") or {}).get("by_split") or {}).items()
+                    if split in (card.get("dataset") or {}).get("held_out_domains", [])}
+        if held_out:
+            line += "; held-out domains BLEU " + ", ".join(
+                f"{split} {row['bleu']:.1f} ({row['bleu_ratio_to_ibm_model1']}x IBM Model 1)"
+                for split, row in held_out.items())
         return line
     if card.get("task") == "captioning" and test:
         width = (card.get("decoding") or {}).get("default_beam_width", 3)
@@ -195,6 +201,40 @@ def language_model_tables():
         blocks.append(f"`{name}` ({card['dataset']['name']}):\n\n" + "\n".join(rows) + f"\n\n{note}"
                       + (f"\n\nSamples (reproduced by `zoo verify {name}`):\n\n{shown}" if shown else ""))
     return "\n\n".join(blocks) if blocks else "(no language model in saved_models/)"
+
+
+#: How the translation tables name each test split.
+_TRANSLATION_SPLITS = {"test": "Ding test (dictionary sentences)", "wesnoth-test": "Wesnoth, campaigns trained on",
+                       "wesnoth-did": "Wesnoth *Descent into Darkness* (held out)",
+                       "wesnoth-sotbe": "Wesnoth *Son of the Black-Eye* (held out)"}
+
+
+def translation_tables():
+    """Per shipped translation model: BLEU/chrF on every test split beside IBM Model 1 trained on the
+    same data in the same run, with each split's floor, from its card."""
+    blocks = []
+    for name, card in _hub_cards("translation"):
+        rows_by_split = (card.get("comparison") or {}).get("by_split") or {}
+        if not rows_by_split:
+            continue
+        rows = ["| test split | sentences | BLEU | chrF | IBM Model 1 BLEU | chrF | BLEU ratio | floor |",
+                "|---|---|---|---|---|---|---|---|"]
+        for split, row in rows_by_split.items():
+            sentences = card["metrics"][split]["sentences"]
+            floor = f"≥ {row['floor_ratio']}x and chrF above: " + ("**met**" if row["meets_floor"] else "**missed**")
+            rows.append(f"| {_TRANSLATION_SPLITS.get(split, split)} | {sentences} | {row['bleu']:.2f} | "
+                        f"{row['chrf']:.2f} | {row['ibm_model1_bleu']:.2f} | {row['ibm_model1_chrf']:.2f} | "
+                        f"{row['bleu_ratio_to_ibm_model1']} | {floor} |")
+        decoding, training = card.get("decoding") or {}, card.get("training") or {}
+        hardware = training.get("hardware") or {}
+        note = (f"Beam {decoding.get('default_beam_width')} with length penalty {decoding.get('length_penalty')} "
+                f"and no-repeat n-gram size {decoding.get('no_repeat_ngram_size', 0)} (both chosen on validation "
+                f"BLEU). Trained {training.get('epochs_run', '?')} epochs (best {training.get('best_epoch', '?')}) "
+                f"in {training.get('seconds', 0) / 60:.1f} min on {hardware.get('cpu', '?')}, "
+                f"{hardware.get('cpu_count', '?')} cores; {card.get('parameters', 0):,} parameters. "
+                f"Command: `{card.get('command', '')}`.")
+        blocks.append(f"`{name}` ({card['dataset']['name']}):\n\n" + "\n".join(rows) + f"\n\n{note}")
+    return "\n\n".join(blocks) if blocks else "(no translation model with per-domain results in saved_models/)"
 
 
 def models_table():
@@ -325,7 +365,7 @@ def tagging_tables():
 #: Generated sections of the README: marker name → function returning the section's text.
 SECTIONS = {"models": models_table, "forecasting": forecasting_tables,
             "classification": classification_tables, "tagging": tagging_tables,
-            "language-models": language_model_tables}
+            "language-models": language_model_tables, "translation": translation_tables}
 
 
 def _markers(section):

@@ -378,6 +378,63 @@ class RunDirectoryBusyError(RuntimeError):
     """Another live process is training in the same run directory; the message names it."""
 
 
+class RunDirectoryMismatchError(ValueError):
+    """The run directory holds the training of another model; the message says what to do."""
+
+
+#: The run directory's record of the model it trains (what a resume must match).
+MODEL_RECORD = "model.json"
+
+
+def model_fingerprint(model):
+    """sha256 of what a resume must match: the shapes of the weights, in order, and every
+    vocabulary the layers hold (layer names are left out: Keras numbers unnamed layers by
+    how many were made before in the process)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for weight in model.weights:
+        digest.update(repr(tuple(weight.shape)).encode())
+
+    def layers(container):
+        for layer in getattr(container, "layers", ()):
+            yield layer
+            yield from layers(layer)
+
+    for layer in layers(model):
+        for attribute in ("vocabulary", "pieces"):
+            value = getattr(layer, attribute, None)
+            if isinstance(value, (list, tuple)):
+                digest.update(json.dumps([str(v) for v in value]).encode("utf-8"))
+        if hasattr(layer, "get_vocabulary"):
+            digest.update(json.dumps([str(v) for v in layer.get_vocabulary()]).encode("utf-8"))
+    return digest.hexdigest()
+
+
+def check_model_record(run_dir, model, starting):
+    """Record `model`'s fingerprint in a fresh run; refuse to resume or reuse a run of another model.
+
+    A resumed run rebuilds its model from the data and settings of the new
+    command; if they changed (other data, another vocabulary, other sizes),
+    the checkpoint's weights would be loaded into another model, silently
+    wrong where the shapes happen to agree.
+    """
+    path = Path(run_dir) / MODEL_RECORD
+    fingerprint = model_fingerprint(model)
+    if starting or not path.exists():  # runs from before the record resume as they did
+        atomic_write_text(path, json.dumps({"model": model.name, "fingerprint": fingerprint}) + "\n")
+        return
+    try:
+        recorded = json.loads(path.read_text(encoding="utf-8")).get("fingerprint")
+    except (OSError, ValueError, AttributeError):
+        recorded = None
+    if recorded != fingerprint:
+        raise RunDirectoryMismatchError(
+            f"{run_dir} holds the training of another model (its configuration differs from this one's: "
+            f"the data, the vocabulary or the settings changed since it started), so it cannot be resumed "
+            f"or reused. Delete {run_dir} to start afresh, or pass another --run-dir.")
+
+
 @contextlib.contextmanager
 def run_directory_lock(run_dir):
     """Hold an exclusive lock on `run_dir` (a `.lock` file in it) for the duration of the block.
@@ -415,7 +472,7 @@ def main_guard(main):
     """Run a recipe's `main()`; a busy run directory or a bad `TF_CONFIG` is a one-line error, exit 2."""
     try:
         main()
-    except (RunDirectoryBusyError, ClusterConfigError) as error:
+    except (RunDirectoryBusyError, RunDirectoryMismatchError, ClusterConfigError) as error:
         print(f"{Path(sys.argv[0]).name}: {error}", file=sys.stderr)
         sys.exit(2)
 
@@ -457,6 +514,8 @@ def fit(model, train_data, validation_data, *, epochs, run_dir, monitor="val_los
     if chief:
         shared_dir.mkdir(parents=True, exist_ok=True)
     finished = finished_run(shared_dir)
+    if chief:
+        check_model_record(shared_dir, model, starting=finished is None and not (shared_dir / "resume").exists())
     if finished is not None:
         print(f"[zoo] training in {shared_dir} already finished; loading its final weights "
               f"(no training)")

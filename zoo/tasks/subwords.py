@@ -180,14 +180,13 @@ class SubwordSegmenter(keras.layers.Layer):
         self.max_pieces = int(max_pieces)
         self.longest = max(len(p) - (len(CONTINUATION) if p.startswith(CONTINUATION) else 0)
                            for p in self.pieces)
-        self._table = None
-
-    def _lookup(self):
-        if self._table is None:
-            self._table = tf.lookup.StaticHashTable(
-                tf.lookup.KeyValueTensorInitializer(tf.constant(self.pieces), tf.ones([len(self.pieces)], tf.bool)),
+        # Made outside any graph being traced (and named as StringLookup names its table, so a
+        # serving module finds and saves it).
+        with tf.init_scope():
+            self.lookup_table = tf.lookup.StaticHashTable(
+                tf.lookup.KeyValueTensorInitializer(tf.constant(self.pieces),
+                                                    tf.ones([len(self.pieces)], tf.bool)),
                 default_value=False)
-        return self._table
 
     def call(self, words):
         words = tf.convert_to_tensor(words, tf.string)
@@ -210,7 +209,7 @@ class SubwordSegmenter(keras.layers.Layer):
         rows = tf.reshape(dense, [-1, width])
         row_lengths = tf.cast(tf.reshape(chunk_lengths, [-1]), tf.int32)
         row_valid = tf.reshape(chunk_valid & present[:, None], [-1])
-        table = self._lookup()
+        table = self.lookup_table
         longest = min(self.longest, width)
         n = tf.shape(rows)[0]
 

@@ -47,7 +47,8 @@ import numpy as np
 import tensorflow as tf
 
 from zoo.tasks.word_decoding import (  # noqa: F401  (re-exported: the task's public names)
-    ATTENTIONS, BOS, BOS_TOKEN, CELLS, EOS, EOS_TOKEN, MAX_BEAM_WIDTH, PAD, PAD_TOKEN, STATE_NAMES, UNK,
+    ATTENTIONS, BOS, BOS_TOKEN, CELLS, EOS, EOS_TOKEN, MAX_BEAM_WIDTH, PAD, PAD_TOKEN, SPECIAL_TOKENS,
+    STATE_NAMES, UNK,
     UNK_TOKEN, TiedWordEmbedding, WordLogits, check_decoder_choice, check_whole_number, checked_bounds,
     compile_model, decode_words, fresh_copy, hold_model, restorable_variables, word_head)
 
@@ -59,6 +60,8 @@ MAX_SOURCE_TOKENS = 100
 #: Most texts one call of a translation signature takes: with at most MAX_SOURCE_TOKENS source
 #: tokens each and MAX_DECODE_LENGTH steps, a call's work and memory are bounded.
 MAX_SIGNATURE_BATCH = 256
+#: Subword pieces of one source text a subword model reads (the rest is cut).
+MAX_SOURCE_PIECES = 200
 #: Upper bound of `max_length` (target tokens per translation) in one call.
 MAX_DECODE_LENGTH = 256
 DEFAULT_BEAM_WIDTH = 4
@@ -100,9 +103,14 @@ def split_tokens(texts, max_tokens=MAX_SOURCE_TOKENS):
     return tokens
 
 
-def detokenize(words):
-    """Join word strings `[batch, time]` ("" = none) into sentences with natural spacing and a capital first letter."""
+def detokenize(words, subwords=False):
+    """Join word strings `[batch, time]` ("" = none) into sentences with natural spacing and a capital first letter.
+
+    With `subwords`, the strings are pieces and a "##" piece continues the word before it.
+    """
     text = tf.strings.reduce_join(words, axis=-1, separator=" ")
+    if subwords:
+        text = tf.strings.regex_replace(text, r"\s*##", "")
     text = tf.strings.regex_replace(text, r"\s+", " ")
     text = tf.strings.strip(text)
     text = tf.strings.regex_replace(text, r" ([.,!?;:%)\]}…])", r"\1")
@@ -134,15 +142,20 @@ class SourceTokenizer(keras.layers.Layer):
         lexicon: `{lower-cased German word: English}` used when the decoder
             writes [UNK] (see `build_lexicon`); travels with the model, not
             used by the layer itself.
+        target_subwords: Whether the model writes English in subword pieces
+            (its output vocabulary is `zoo.tasks.subwords` pieces); travels
+            with the model so fine-tuning data is cut the same way.
     """
 
-    def __init__(self, max_tokens=MAX_SOURCE_TOKENS, first_word_rule=None, lexicon=None, **kwargs):
+    def __init__(self, max_tokens=MAX_SOURCE_TOKENS, first_word_rule=None, lexicon=None,
+                 target_subwords=False, **kwargs):
         super().__init__(**kwargs)
         if int(max_tokens) < 1:
             raise ValueError(f"max_tokens must be >= 1, received {max_tokens!r}")
         self.max_tokens = int(max_tokens)
         self.first_word_rule = dict(first_word_rule or {})
         self.lexicon = dict(lexicon or {})
+        self.target_subwords = bool(target_subwords)
 
     def call(self, texts):
         texts = tf.reshape(tf.convert_to_tensor(texts, tf.string), [-1])
@@ -159,7 +172,8 @@ class SourceTokenizer(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "max_tokens": self.max_tokens,
-                "first_word_rule": dict(self.first_word_rule), "lexicon": dict(self.lexicon)}
+                "first_word_rule": dict(self.first_word_rule), "lexicon": dict(self.lexicon),
+                "target_subwords": self.target_subwords}
 
 
 @keras.saving.register_keras_serializable(package="zoo.translation", name="NonPadding")
@@ -176,8 +190,9 @@ class NonPadding(keras.layers.Layer):
 def register_custom_objects():
     """This task's Keras layers (registered on import; `zoo.load` calls this)."""
     import zoo.layers  # noqa: F401  (AttentionDecoder and the cells)
+    from zoo.tasks.subwords import SubwordSegmenter
 
-    return SourceTokenizer, NonPadding, WordLogits, TiedWordEmbedding
+    return SourceTokenizer, NonPadding, WordLogits, TiedWordEmbedding, SubwordSegmenter
 
 
 # --------------------------------------------------------------------------
@@ -210,7 +225,7 @@ def target_tokens(english_texts, rule):
 
 
 def build_vocabularies(train_pairs, min_count=2, max_source_words=12000, max_target_words=8000,
-                       source_min_count=None):
+                       source_min_count=None, subwords=False):
     """Source and target vocabularies from the training pairs only.
 
     Returns `(source_words, target_words, first_word_rule)`: `source_words` is
@@ -218,7 +233,10 @@ def build_vocabularies(train_pairs, min_count=2, max_source_words=12000, max_tar
     `target_words` starts with PAD, UNK, BOS, EOS. Words seen fewer than
     `min_count` times (`source_min_count` on the German side, default the
     same) are left out (they become [UNK]); ties in frequency are broken
-    alphabetically, so the vocabularies are deterministic.
+    alphabetically, so the vocabularies are deterministic. With `subwords`,
+    both vocabularies are subword pieces learned by merges from the training
+    words (`zoo.tasks.subwords.learn_subwords`), `max_source_words` German and
+    `max_target_words` English pieces (specials included), so no word is [UNK].
     """
     source_min_count = min_count if source_min_count is None else source_min_count
     for name, value in (("min_count", min_count), ("source_min_count", source_min_count)):
@@ -236,6 +254,13 @@ def build_vocabularies(train_pairs, min_count=2, max_source_words=12000, max_tar
         words = [w for w, c in counts.items() if c >= least and w not in (PAD_TOKEN, UNK_TOKEN)]
         words.sort(key=lambda w: (-counts[w], w))
         return words[:limit]
+
+    if subwords:
+        from zoo.tasks.subwords import learn_subwords
+
+        source_pieces = learn_subwords(source_counts, max_source_words, min_count=source_min_count)
+        target_pieces = learn_subwords(target_counts, max_target_words - len(SPECIAL_TOKENS), min_count=min_count)
+        return source_pieces, SPECIAL_TOKENS + target_pieces, rule
 
     source_words = frequent(source_counts, max_source_words, source_min_count)
     target_words = [PAD_TOKEN, UNK_TOKEN, BOS_TOKEN, EOS_TOKEN] + [
@@ -305,10 +330,24 @@ def model_vocabularies(model):
     return source_words, list(head.vocabulary), rule
 
 
-def encode_targets(english_texts, target_words, rule, max_length=None):
-    """`(decoder input ids, target ids, weights)` arrays `[n, time]`: BOS w_1..w_n / w_1..w_n EOS / 1s."""
+def writes_subwords(model):
+    """Whether `model` writes English in subword pieces (`build_model(..., subwords=...)`)."""
+    return bool(getattr(model.get_layer("source_tokens"), "target_subwords", False))
+
+
+def encode_targets(english_texts, target_words, rule, max_length=None, subwords=False):
+    """`(decoder input ids, target ids, weights)` arrays `[n, time]`: BOS w_1..w_n / w_1..w_n EOS / 1s.
+
+    With `subwords`, each English word is first cut into pieces of `target_words`.
+    """
     index = {w: i for i, w in enumerate(target_words)}
-    rows = [[index.get(tok, UNK) for tok in tokens] for tokens in target_tokens(english_texts, rule)]
+    token_rows = target_tokens(english_texts, rule)
+    if subwords:
+        from zoo.tasks.subwords import segment_words
+
+        pieces = target_words[len(SPECIAL_TOKENS):]
+        token_rows = [[p for cut in segment_words(tokens, pieces) for p in cut] for tokens in token_rows]
+    rows = [[index.get(tok, UNK) for tok in tokens] for tokens in token_rows]
     if max_length is not None:
         rows = [row[: max_length - 1] for row in rows]
     width = max((len(r) for r in rows), default=0) + 1
@@ -332,7 +371,7 @@ def make_dataset(model, pairs, batch_size=64, shuffle=False, seed=0, max_target_
     rule = rule or {}
     sources = [de for de, _ in pairs]
     inputs, targets, weights = encode_targets([en for _, en in pairs], target_words, rule,
-                                              max_length=max_target_tokens)
+                                              max_length=max_target_tokens, subwords=writes_subwords(model))
     lengths = weights.sum(axis=1).astype(np.int32)
     data = tf.data.Dataset.from_tensor_slices((sources, inputs, targets, weights, lengths))
     if shuffle:
@@ -368,7 +407,8 @@ def _check_pairs(pairs):
 
 def build_model(train_pairs, cell="gru", attention="additive", embedding_dim=256, units=256,
                 dropout=0.3, input_feeding=False, min_count=2, max_source_words=40000,
-                max_target_words=8000, lexicon=None, source_min_count=None, tie_embeddings=False):
+                max_target_words=8000, lexicon=None, source_min_count=None, tie_embeddings=False,
+                subwords=False):
     """The encoder-decoder with vocabularies from `train_pairs`.
 
     Args:
@@ -385,6 +425,9 @@ def build_model(train_pairs, cell="gru", attention="additive", embedding_dim=256
         min_count, max_source_words, max_target_words, source_min_count: Vocabulary
             limits (`source_min_count`: German words, default `min_count`).
         lexicon: Optional `{German word: English}` (`build_lexicon`) for [UNK] outputs.
+        subwords: German and English in subword pieces (`build_vocabularies`):
+            a `SubwordSegmenter` named `source_pieces` cuts the German words
+            inside the model, the decoder writes English pieces.
         tie_embeddings: One matrix for the English words in and out
             (`TiedWordEmbedding`, named `target_embedding`, in place of a
             separate `next_word` head).
@@ -407,13 +450,17 @@ def build_model(train_pairs, cell="gru", attention="additive", embedding_dim=256
     train_pairs = _check_pairs(train_pairs)
     source_words, target_words, rule = build_vocabularies(
         train_pairs, min_count=min_count, max_source_words=max_source_words,
-        max_target_words=max_target_words, source_min_count=source_min_count)
+        max_target_words=max_target_words, source_min_count=source_min_count, subwords=subwords)
 
     source = keras.Input(shape=(), dtype="string", name="source")
     target_in = keras.Input(shape=(None,), dtype="int32", name="target_in")
     tokenizer = SourceTokenizer(MAX_SOURCE_TOKENS, first_word_rule=rule, lexicon=lexicon,
-                                name="source_tokens")
+                                target_subwords=subwords, name="source_tokens")
     tokens = tokenizer(source)
+    if subwords:
+        from zoo.tasks.subwords import SubwordSegmenter
+
+        tokens = SubwordSegmenter(source_words, max_pieces=MAX_SOURCE_PIECES, name="source_pieces")(tokens)
     ids = keras.layers.StringLookup(vocabulary=source_words, mask_token=PAD_TOKEN,
                                     oov_token=UNK_TOKEN, name="source_ids")(tokens)
     source_mask = NonPadding(name="source_mask")(ids)
@@ -483,6 +530,7 @@ class Translator(tf.Module):
         self._cell = settings["cell"]
         self._has_attention = settings["attention"] != "none"
         self._target_words = list(word_head(model).vocabulary)
+        self._subwords = writes_subwords(model)
         self.beam_width = int(beam_width)
         self.length_penalty = float(length_penalty)
         self.no_repeat_ngram_size = int(no_repeat_ngram_size)
@@ -498,9 +546,13 @@ class Translator(tf.Module):
         model = self.model
         texts = tf.reshape(tf.convert_to_tensor(texts, tf.string), [-1])
         lowered = model.get_layer("source_tokens")(texts)
-        width = tf.shape(lowered)[1]
-        raw = split_tokens(texts).to_tensor(default_value=PAD_TOKEN)
-        raw = tf.pad(raw, [[0, 0], [0, width - tf.shape(raw)[1]]], constant_values=PAD_TOKEN)
+        if self._subwords:  # the pieces are what the attention looks at (and what it shows)
+            lowered = model.get_layer("source_pieces")(lowered)
+            raw = lowered
+        else:
+            width = tf.shape(lowered)[1]
+            raw = split_tokens(texts).to_tensor(default_value=PAD_TOKEN)
+            raw = tf.pad(raw, [[0, 0], [0, width - tf.shape(raw)[1]]], constant_values=PAD_TOKEN)
         ids = model.get_layer("source_ids")(lowered)
         mask = tf.not_equal(ids, 0)
         embedded = model.get_layer("source_embedding")(ids)
@@ -538,7 +590,7 @@ class Translator(tf.Module):
                               length_penalty=self.length_penalty, forbidden_tokens=(PAD, BOS),
                               no_repeat_ngram_size=self.no_repeat_ngram_size)
         tokens, words, attention = result["tokens"], result["words"], result["attention"]
-        if self._has_attention:
+        if self._has_attention and not self._subwords:
             # [UNK] → the source word the attention weighs most at that step: its lexicon
             # translation when there is one, else the word itself (names, numbers).
             copied = tf.gather(raw, tf.argmax(attention, axis=-1, output_type=tf.int32), batch_dims=1)
@@ -549,16 +601,16 @@ class Translator(tf.Module):
         else:
             words = tf.where(tf.equal(tokens, UNK), tf.constant(PAD_TOKEN), words)
         empty = tf.logical_not(tf.reduce_any(mask, axis=1))
-        translations = tf.where(empty, tf.constant(""), detokenize(words))
+        translations = tf.where(empty, tf.constant(""), detokenize(words, subwords=self._subwords))
         scores = tf.where(empty, tf.zeros_like(result["scores"]), result["scores"])
         return {"translations": translations, "scores": scores, "attention": attention,
                 "source_tokens": raw, "target_tokens": words, "lengths": result["lengths"]}
 
     def default_max_length(self, texts):
-        """Twice the longest source plus 10 tokens, at most MAX_DECODE_LENGTH."""
+        """Twice the longest source plus 10 tokens (three times for subword pieces), at most MAX_DECODE_LENGTH."""
         tokens = split_tokens(tf.reshape(texts, [-1]))
         longest = tf.cast(tf.reduce_max(tf.concat([tokens.row_lengths(), [0]], 0)), tf.int32)
-        return tf.minimum(2 * longest + 10, MAX_DECODE_LENGTH)
+        return tf.minimum((3 if self._subwords else 2) * longest + 10, MAX_DECODE_LENGTH)
 
     @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="texts")])
     def serve(self, texts):
