@@ -154,13 +154,10 @@ def test_tied_embedding_model_learns_and_shares_one_matrix(tmp_path):
     untied = task.build_model(pairs, cell="gru", attention="additive", embedding_dim=16, units=32, min_count=1)
     words = len(tied.vocabulary)
     assert untied.count_params() - model.count_params() == words * 32 + words - (32 * 16 + 16 + words)
-    task.compile_model(model, learning_rate=1e-2)
-    model.fit(task.make_dataset(model, pairs, batch_size=32, shuffle=True), epochs=24, verbose=0)
-    assert task.translate(model, ["Wir haben den Ball.", "Ich sehe den Baum."], beam_width=2) == [
-        "We have the ball.", "I see the tree."]
+    # (that a tied decoder learns is checked by the subword test below, which ties too)
     model.save(tmp_path / "tied.keras")
     loaded = keras.saving.load_model(tmp_path / "tied.keras")
-    assert task.translate(loaded, ["Ich sehe den Baum."], beam_width=2) == ["I see the tree."]
+    np.testing.assert_allclose(np.array(loaded.get_layer("target_embedding")(x)), np.array(tied(x)), rtol=1e-6)
 
 
 def test_subword_model_learns_unseen_words_piece_by_piece(tmp_path):
