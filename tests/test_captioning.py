@@ -300,8 +300,10 @@ def test_saved_model_runs_in_a_fresh_process_without_zoo(smoke_hub, tmp_path):
     assert result.stdout.strip().endswith("ok")
 
 
-def test_zoo_caption_cli(smoke_hub, tmp_path):
+def test_zoo_caption_cli(smoke_hub, tmp_path, monkeypatch, capsys):
     from PIL import Image
+
+    from zoo import cli
 
     root, _ = smoke_hub
     Image.new("RGBA", (72, 72), (255, 200, 0, 255)).save(tmp_path / "a.png")
@@ -315,12 +317,13 @@ def test_zoo_caption_cli(smoke_hub, tmp_path):
     assert ok.returncode == 0, ok.stderr[-2000:]
     assert len(ok.stdout.splitlines()) == 2
     assert (tmp_path / "map-1.png").exists() and (tmp_path / "map-2.png").exists()
-    bad = subprocess.run(command + [str(tmp_path / "c.txt")], capture_output=True, text=True,
-                         timeout=300, env=env, cwd=str(ROOT))
-    assert bad.returncode == 2 and "not an image file" in bad.stderr
-    beam = subprocess.run(command + [str(tmp_path / "a.png"), "--beam", "0"], capture_output=True,
-                          text=True, timeout=300, env=env, cwd=str(ROOT))
-    assert beam.returncode == 2 and "--beam" in beam.stderr
+    # the refusals, in this process (the command line's entry point ran above)
+    monkeypatch.setenv("ZOO_MODELS_DIR", str(root))
+    capsys.readouterr()
+    assert cli.main(["caption", "captioning-smoke", str(tmp_path / "c.txt")]) == 2
+    assert "not an image file" in capsys.readouterr().err
+    assert cli.main(["caption", "captioning-smoke", str(tmp_path / "a.png"), "--beam", "0"]) == 2
+    assert "--beam" in capsys.readouterr().err
 
 
 def test_every_signature_runs_under_the_tf1_session_loader(smoke_hub, monkeypatch):
@@ -338,14 +341,16 @@ def test_saved_model_stores_every_weight_once(smoke_hub):
     assert_weights_saved_once(root / "captioning-smoke" / "saved_model", card["parameters"])
 
 
-def test_verify_reproduces_the_smoke_card(smoke_hub):
+def test_verify_reproduces_the_smoke_card(smoke_hub, monkeypatch, capsys):
+    from zoo import cli
+
     root, _ = smoke_hub
-    env = {**os.environ, "ZOO_MODELS_DIR": str(root), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    result = subprocess.run([sys.executable, "-m", "zoo.cli", "verify", "captioning-smoke"],
-                            capture_output=True, text=True, timeout=600, env=env, cwd=str(ROOT))
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    assert "card metrics reproduced" in result.stdout
-    assert "re-measured test: greedy.exact_match=" in result.stdout  # the nested figures are shown
+    monkeypatch.setenv("ZOO_MODELS_DIR", str(root))
+    code = cli.main(["verify", "captioning-smoke"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.out[-2000:] + captured.err[-2000:]
+    assert "card metrics reproduced" in captured.out
+    assert "re-measured test: greedy.exact_match=" in captured.out  # the nested figures are shown
 
 
 @pytest.mark.slow

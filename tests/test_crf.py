@@ -49,18 +49,25 @@ def test_log_partition_viterbi_and_marginals_equal_brute_force(problem):
         assert not marginals[b, n:].any()
 
 
-@pytest.mark.parametrize("time", [0, 1, 2])
-def test_short_and_empty_batches_decode_in_a_graph(problem, time):
+@pytest.fixture(scope="module")
+def graph_decode(problem):
+    """Viterbi, log Z and marginals in one graph of any batch size and length (traced once)."""
     import tensorflow as tf
 
-    emissions, mask, parameters = problem
+    _, _, parameters = problem
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, TAGS]), tf.TensorSpec([None, None], tf.bool)])
     def decode(scores, present):
         return (crf.viterbi_decode(scores, present, *parameters), crf.log_partition(scores, present, *parameters),
                 crf.marginals(scores, present, *parameters))
 
-    paths, log_z, marginals = decode(emissions[:, :time], mask[:, :time])
+    return decode
+
+
+@pytest.mark.parametrize("time", [0, 1, 2])
+def test_short_and_empty_batches_decode_in_a_graph(problem, graph_decode, time):
+    emissions, mask, parameters = problem
+    paths, log_z, marginals = graph_decode(emissions[:, :time], mask[:, :time])
     assert paths.shape == mask[:, :time].shape and marginals.shape == emissions[:, :time].shape
     eager = crf.viterbi_decode(emissions[:, :time], mask[:, :time], *parameters)
     np.testing.assert_array_equal(paths, eager)

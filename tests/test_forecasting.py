@@ -209,7 +209,7 @@ def smoke_hub(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("hub")
     card = train_smoke_model("forecasting", ["--epochs", "2", "--members", "2", "--units", "8",
-                                             "--max-series", "25", "--heldout-every", "15"],
+                                             "--max-series", "10", "--heldout-every", "60"],
                              "forecasting-smoke", root)
     return root, card
 
@@ -218,7 +218,7 @@ def test_smoke_card_has_baselines_heldout_and_intervals(smoke_hub):
     _, card = smoke_hub
     assert card["task"] == "forecasting"
     test = card["metrics"]["test"]
-    assert test["series"] == 25 and 0.0 <= test["coverage_80"] <= 1.0
+    assert test["series"] == 10 and 0.0 <= test["coverage_80"] <= 1.0
     for name in ("naive", "ses", "holt", "damped_holt", "theta"):
         assert name in card["baselines"] and "owa" in card["baselines"][name]
     assert card["baselines"]["naive"]["owa"] == 1.0

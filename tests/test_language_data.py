@@ -5,6 +5,11 @@ import pytest
 from zoo.data import language
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _read_brown_once(brown_read_once):
+    """Brown is parsed once per test process (see conftest.brown_read_once)."""
+
+
 def test_ptb_has_the_standard_token_counts_and_vocabulary():
     splits = language.load_ptb()
     assert {k: len(v) for k, v in splits.items()} == {"train": 929589, "validation": 73760, "test": 82430}

@@ -16,6 +16,12 @@ SMOKE_OPTIONS = ["--data", "ptb", "--max-tokens", "3000", "--epochs", "2", "--un
                  "--steps", "10", "--samples-length", "6"]
 smoke_hub, use_hub = smoke_hub_fixtures("language_model", SMOKE_OPTIONS, SMOKE)
 
+
+@pytest.fixture(scope="module", autouse=True)
+def _read_brown_once(brown_read_once):
+    """Brown is parsed once per test process (see conftest.brown_read_once)."""
+
+
 WORDS = ["<pad>", "<unk>", "<eos>", "the", "cat", "sat", "n't", "'s", "N", "$", "do"]
 
 

@@ -149,34 +149,67 @@ def test_op_rejects_mismatched_shapes():
         )
 
 
-@pytest.mark.parametrize("name", ["lstm", "gru", "rnn"])
-def test_keras_export_uses_standard_ops_only(name, tmp_path, rng):
-    """A model traced for `model.export` runs in a process that never imports zoo."""
-    cls, extra, _ = CELLS[name]
-    inputs = keras.Input((5, 3))
-    model = keras.Model(inputs, keras.layers.Dense(2)(cls(4, **extra)(inputs)))
-    x = rng.normal(size=(2, 5, 3)).astype("float32")
-    model.predict(x, verbose=0)  # a native trace exists first
-    assert model.layers[1].last_recurrence_kernel == "native"
-    export_dir = tmp_path / "exported"
-    model.export(str(export_dir), verbose=False)
-    assert b"ZooRecurrence" not in (export_dir / "saved_model.pb").read_bytes()
-    np.save(tmp_path / "x.npy", x)
-    np.save(tmp_path / "want.npy", np.asarray(model(x)))
-    script = textwrap.dedent(
-        f"""
-        import sys, numpy as np, tensorflow as tf
-        loaded = tf.saved_model.load({str(export_dir)!r})
-        got = loaded.serve(tf.constant(np.load({str(tmp_path / 'x.npy')!r}))).numpy()
-        assert 'zoo' not in sys.modules
-        np.testing.assert_allclose(got, np.load({str(tmp_path / 'want.npy')!r}), atol=1e-5)
-        print('ok')
-        """
-    )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            cwd=tmp_path, timeout=300,
+EXPORT_CELLS = ["lstm", "gru", "rnn"]
+
+#: Loads each exported model (argv[1]: JSON {cell: directory}) and compares its outputs with the
+#: model's; prints {cell: "ok" or the traceback}. Never imports zoo.
+LOAD_EXPORTS = textwrap.dedent(
+    """
+    import json, sys, traceback, numpy as np, tensorflow as tf
+    outcomes = {}
+    for name, directory in json.loads(sys.argv[1]).items():
+        try:
+            loaded = tf.saved_model.load(directory + "/exported")
+            got = loaded.serve(tf.constant(np.load(directory + "/x.npy"))).numpy()
+            np.testing.assert_allclose(got, np.load(directory + "/want.npy"), atol=1e-5)
+            outcomes[name] = "ok"
+        except Exception:
+            outcomes[name] = traceback.format_exc()
+    assert 'zoo' not in sys.modules
+    print(json.dumps(outcomes))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory):
+    """Per cell of EXPORT_CELLS: a small model traced with the native kernel and exported with
+    `model.export`; then all the exports loaded and run in one process that never imports zoo.
+    Returns ({cell: (kernel of the trace, export directory)}, that process's result, {cell: outcome})."""
+    made = {}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv(native.SWITCH, raising=False)
+        for name in EXPORT_CELLS:
+            directory = tmp_path_factory.mktemp(f"export-{name}")
+            rng = np.random.default_rng(1234)
+            cls, extra, _ = CELLS[name]
+            inputs = keras.Input((5, 3))
+            model = keras.Model(inputs, keras.layers.Dense(2)(cls(4, **extra)(inputs)))
+            x = rng.normal(size=(2, 5, 3)).astype("float32")
+            model.predict(x, verbose=0)  # a native trace exists first
+            kernel = model.layers[1].last_recurrence_kernel
+            model.export(str(directory / "exported"), verbose=False)
+            np.save(directory / "x.npy", x)
+            np.save(directory / "want.npy", np.asarray(model(x)))
+            made[name] = (kernel, directory)
+    import json
+
+    result = subprocess.run([sys.executable, "-c", LOAD_EXPORTS, json.dumps({n: str(d) for n, (_, d) in made.items()})],
+                            capture_output=True, text=True, cwd=tmp_path_factory.getbasetemp(), timeout=300,
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    outcomes = json.loads(result.stdout.strip().splitlines()[-1]) if result.returncode == 0 else {}
+    return made, result, outcomes
+
+
+@pytest.mark.parametrize("name", EXPORT_CELLS)
+def test_keras_export_uses_standard_ops_only(name, exports):
+    """A model traced for `model.export` runs in a process that never imports zoo."""
+    made, result, outcomes = exports
+    kernel, directory = made[name]
+    assert kernel == "native"
+    assert b"ZooRecurrence" not in (directory / "exported" / "saved_model.pb").read_bytes()
     assert result.returncode == 0, result.stderr[-2000:]
+    assert outcomes[name] == "ok", outcomes[name]
 
 
 def test_portable_context_forces_graph_kernels():

@@ -243,6 +243,9 @@ def test_cli_predict_keeps_one_output_per_input_line(use_hub):
     assert "oneDNN" not in err and "Error converting" not in err
 
 
+@pytest.mark.slow  # a second `python -m zoo.cli` process (seconds of imports): the entry point and the
+# ZOO_MODELS_DIR hub are covered fast by test_cli_predict_keeps_one_output_per_input_line, `list` by
+# test_cli_list_info_predict
 def test_console_script_runs(use_hub):
     result = subprocess.run([sys.executable, "-m", "zoo.cli", "list"], capture_output=True,
                             text=True, timeout=300, env={**os.environ})

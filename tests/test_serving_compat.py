@@ -11,9 +11,18 @@ from zoo.tasks import get_task
 from serving_helpers import check_session_loader
 
 
+@pytest.fixture(scope="module")
+def loaded():
+    """name -> the model's serving SavedModel (hub.load_serving: checksums verified), loaded once for
+    both tests of this file."""
+    models = {}
+    yield lambda name: models[name] if name in models else models.setdefault(name, hub.load_serving(name))
+    models.clear()
+
+
 @pytest.mark.parametrize("name", hub.list_models())
-def test_every_signature_runs_in_a_tf1_session_like_under_saved_model_load(name):
-    check_session_loader(name)
+def test_every_signature_runs_in_a_tf1_session_like_under_saved_model_load(name, loaded):
+    check_session_loader(name, serving=loaded(name))
 
 
 #: Models exported before their task's signatures learned empty batches; they pass once re-exported
@@ -41,11 +50,11 @@ def _empty_inputs(function, examples=None):
 
 
 @pytest.mark.parametrize("name", hub.list_models())
-def test_every_signature_answers_an_empty_batch_with_an_empty_result(name):
+def test_every_signature_answers_an_empty_batch_with_an_empty_result(name, loaded):
     task = hub.info(name)["task"]
     if task in EMPTY_BATCH_PENDING:
         pytest.xfail(f"{name}: exported before its signatures handled empty batches")
-    serving = hub.load_serving(name)
+    serving = loaded(name)
     examples = getattr(get_task(task), "serving_examples", dict)()
     for signature, function in serving.signatures.items():
         batched = [spec for spec in function.structured_input_signature[1].values()

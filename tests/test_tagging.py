@@ -19,6 +19,11 @@ SMOKE_OPTIONS = ["--max-sentences", "120", "--epochs", "1", "--units", "8", "--c
 smoke_hub, use_hub = smoke_hub_fixtures("tagging", SMOKE_OPTIONS, SMOKE)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _read_brown_once(brown_read_once):
+    """Brown is parsed once per test process (see conftest.brown_read_once)."""
+
+
 # -- the Brown-to-universal rule -------------------------------------------------------
 
 

@@ -225,7 +225,7 @@ def test_a_cluster_this_process_cannot_join_is_a_clear_error(monkeypatch, capsys
 # -- a resumed run ends with the weights of an uninterrupted one ---------------------------
 
 RESUMABLE_RUN = """
-import sys, numpy as np, keras, tensorflow as tf
+import os, sys, time, numpy as np, keras, tensorflow as tf
 from zoo import layers, training
 training.seed_everything(0)
 rng = np.random.default_rng(0)
@@ -235,67 +235,71 @@ train = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(256, seed=1, reshuffl
 val = tf.data.Dataset.from_tensor_slices((x[:64], y[:64])).batch(32)
 model = keras.Sequential([keras.Input((6, 3)), layers.GRU(8, dropout=0.2), keras.layers.Dropout(0.3),
                           keras.layers.Dense(1, activation="sigmoid")])
+class Announce(keras.callbacks.Callback):  # says when each epoch begins; with EPOCH_PAUSE, lingers at the second
+    def on_epoch_begin(self, epoch, logs=None):
+        print('epoch', epoch, flush=True)
+        time.sleep(float(os.environ.get("EPOCH_PAUSE", "0")) if epoch == 1 else 0)
 model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="binary_crossentropy")
-training.fit(model, train, val, epochs=3, run_dir=sys.argv[1], patience=10, verbose=0, tensorboard=False)
+training.fit(model, train, val, epochs=4, run_dir=sys.argv[1], patience=10, verbose=0, tensorboard=False,
+             extra_callbacks=[Announce()])
 np.save(sys.argv[2], np.concatenate([w.ravel() for w in model.get_weights()]))
 """
 
 
-def test_a_killed_and_resumed_run_ends_with_the_uninterrupted_weights(tmp_path):
-    """Shuffled data (each epoch reshuffled) and dropout: the resumed run must see the same batches
-    and draw the same masks as an uninterrupted one (data order and random state restored)."""
+def _start_run(directory, name, kill=None, pause=None):
+    """RESUMABLE_RUN in a subprocess (stdout and stderr piped together) on the run directory
+    `directory/name`; it saves its final weights to `directory/name.npy`."""
     import os
-    import subprocess
-    import sys
-
-    def run(name, kill=None):
-        env = {**os.environ, "TF_DETERMINISTIC_OPS": "1"}
-        env.pop("ZOO_KILL_AFTER_EPOCH", None)
-        if kill:
-            env["ZOO_KILL_AFTER_EPOCH"] = str(kill)
-        return subprocess.run([sys.executable, "-c", RESUMABLE_RUN, str(tmp_path / name), str(tmp_path / f"{name}.npy")],
-                              env=env, capture_output=True, text=True, timeout=300)
-
-    assert run("whole").returncode == 0
-    assert run("resumed", kill=1).returncode == -9
-    finished = run("resumed")
-    assert finished.returncode == 0 and "resuming from the checkpoint" in finished.stdout, finished.stderr[-2000:]
-    whole, resumed = np.load(tmp_path / "whole.npy"), np.load(tmp_path / "resumed.npy")
-    np.testing.assert_allclose(resumed, whole, rtol=0, atol=1e-6)
-
-
-SLOW_EPOCHS_RUN = RESUMABLE_RUN.replace("epochs=3", "epochs=4").replace(
-    "model.compile(", "import time\nclass Slow(keras.callbacks.Callback):\n"
-    "    def on_epoch_begin(self, epoch, logs=None):\n        print('epoch', epoch, flush=True)\n"
-    "        time.sleep(1.5)\nmodel.compile(").replace(
-    "tensorboard=False)", "tensorboard=False, extra_callbacks=[Slow()])")
-
-
-def test_sigterm_finishes_the_epoch_checkpoints_and_resumes_exactly(tmp_path):
-    import os
-    import signal
     import subprocess
     import sys
 
     env = {**os.environ, "TF_DETERMINISTIC_OPS": "1"}
     env.pop("ZOO_KILL_AFTER_EPOCH", None)
+    env.pop("EPOCH_PAUSE", None)
+    if kill:
+        env["ZOO_KILL_AFTER_EPOCH"] = str(kill)
+    if pause:
+        env["EPOCH_PAUSE"] = str(pause)
+    return subprocess.Popen([sys.executable, "-u", "-c", RESUMABLE_RUN, str(directory / name),
+                             str(directory / f"{name}.npy")], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
 
-    def start(name):
-        return subprocess.Popen([sys.executable, "-u", "-c", SLOW_EPOCHS_RUN, str(tmp_path / name),
-                                 str(tmp_path / f"{name}.npy")], env=env, stdout=subprocess.PIPE, text=True)
 
-    whole = start("whole")
-    whole.communicate(timeout=300)
-    assert whole.returncode == 0
-    stopped = start("stopped")
+@pytest.fixture(scope="module")
+def uninterrupted_weights(tmp_path_factory):
+    """The final weights of RESUMABLE_RUN run once without interruption (both resume tests compare
+    with it)."""
+    directory = tmp_path_factory.mktemp("uninterrupted")
+    whole = _start_run(directory, "whole")
+    out, _ = whole.communicate(timeout=300)
+    assert whole.returncode == 0, out[-2000:]
+    return np.load(directory / "whole.npy")
+
+
+def test_a_killed_and_resumed_run_ends_with_the_uninterrupted_weights(tmp_path, uninterrupted_weights):
+    """Shuffled data (each epoch reshuffled) and dropout: the resumed run must see the same batches
+    and draw the same masks as an uninterrupted one (data order and random state restored)."""
+    killed = _start_run(tmp_path, "resumed", kill=1)
+    killed.communicate(timeout=300)
+    assert killed.returncode == -9
+    finished = _start_run(tmp_path, "resumed")
+    out, _ = finished.communicate(timeout=300)
+    assert finished.returncode == 0 and "resuming from the checkpoint" in out, out[-2000:]
+    np.testing.assert_allclose(np.load(tmp_path / "resumed.npy"), uninterrupted_weights, rtol=0, atol=1e-6)
+
+
+def test_sigterm_finishes_the_epoch_checkpoints_and_resumes_exactly(tmp_path, uninterrupted_weights):
+    import signal
+
+    stopped = _start_run(tmp_path, "stopped", pause=1.5)  # epoch 1 waits 1.5 s: time for the signal
     for line in stopped.stdout:  # wait until the second epoch has begun, then stop it as a scheduler would
         if line.startswith("epoch 1"):
             stopped.send_signal(signal.SIGTERM)
             break
     out, _ = stopped.communicate(timeout=300)
-    assert stopped.returncode == 143, out
+    assert stopped.returncode == 143, out[-2000:]
     assert "stopped after epoch 2 on SIGTERM" in out
-    rerun = start("stopped")
+    rerun = _start_run(tmp_path, "stopped")
     out, _ = rerun.communicate(timeout=300)
-    assert rerun.returncode == 0 and "resuming from the checkpoint" in out
-    np.testing.assert_allclose(np.load(tmp_path / "stopped.npy"), np.load(tmp_path / "whole.npy"), rtol=0, atol=1e-6)
+    assert rerun.returncode == 0 and "resuming from the checkpoint" in out, out[-2000:]
+    np.testing.assert_allclose(np.load(tmp_path / "stopped.npy"), uninterrupted_weights, rtol=0, atol=1e-6)
