@@ -18,9 +18,9 @@ import keras  # noqa: E402
 
 from zoo.tasks import translation as task  # noqa: E402
 
-SMOKE = ["--data", "ding+wesnoth", "--max-examples", "240", "--epochs", "2", "--units", "32",
+SMOKE = ["--data", "ding+wesnoth", "--max-examples", "96", "--epochs", "1", "--units", "32",
          "--embedding-dim", "16", "--tie-embeddings", "--subwords", "--max-source-words", "400",
-         "--max-target-words", "300", "--no-repeat-sizes", "0,2", "--length-penalties", "1.0,2.0",
+         "--max-target-words", "300", "--no-repeat-sizes", "0,2", "--length-penalties", "1.0",
          "--batch-size", "32", "--no-ablation", "--no-dictionary-ablation", "--dictionary-pairs", "300"]
 
 # A tiny parallel corpus with a learnable word-for-word structure (no data download needed).
