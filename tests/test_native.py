@@ -470,3 +470,17 @@ def test_benchmark_assesses_each_background_load():
     assert "| recipes' epoch (load `spin`) >= 1.2x Keras | sentiment 1.40x | met |" in table
     # The quiet table still answers the speed issue's targets.
     assert "LSTM -, -, -; GRU 1.60x, 2.10x, 1.50x | LSTM 0/0 shapes; GRU 3/3 shapes |" in table
+
+
+def test_benchmark_loads_spin_unpinned_and_pinned():
+    """`spin` is a busy process the scheduler places and moves, as a user's own is (issue 26);
+    `spin-pinned` keeps the old load, pinned to the last CPU; each has a floor."""
+    from recipe_helpers import load_script
+
+    bench = load_script("benchmarks/rnn_speed.py", "rnn_speed")
+    assert "sched_setaffinity" not in bench._SPIN_PROGRAM
+    assert "sched_setaffinity" in bench._SPIN_PINNED_PROGRAM
+    assert {"none", "spin", "spin-pinned", "tf"} == set(bench.LOADS)
+    assert set(bench.LOAD_FLOORS) == {"spin", "spin-pinned", "tf"}
+    with bench.background_load("spin"):
+        pass  # starts (says "ready") and is killed on exit

@@ -18,7 +18,7 @@ from recipe_helpers import ROOT
 pytestmark = pytest.mark.slow
 
 RECIPES = {
-    "sentiment": ["--max-examples", "240", "--units", "8", "--embedding-dim", "16", "--max-tokens", "1500",
+    "sentiment": ["--held-out", "amazon-snippets", "--max-examples", "240", "--units", "8", "--embedding-dim", "16", "--max-tokens", "1500",
                   "--batch-size", "32", "--wide-epochs", "2"],
     "translation": ["--max-examples", "120", "--units", "16", "--embedding-dim", "8", "--no-ablation",
                     "--no-dictionary-ablation", "--dictionary-pairs", "0"],

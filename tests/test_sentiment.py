@@ -15,7 +15,8 @@ from zoo.data.cache import ChecksumError
 from recipe_helpers import ROOT, load_recipe, train_smoke_model
 
 SHIPPED = "sentiment-bilstm-mr"
-SMOKE_OPTIONS = ["--max-examples", "240", "--epochs", "2", "--units", "8",
+# One held-out domain read from the sdist the movie reviews come from (no other download).
+SMOKE_OPTIONS = ["--held-out", "amazon-snippets", "--max-examples", "240", "--epochs", "2", "--units", "8",
                  "--embedding-dim", "16", "--max-tokens", "1500", "--batch-size", "32"]
 
 
@@ -49,6 +50,14 @@ def test_recipe_writes_a_complete_card(smoke_hub):
     assert on_disk["io"] == "many-to-one"
     assert on_disk["dataset"]["split_seed"] == 1337
     assert on_disk["metrics"]["test"]["examples"] == 240
+    # Every domain is scored beside the baselines trained on the same data in the same run.
+    domains = on_disk["metrics"]["domains"]
+    assert {d: e["kind"] for d, e in domains.items()} == {"mr": "in-domain test split",
+                                                          "amazon-snippets": "held-out domain"}
+    for entry in domains.values():
+        assert {"model", "ngram_path_only", "tfidf_logistic", "lexicon_sum"} <= set(entry)
+    assert domains["mr"]["model"] == on_disk["metrics"]["test"]
+    assert on_disk["dataset"]["held_out_domains"] == ["amazon-snippets"]
     assert 0.0 <= on_disk["metrics"]["test"]["accuracy"] <= 1.0
     assert "model.keras" in on_disk["files"] and "saved_model/saved_model.pb" in on_disk["files"]
     assert (directory / "training_curve.png").stat().st_size > 1000
@@ -169,11 +178,11 @@ def test_imdb_recipe_path_with_mocked_tfds(tmp_path):
     import tensorflow_datasets as tfds
 
     with tfds.testing.mock_data(num_examples=64):
-        card = _recipe().main(["--data", "imdb", "--epochs", "1", "--units", "4",
+        card = _recipe().main(["--data", "imdb", "--held-out", "amazon-snippets", "--epochs", "1", "--units", "4",
                                "--embedding-dim", "8", "--max-tokens", "500",
                                "--output-dir", str(tmp_path / "hub"),
                                "--run-dir", str(tmp_path / "run")])
-    assert card["dataset"]["name"] == "imdb_reviews"
+    assert card["dataset"]["training_domains"] == ["imdb"]
     assert (tmp_path / "hub" / "sentiment-bilstm-imdb" / "card.json").exists()
 
 
@@ -283,3 +292,13 @@ def test_shipped_serving_model_in_fresh_process_without_zoo(monkeypatch):
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
                             cwd="/")
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_demo_shows_each_domain_and_product_reviews(use_hub, capsys):
+    from zoo import demo
+
+    demo.sentiment_demo("sentiment-smoke")
+    out = capsys.readouterr().out
+    assert "amazon-snippets (held-out domain):" in out and "mr (in-domain test split):" in out
+    for text in demo.SENTENCES + demo.PRODUCT_REVIEWS:
+        assert text in out

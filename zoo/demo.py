@@ -28,19 +28,34 @@ SENTENCES = [
     "Not the best of the series, but it has its moments.",
     "I can't remember the last time a movie made me this angry about wasting two hours.",
 ]
+# Product reviews, the kind of text the multi-domain model is also meant for.
+PRODUCT_REVIEWS = [
+    "The fabric is soft and the fit is perfect, I ordered it in two colours.",
+    "Cheap material, the seams came apart after one wash. Returned it.",
+    "This tea tastes stale and the box arrived crushed.",
+    "My kids love these crackers, we buy a case every month.",
+]
 
 
-def sentiment_demo(name="sentiment-bilstm-mr"):
+def sentiment_demo(name=None):
+    """The multi-domain sentiment model (the movie-review one where it is not shipped) on movie
+    and product reviews, with its per-domain accuracy beside TF-IDF + LR from its card."""
     from zoo import hub
     from zoo.tasks import sentiment
 
+    name = name or _first_model("sentiment-*-mr-*") or "sentiment-bilstm-mr"
     card = hub.info(name)
     serving = hub.load_serving(name)
     accuracy = card["metrics"]["test"]["accuracy"]
     print(f"{name}: {card['architecture']}")
     print(f"  test accuracy {accuracy:.3f} on {card['metrics']['test']['examples']} held-out "
-          f"sentences (baseline {card['baseline']['name']}: {card['baseline']['accuracy']:.3f})\n")
-    for text, probability in zip(SENTENCES, sentiment.serve_predictions(serving, SENTENCES)):
+          f"texts (baseline {card['baseline']['name']}: {card['baseline']['accuracy']:.3f})")
+    for domain, entry in (card["metrics"].get("domains") or {}).items():
+        print(f"  {domain} ({entry['kind']}): {entry['model']['accuracy']:.3f} "
+              f"(TF-IDF+LR {entry['tfidf_logistic']:.3f})")
+    print()
+    texts = SENTENCES + (PRODUCT_REVIEWS if card["metrics"].get("domains") else [])
+    for text, probability in zip(texts, sentiment.serve_predictions(serving, texts)):
         print("  " + sentiment.format_prediction(text, float(probability)))
     print()
 

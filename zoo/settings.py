@@ -99,6 +99,21 @@ def choices(*allowed):
     return Check(f"must be one of {listing}", lambda value: value in allowed)
 
 
+def comma_list(*allowed, empty=False):
+    """A check that the value is a comma-separated list of distinct names from `allowed`
+    (`empty=True` also accepts "")."""
+    listing = ", ".join(allowed)
+
+    def holds(value):
+        if not isinstance(value, str):
+            return False
+        names = [name.strip() for name in value.split(",")] if value.strip() else []
+        return (bool(names) or empty) and len(set(names)) == len(names) and all(
+            name in allowed for name in names)
+
+    return Check(f"must be distinct names separated by commas, from: {listing}", holds)
+
+
 def at_least(minimum):
     """A check that the value is a number >= `minimum`."""
     return Check(f"must be >= {minimum}", lambda value: _is_number(value) and value >= minimum)

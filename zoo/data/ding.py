@@ -56,7 +56,7 @@ import numpy as np
 
 from zoo.data.cache import ChecksumError, atomic_write_bytes, data_dir, sha256_file
 from zoo.data.debian import DebianPackage, fetch_deb, read_deb_members
-from zoo.data.splits import SPLIT_NAMES, split_counts
+from zoo.data.splits import SPLIT_NAMES, check_fractions, split_counts
 
 __all__ = [
     "DEB_NAME",
@@ -304,15 +304,6 @@ def sentence_pairs() -> list[tuple[str, str]]:
         return list(_sentence_pairs)
 
 
-def _check_fractions(fractions: Sequence[float]) -> tuple[float, ...]:
-    fractions = tuple(float(f) for f in fractions)
-    if len(fractions) != len(SPLIT_NAMES):
-        raise ValueError(f"need one fraction per split {SPLIT_NAMES}, got {fractions}")
-    if any(f < 0 for f in fractions) or not np.isclose(sum(fractions), 1.0, atol=1e-6):
-        raise ValueError(f"fractions must be non-negative and sum to 1, got {fractions}")
-    return fractions
-
-
 def split_by_source(
     pairs: Sequence[tuple[str, str]],
     seed: int = SPLIT_SEED,
@@ -329,7 +320,7 @@ def split_by_source(
     Returns:
         ``{"train": [...], "validation": [...], "test": [...]}``.
     """
-    fractions = _check_fractions(fractions)
+    fractions = check_fractions(fractions)
     keys: dict[str, int] = {}
     for german, _ in pairs:
         keys.setdefault(_sentence_key(german), len(keys))
@@ -382,7 +373,7 @@ def dictionary_pairs(
 
 def describe_split(seed: int = SPLIT_SEED, fractions: Sequence[float] = FRACTIONS) -> dict:
     """A JSON-ready description of the splits, for a model card."""
-    fractions = _check_fractions(fractions)
+    fractions = check_fractions(fractions)
     splits = load_translation_splits(seed=seed, fractions=fractions)
     return {
         "name": SOURCE["name"],

@@ -112,8 +112,10 @@ def _content_sha256(ids, scores, texts) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
-def _parse_ground_truth(raw: bytes):
-    """Parse ``id<TAB>score<TAB>text`` lines (CRLF endings, a few bad UTF-8 bytes)."""
+def parse_rated_lines(raw: bytes, member: str, expected_lines: int):
+    """``(ids, scores, texts)`` of ``id<TAB>score<TAB>text`` lines (CRLF endings, a few bad
+    UTF-8 bytes), the format of every ground-truth file of the archive; ``ValueError`` names
+    the member and line of anything else, or a count other than ``expected_lines``."""
     ids, scores, texts = [], [], []
     for number, line in enumerate(raw.decode("utf-8", errors="replace").split("\n"), 1):
         line = line.rstrip("\r")
@@ -121,15 +123,17 @@ def _parse_ground_truth(raw: bytes):
             continue
         fields = line.split("\t", 2)
         if len(fields) != 3:
-            raise ValueError(
-                f"{DATA_MEMBER}, line {number}: expected 3 tab-separated fields: {line!r}"
-            )
+            raise ValueError(f"{member}, line {number}: expected 3 tab-separated fields: {line!r}")
         ids.append(fields[0].strip())
         scores.append(float(fields[1]))
         texts.append(fields[2].strip())
-    if len(texts) != EXPECTED_LINES:
-        raise ValueError(f"{DATA_MEMBER}: expected {EXPECTED_LINES} lines, parsed {len(texts)}")
+    if len(texts) != expected_lines:
+        raise ValueError(f"{member}: expected {expected_lines} lines, parsed {len(texts)}")
     return ids, scores, texts
+
+
+def _parse_ground_truth(raw: bytes):
+    return parse_rated_lines(raw, DATA_MEMBER, EXPECTED_LINES)
 
 
 def _read_sdist(path: Path):

@@ -6,10 +6,21 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["SPLIT_NAMES", "split_counts", "stratified_split"]
+__all__ = ["SPLIT_NAMES", "check_fractions", "split_counts", "stratified_split"]
 
 #: The names of the three splits every loader returns, in order.
 SPLIT_NAMES = ("train", "validation", "test")
+
+
+def check_fractions(fractions: Sequence[float]) -> tuple[float, ...]:
+    """``fractions`` as floats, one per split of ``SPLIT_NAMES``, non-negative and summing to 1
+    (``ValueError`` naming what is wrong otherwise)."""
+    fractions = tuple(float(f) for f in fractions)
+    if len(fractions) != len(SPLIT_NAMES):
+        raise ValueError(f"need one fraction per split {SPLIT_NAMES}, got {fractions}")
+    if any(f < 0 for f in fractions) or not np.isclose(sum(fractions), 1.0, atol=1e-6):
+        raise ValueError(f"fractions must be non-negative and sum to 1, got {fractions}")
+    return fractions
 
 
 def split_counts(n: int, fractions: Sequence[float]) -> list[int]:

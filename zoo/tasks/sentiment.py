@@ -18,6 +18,8 @@ linear path alone, so every card shows what the recurrent path adds.
 
 from zoo import _backend  # noqa: F401
 
+import re
+
 import numpy as np
 
 TASK = "sentiment"
@@ -31,10 +33,58 @@ def recurrent_layer(cell, units, **kwargs):
     return layers.sequence_layer_class(cell)(units, **kwargs)
 
 
+#: Characters TextVectorization's default standardization strips (after lower-casing).
+_STRIPPED = re.compile(r"[!\"#$%&()*+,\-./:;<=>?@\[\\\]^_`{|}~']")
+
+
+def lexicon_vocabulary(lexicon):
+    """(words, valences): a valence lexicon's entries as the word vectorizer sees them.
+
+    Keys are lower-cased and stripped of punctuation as `TextVectorization`
+    standardizes text (so "can't" is "cant"); entries that become empty or
+    hold a space are dropped, and where several become one word their
+    valences are averaged. Sorted, so the vocabulary is the same on every run.
+    """
+    merged = {}
+    for key, valence in lexicon.items():
+        word = _STRIPPED.sub("", key.lower())
+        if word and not any(c.isspace() for c in word):
+            merged.setdefault(word, []).append(float(valence))
+    words = sorted(merged)
+    return words, np.asarray([np.mean(merged[w]) for w in words], np.float32)
+
+
+def lexicon_features(texts, word_ids, lexicon, sequence_length):
+    """Per word, its lexicon valence / 4 (0 for words not in it): a fixed lookup, never trained.
+
+    Aligned with `word_ids(texts)` (same standardization, same split, same
+    length), so the recurrent reader sees each word's id and its human valence
+    rating side by side, for any word, including words never seen in training.
+    """
+    import keras
+
+    words, valences = lexicon_vocabulary(lexicon)
+    lookup = keras.layers.TextVectorization(
+        vocabulary=words, output_sequence_length=sequence_length, name="lexicon_ids"
+    )
+    table = np.concatenate([[0.0, 0.0], valences / 4.0]).astype(np.float32)[:, None]
+    return keras.layers.Embedding(
+        len(table), 1, embeddings_initializer=keras.initializers.Constant(table),
+        trainable=False, name="lexicon_valence",
+    )(lookup(texts))
+
+
 def build_model(train_texts, cell="lstm", max_tokens=20000, sequence_length=64,
                 embedding_dim=128, units=64, dropout=0.5, wide=True, wide_l2=1e-4,
-                char_ngrams=False, pooling="last"):
-    """The sentiment model, with vocabularies adapted on `train_texts`."""
+                char_ngrams=False, pooling="last", lexicon=None, word_dropout=0.0):
+    """The sentiment model, with vocabularies adapted on `train_texts`.
+
+    `lexicon` ({word: valence on -4..+4}, e.g. the VADER lexicon) adds each
+    word's valence as a fixed input feature of the recurrent reader.
+    `word_dropout` turns that share of the words into the unknown word while
+    training (their valence stays): text from another domain is full of words
+    the vocabulary never saw, and the reader learns to read those too.
+    """
     import keras
 
     texts = keras.Input(shape=(), dtype="string", name="text")
@@ -42,10 +92,17 @@ def build_model(train_texts, cell="lstm", max_tokens=20000, sequence_length=64,
         max_tokens=max_tokens, output_sequence_length=sequence_length, name="word_ids"
     )
     word_ids.adapt(train_texts)
-    embedded = keras.layers.Embedding(
+    embedding = keras.layers.Embedding(
         word_ids.vocabulary_size(), embedding_dim, mask_zero=True, name="embedding"
-    )(word_ids(texts))
+    )
+    ids = word_ids(texts)
+    if word_dropout:
+        ids = word_dropout_layer()(rate=word_dropout, name="word_dropout")(ids)
+    embedded = embedding(ids)
     embedded = keras.layers.SpatialDropout1D(dropout * 0.6, name="embedding_dropout")(embedded)
+    if lexicon:
+        valence = lexicon_features(texts, word_ids, lexicon, sequence_length)
+        embedded = keras.layers.Concatenate(name="word_and_valence")([embedded, valence])
     if pooling not in ("last", "last+mean"):
         raise ValueError(f"pooling must be 'last' or 'last+mean', received {pooling!r}")
     reader = keras.layers.Bidirectional(
@@ -85,6 +142,56 @@ def build_model(train_texts, cell="lstm", max_tokens=20000, sequence_length=64,
     return keras.Model(texts, probability, name=f"sentiment_bi{cell}")
 
 
+def word_dropout_layer():
+    """The `WordDropout` layer class (defined and registered on first use)."""
+    import keras
+
+    registered = keras.saving.get_registered_object("zoo>WordDropout")
+    if registered is not None:
+        return registered
+
+    @keras.saving.register_keras_serializable(package="zoo", name="WordDropout")
+    class WordDropout(keras.layers.Layer):
+        """While training, each word id > 1 becomes 1 (the unknown word) with probability `rate`;
+        padding (0) stays. The identity at inference."""
+
+        def __init__(self, rate, seed=None, **kwargs):
+            super().__init__(**kwargs)
+            if not 0 <= rate < 1:
+                raise ValueError(f"WordDropout rate must be in [0, 1), received {rate!r}")
+            self.rate, self.seed = float(rate), seed
+            self.seed_generator = keras.random.SeedGenerator(seed)
+
+        def call(self, ids, training=False):
+            if not training or not self.rate:
+                return ids
+            dropped = keras.random.uniform(keras.ops.shape(ids), seed=self.seed_generator) < self.rate
+            return keras.ops.where(dropped & (ids > 1), keras.ops.ones_like(ids), ids)
+
+        def compute_output_shape(self, input_shape):
+            return input_shape
+
+        def get_config(self):
+            return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+    return WordDropout
+
+
+def build_ngram_model(train_texts, max_tokens=20000, wide_l2=1e-4):
+    """The n-gram path on its own: word 1-2-gram TF-IDF (4 x `max_tokens` features, adapted on
+    `train_texts`) -> Dense(1) -> sigmoid, as `build_model(wide=True)` builds it."""
+    import keras
+
+    texts = keras.Input(shape=(), dtype="string", name="text")
+    ngrams = keras.layers.TextVectorization(
+        max_tokens=4 * max_tokens, ngrams=2, output_mode="tf_idf", name="ngram_tfidf")
+    ngrams.adapt(train_texts)
+    logit = keras.layers.Dense(1, kernel_regularizer=keras.regularizers.l2(wide_l2),
+                               name="ngram_logit")(ngrams(texts))
+    return keras.Model(texts, keras.layers.Activation("sigmoid", name="probability")(logit),
+                       name="sentiment_ngram")
+
+
 def _register_metric():
     import keras
 
@@ -105,7 +212,9 @@ def accuracy_metric():
     return keras.saving.get_registered_object("zoo>thresholded_accuracy") or _register_metric()
 
 
-register_custom_objects = accuracy_metric
+def register_custom_objects():
+    accuracy_metric()
+    word_dropout_layer()
 
 
 def soft_targets(ratings, scale):
@@ -137,6 +246,110 @@ def ngram_path_model(model):
 def freeze_ngram_path(model):
     for name in _ngram_layer_names(model):
         model.get_layer(name).trainable = False
+
+
+def ngram_logits(model, texts, batch_size=512):
+    """The logits of `model`'s trained n-gram path for `texts`, float32 (n,)."""
+    import keras
+
+    path = keras.Model(model.inputs, model.get_layer("ngram_logit").output)
+    return _predict_in_batches(path, texts, batch_size)
+
+
+def _predict_in_batches(model, texts, batch_size):
+    import tensorflow as tf
+
+    texts = list(texts)
+    outputs = [np.asarray(model(tf.constant(texts[i : i + batch_size]), training=False)).reshape(-1)
+               for i in range(0, len(texts), batch_size)]
+    return np.concatenate(outputs).astype(np.float32) if outputs else np.zeros((0,), np.float32)
+
+
+def out_of_fold_ngram_logits(model, texts, targets, *, folds, epochs, batch_size, seed, l2,
+                             learning_rate=3e-3):
+    """For each training text, the logit of an n-gram path trained without it (cross-fitting).
+
+    The n-gram path nearly memorises its training set (train accuracy ~0.99),
+    so against its own training logits the recurrent path would see almost no
+    error left to learn. Here the texts are cut into `folds` seeded folds; for
+    each, a fresh n-gram logistic path (the model's own TF-IDF vectorizer, a
+    new Dense(1)) trains `epochs` epochs on the other folds and scores the
+    held-out fold. The recurrent path then learns what an n-gram model gets
+    wrong on text it has not seen, as at test time.
+    """
+    import keras
+    import tensorflow as tf
+
+    texts, targets = list(texts), np.asarray(targets, np.float32)
+    order = np.random.default_rng(seed).permutation(len(texts))
+    logits = np.zeros(len(texts), np.float32)
+    vectorizer = model.get_layer("ngram_tfidf")
+    for fold, held in enumerate(np.array_split(order, folds)):
+        keep = np.setdiff1d(order, held)
+        keras.utils.set_random_seed(seed + fold)
+        text_in = keras.Input(shape=(), dtype="string")
+        dense = keras.layers.Dense(1, kernel_regularizer=keras.regularizers.l2(l2))
+        logit = dense(vectorizer(text_in))
+        linear = keras.Model(text_in, keras.layers.Activation("sigmoid")(logit))
+        linear.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="binary_crossentropy")
+        data = tf.data.Dataset.from_tensor_slices(
+            (tf.constant([texts[i] for i in keep]), targets[keep][:, None])
+        ).shuffle(len(keep), seed=seed + fold).batch(batch_size)
+        linear.fit(data, epochs=epochs, verbose=0)
+        logits[held] = _predict_in_batches(keras.Model(text_in, logit), [texts[i] for i in held],
+                                           batch_size=512)
+    return logits
+
+
+def recurrent_logits(model, texts, batch_size=512):
+    """The logits of `model`'s recurrent path for `texts` (inference mode), float32 (n,)."""
+    import keras
+
+    path = keras.Model(model.inputs, model.get_layer("recurrent_logit").output)
+    return _predict_in_batches(path, texts, batch_size)
+
+
+def residual_model(model, learner="recurrent"):
+    """A training view of `model`: (text, other logit) -> sigmoid(learner's logit + other logit).
+
+    `learner` is "recurrent" or "ngram": the path that trains, against the
+    other path's logits given as data (`out_of_fold_ngram_logits`,
+    `recurrent_logits`) instead of computed. Shares the learner's layers with
+    `model`, so training this view trains `model`.
+    """
+    import keras
+
+    if learner not in ("recurrent", "ngram"):
+        raise ValueError(f"learner must be 'recurrent' or 'ngram', received {learner!r}")
+    path = keras.Model(model.inputs, model.get_layer(f"{learner}_logit").output,
+                       name=f"{model.name}_{learner}_logit")
+    text = keras.Input(shape=(), dtype="string", name="text")
+    offset = keras.Input(shape=(1,), dtype="float32", name="other_logit")
+    logit = keras.layers.Add(name="logit")([path(text), offset])
+    probability = keras.layers.Activation("sigmoid", name="probability")(logit)
+    return keras.Model({"text": text, "other_logit": offset}, probability,
+                       name=f"{model.name}_residual")
+
+
+def residual_dataset(texts, offsets, targets, batch_size, shuffle=False, seed=None):
+    """Batches of ({"text", "other_logit"}, target) for `residual_model`."""
+    import tensorflow as tf
+
+    inputs = {"text": tf.constant(list(texts), dtype=tf.string),
+              "other_logit": np.asarray(offsets, np.float32)[:, None]}
+    data = tf.data.Dataset.from_tensor_slices((inputs, np.asarray(targets, np.float32)))
+    if shuffle and len(texts) > 1:
+        data = data.shuffle(len(texts), seed=seed, reshuffle_each_iteration=True)
+    return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def recurrent_path_model(model):
+    """sigmoid(recurrent logit) of `model` alone (shares its layers): what the reader says on its own."""
+    import keras
+
+    logit = model.get_layer("recurrent_logit").output
+    return keras.Model(model.inputs, keras.layers.Activation("sigmoid")(logit),
+                       name=f"{model.name}_recurrent_path")
 
 
 def as_dataset(texts, labels, batch_size, shuffle=False, seed=None):
@@ -178,22 +391,41 @@ def evaluate(model, texts, labels):
     return metrics_from_probabilities(predict_probabilities(model, texts), labels)
 
 
-def tfidf_logistic_baseline(train, test, seed=0):
-    """TF-IDF (word 1-2 grams) + logistic regression on the same split: the bar to beat."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
+class TfidfLogistic:
+    """TF-IDF (word 1-2 grams) + logistic regression fitted on the same training text: the bar to beat."""
 
-    vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True)
-    features = vectorizer.fit_transform(train[0])
-    classifier = LogisticRegression(C=4.0, max_iter=2000, random_state=seed)
-    classifier.fit(features, train[1])
-    predicted = classifier.predict(vectorizer.transform(test[0]))
-    return {
+    DESCRIPTION = {
         "name": "tfidf-1-2gram-logistic-regression",
-        "accuracy": round(float(np.mean(predicted == np.asarray(test[1]))), 6),
         "description": "scikit-learn TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True) + "
                        "LogisticRegression(C=4), fitted on the same train split, scored on test",
     }
+
+    def __init__(self, vectorizer, classifier):
+        self.vectorizer, self.classifier = vectorizer, classifier
+
+    @classmethod
+    def fit(cls, train, seed=0):
+        """Fitted on `train` = (texts, labels); soft labels are thresholded at 0.5."""
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+
+        vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True)
+        features = vectorizer.fit_transform(train[0])
+        classifier = LogisticRegression(C=4.0, max_iter=2000, random_state=seed)
+        classifier.fit(features, (np.asarray(train[1]) > 0.5).astype(np.int64))
+        return cls(vectorizer, classifier)
+
+    def score(self, texts, labels):
+        """Accuracy on (texts, labels), rounded as the cards keep it."""
+        if not len(texts):
+            return None
+        predicted = self.classifier.predict(self.vectorizer.transform(list(texts)))
+        return round(float(np.mean(predicted == np.asarray(labels))), 6)
+
+
+def tfidf_logistic_baseline(train, test, seed=0):
+    """`TfidfLogistic` fitted on `train`, scored on `test`, as a card's baseline entry."""
+    return {**TfidfLogistic.DESCRIPTION, "accuracy": TfidfLogistic.fit(train, seed=seed).score(*test)}
 
 
 def write_serving(model, path):
@@ -220,8 +452,19 @@ def serving_examples():
     return {"serving_default": {"texts": ["a gorgeous, witty film", "a tedious mess", ""]}}
 
 
+def domain_splits(domain, seed):
+    """Train/validation/test of a training domain: a review domain of `zoo.data.reviews`, or
+    "imdb" (TFDS, needs internet or a prepared data_dir)."""
+    from zoo import data
+    from zoo.data import reviews
+
+    if domain == "imdb":
+        return data.load_imdb_splits(seed=seed)
+    return reviews.domain_splits(domain, seed=seed)
+
+
 def load_splits(card_dataset):
-    """The splits a card's dataset entry describes."""
+    """The splits a card's dataset entry describes (cards of one data set, before domains)."""
     from zoo import data
 
     name = card_dataset["name"]
@@ -232,16 +475,42 @@ def load_splits(card_dataset):
     raise ValueError(f"unknown data set in card: {name!r}")
 
 
+def _first(texts, labels, limit):
+    return (texts[:limit], labels[:limit]) if limit else (texts, labels)
+
+
 def remeasure(model, card):
-    """Re-measure the card's test metrics from scratch (used by `zoo verify`)."""
-    splits = load_splits(card["dataset"])
-    limit = card["dataset"].get("max_examples_per_split")
-    texts, labels = splits["test"]
-    if limit:
-        texts, labels = texts[:limit], labels[:limit]
+    """Re-measure the card's test metrics from scratch (used by `zoo verify`): the pooled
+    in-domain test, and on every domain of the card the model and those of its paths that
+    the card scores read out of the model (a path trained apart as an ablation is not shipped)."""
+    dataset = card["dataset"]
+    limit = dataset.get("max_examples_per_split")
+    first = ((card.get("training") or {}).get("settings") or {}).get("first", "ngram")
+    in_model = bool(_ngram_layer_names(model))
+    paths = {}
+    if in_model and first == "ngram" and "test_ngram_path_only" in card.get("metrics", {}):
+        paths["ngram_path_only"] = ngram_path_model(model)
+    if in_model and first == "reader" and "test_recurrent_path_only" in card.get("metrics", {}):
+        paths["recurrent_path_only"] = recurrent_path_model(model)
+    if dataset["name"] != "reviews":
+        texts, labels = _first(*load_splits(dataset)["test"], limit)
+        measured = {"test": evaluate(model, texts, labels)}
+        measured.update({f"test_{path}": evaluate(alone, texts, labels) for path, alone in paths.items()})
+        return measured
+    from zoo.data import reviews
+
+    sets = {d: _first(*domain_splits(d, dataset["split_seed"])["test"], limit)
+            for d in dataset["training_domains"]}
+    held_out = {d: _first(*reviews.load_domain(d), limit) for d in dataset["held_out_domains"]}
+    texts = [t for d in sets for t in sets[d][0]]
+    labels = np.concatenate([np.asarray(sets[d][1]) for d in sets])
     measured = {"test": evaluate(model, texts, labels)}
-    if _ngram_layer_names(model) and "test_ngram_path_only" in card.get("metrics", {}):
-        measured["test_ngram_path_only"] = evaluate(ngram_path_model(model), texts, labels)
+    measured.update({f"test_{path}": evaluate(alone, texts, labels) for path, alone in paths.items()})
+    measured["domains"] = {}
+    for domain, (texts, labels) in {**sets, **held_out}.items():
+        entry = {"model": evaluate(model, texts, labels)}
+        entry.update({path: evaluate(alone, texts, labels) for path, alone in paths.items()})
+        measured["domains"][domain] = entry
     return measured
 
 
