@@ -54,7 +54,8 @@ DEFAULTS = dict(
     data="mr",             # training domains, comma-separated: mr (movie reviews), clothing; or imdb (TFDS)
     held_out=HELD_OUT,     # test-only domains (never trained on, never used to choose anything)
     leave_one_out=False,   # also train once without each training domain and test on it
-    ablation=True,         # also train the reader alone when it only learned the n-gram path's errors
+    ablation=True,         # also train the reader alone where it only learned the n-gram path's errors,
+                           # and with --no-wide the reader with an n-gram path (the other variant)
     lexicon=True,          # the VADER lexicon's human valence of each word as a fixed reader input
     cell="lstm",           # recurrent cell: lstm | gru | rnn
     units=64,              # hidden units per direction
@@ -270,7 +271,8 @@ def train_reader_first(args, strategy, model, train_texts, train_targets, valida
 
 
 def ablations(args, strategy, model, training_domains, domains, run_dir):
-    """The model's paths alone, as models: {"ngram_path_only": ..., "recurrent_path_only": ...}.
+    """The model's paths alone, as models: {"ngram_path_only": ..., "recurrent_path_only": ...},
+    and with --no-wide --ablation the other variant, {"with_ngram_path": ...}.
 
     A path that learned the labels on its own (the n-gram path with --first ngram, the reader
     with --first reader or --no-wide) is read out of the model; a path that learned only what
@@ -301,6 +303,10 @@ def ablations(args, strategy, model, training_domains, domains, run_dir):
         paths["ngram_path_only"] = linear
     if not args.wide:
         paths["recurrent_path_only"] = model
+        if args.ablation:  # and the reader with an n-gram path beside it, as --wide trains it
+            combined = argparse.Namespace(**{**vars(args), "wide": True, "first": "ngram"})
+            paths["with_ngram_path"] = train(combined, strategy, training_domains, domains,
+                                             os.path.join(run_dir, "with-ngram-path"))[0]
     elif args.first == "reader":
         paths["recurrent_path_only"] = sentiment.recurrent_path_model(model)
     elif args.ablation:
@@ -324,7 +330,7 @@ def score(model, paths, test_sets, baseline):
         entry["lexicon_sum"] = vader_snippets.lexicon_sum_baseline(texts, labels)["accuracy"]
         scores[name] = entry
         print(f"[zoo] {name:>16}: model {entry['model']['accuracy']:.4f}"
-              + "".join(f" | {path.replace('_path_only', '')} alone {entry[path]['accuracy']:.4f}"
+              + "".join(f" | {path} {entry[path]['accuracy']:.4f}"
                         for path in paths)
               + f" | TF-IDF+LR {entry['tfidf_logistic']:.4f} | lexicon sum {entry['lexicon_sum']:.4f}")
     return scores

@@ -34,3 +34,31 @@ def test_captioning_headline_reads_the_card():
             "ablation": {"test": {"beam3": {"overall": {**overall, "cider_d": 1.5}}}}}
     assert report.headline(card) == ("google style, never seen in training: exact match 0.500, CIDEr-D 4.00 "
                                      "(beam 3); 1-NN on pixels 0.250 / 4.00; without attention 0.500 / 1.50")
+
+
+def test_sentiment_table_marks_each_held_out_floor(monkeypatch):
+    from zoo import report
+
+    def entry(kind, model, ngram, tfidf):
+        return {"kind": kind, "model": {"accuracy": model, "examples": 10},
+                "ngram_path_only": {"accuracy": ngram}, "tfidf_logistic": tfidf, "lexicon_sum": 0.5}
+
+    card = {"task": "sentiment", "parameters": 5, "command": "python recipes/sentiment.py",
+            "training": {"epochs_run": 3, "best_epoch": 2, "seconds": 60,
+                         "hardware": {"cpu": "AMD EPYC", "cpu_count": 2}},
+            "metrics": {"test": {"accuracy": 0.8, "examples": 10},
+                        "domains": {"mr": entry("in-domain test split", 0.8, 0.81, 0.78),
+                                    "tweets": entry("held-out domain", 0.75, 0.70, 0.70),
+                                    "yelp": entry("held-out domain", 0.72, 0.70, 0.70),
+                                    "nyt": entry("held-out domain", 0.75, 0.76, 0.70)},
+                        "leave_one_domain_out": {"mr": {**entry("", 0.7, 0.6, 0.6),
+                                                        "trained_on": ["clothing"]}}}}
+    monkeypatch.setattr(report, "_hub_cards", lambda task: [("sentiment-x", card)])
+    rows = {line.split(" | ")[0].strip("| "): line for line in report.sentiment_tables().splitlines()
+            if line.startswith("| ") and "test set" not in line}
+    assert rows["mr"].endswith("| — |")
+    assert rows["tweets"].endswith("**met** |")       # 5 points above TF-IDF+LR, above the n-gram path
+    assert rows["yelp"].endswith("**missed** |")      # 2 points above
+    assert rows["nyt"].endswith("**missed** |")       # below its n-gram path
+    assert rows["mr (trained on clothing only)"].endswith("**met** |")
+    assert "3 held-out domains, mean accuracy 0.7400 (TF-IDF+LR 0.7000)" in report.headline(card)

@@ -42,6 +42,13 @@ def headline(card):
         baseline = card.get("baseline", {})
         if "accuracy" in baseline:
             line += f"; TF-IDF+LR baseline {baseline['accuracy']:.4f}"
+        held_out = [entry for entry in (card["metrics"].get("domains") or {}).values()
+                    if entry.get("kind") == "held-out domain"]
+        if held_out:
+            mean = lambda values: sum(values) / len(values)  # noqa: E731
+            line += (f"; {len(held_out)} held-out domains, mean accuracy "
+                     f"{mean([e['model']['accuracy'] for e in held_out]):.4f} (TF-IDF+LR "
+                     f"{mean([e['tfidf_logistic'] for e in held_out]):.4f})")
         return line
     if "nll_per_event" in test:
         line = f"test NLL/event {test['nll_per_event']:.3f} nats"
@@ -377,14 +384,15 @@ def sentiment_tables():
         domains = (card.get("metrics") or {}).get("domains") or {}
         if not domains:
             continue
-        rows = ["| test set | kind | texts | model | n-gram path alone | RNN path alone | TF-IDF+LR | lexicon sum | "
-                "held-out floor (≥ TF-IDF+LR + 3 points, above the n-gram path) |",
-                "|---|---|---|---|---|---|---|---|---|"]
+        rows = ["| test set | kind | texts | model | n-gram path alone | RNN path alone | RNN + n-gram path | "
+                "TF-IDF+LR | lexicon sum | held-out floor (≥ TF-IDF+LR + 3 points, above the n-gram path) |",
+                "|---|---|---|---|---|---|---|---|---|---|"]
 
         def row(label, kind, entry):
             model = entry["model"]["accuracy"]
             ngram = (entry.get("ngram_path_only") or {}).get("accuracy")
             rnn = (entry.get("recurrent_path_only") or {}).get("accuracy")
+            both = (entry.get("with_ngram_path") or {}).get("accuracy")
             floor = "—"
             if kind != "in-domain test split":
                 met = (model >= entry["tfidf_logistic"] + SENTIMENT_HELD_OUT_MARGIN
@@ -392,7 +400,8 @@ def sentiment_tables():
                 floor = "**met**" if met else "**missed**"
             fmt = (lambda v: "—" if v is None else f"{v:.4f}")
             return (f"| {label} | {kind} | {entry['model']['examples']} | {model:.4f} | {fmt(ngram)} | "
-                    f"{fmt(rnn)} | {entry['tfidf_logistic']:.4f} | {entry['lexicon_sum']:.4f} | {floor} |")
+                    f"{fmt(rnn)} | {fmt(both)} | {entry['tfidf_logistic']:.4f} | {entry['lexicon_sum']:.4f} | "
+                    f"{floor} |")
 
         for domain, entry in domains.items():
             rows.append(row(domain, entry.get("kind", ""), entry))
@@ -401,7 +410,15 @@ def sentiment_tables():
                             "left-out training domain", entry))
         training = card.get("training") or {}
         hardware = training.get("hardware") or {}
-        note = (f"Trained {training.get('epochs_run', '?')} epochs of the recurrent stage (best "
+        metrics = card.get("metrics") or {}
+        variants = [(label, metrics.get(key)) for label, key in (
+            ("this model", "validation"), ("the n-gram path alone", "validation_ngram_path_only"),
+            ("the reader alone", "validation_recurrent_path_only"),
+            ("the reader with an n-gram path", "validation_with_ngram_path"))]
+        losses = ", ".join(f"{label} {values['log_loss']:.4f}" for label, values in variants
+                           if values and "log_loss" in values)
+        note = (f"Validation log loss (pooled training domains): {losses}. " if losses else "") + (
+                f"Trained {training.get('epochs_run', '?')} epochs of the recurrent stage (best "
                 f"{training.get('best_epoch', '?')}) in {training.get('seconds', 0) / 60:.1f} min on "
                 f"{hardware.get('cpu', '?')}, {hardware.get('cpu_count', '?')} cores; "
                 f"{card.get('parameters', 0):,} parameters. Command: `{card.get('command', '')}`.")
