@@ -26,11 +26,11 @@ test split, the campaigns' test split and each held-out campaign. With
 `saved_models/<name>/` (model.keras, a serving SavedModel that decodes inside the
 graph, card.json) and times the SavedModel and a Python-loop decoder.
 
-    python recipes/translation.py                        # the shipped translation-gru-de-en
-    python recipes/translation.py --cell lstm --attention dot
     python recipes/translation.py --data ding+wesnoth --subwords --tie-embeddings --embedding-dim 128 \
-        --units 192 --max-source-words 6000 --max-target-words 6000 --epochs 14 --no-repeat-sizes 0,2,3 \
-        --no-ablation --no-dictionary-ablation --name translation-gru-de-en-subwords   # the subword candidate
+        --units 256 --max-source-words 5000 --max-target-words 5000 --epochs 18 --no-repeat-sizes 0,2,3 \
+        --no-ablation --no-dictionary-ablation           # the shipped translation-gru-de-en
+    python recipes/translation.py                        # Ding only, word-level, with the ablations
+    python recipes/translation.py --cell lstm --attention dot
     python recipes/translation.py --max-examples 300 --epochs 1 --units 32 --embedding-dim 16 \
         --no-ablation --output-dir /tmp/hub               # smoke run
 """

@@ -16,8 +16,8 @@ from recipe_helpers import ROOT, load_recipe, train_smoke_model
 
 SHIPPED = "sentiment-bilstm-mr"
 # One held-out domain read from the sdist the movie reviews come from (no other download).
-SMOKE_OPTIONS = ["--held-out", "amazon-snippets", "--max-examples", "240", "--epochs", "2", "--units", "8",
-                 "--embedding-dim", "16", "--max-tokens", "1500", "--batch-size", "32"]
+SMOKE_OPTIONS = ["--held-out", "amazon-snippets", "--ngram-folds", "2", "--max-examples", "240", "--epochs", "2",
+                 "--units", "8", "--embedding-dim", "16", "--max-tokens", "1500", "--batch-size", "32"]
 
 
 def _recipe():
@@ -178,7 +178,8 @@ def test_imdb_recipe_path_with_mocked_tfds(tmp_path):
     import tensorflow_datasets as tfds
 
     with tfds.testing.mock_data(num_examples=64):
-        card = _recipe().main(["--data", "imdb", "--held-out", "amazon-snippets", "--epochs", "1", "--units", "4",
+        card = _recipe().main(["--data", "imdb", "--held-out", "amazon-snippets", "--no-ablation",
+                               "--ngram-folds", "2", "--epochs", "1", "--units", "4",
                                "--embedding-dim", "8", "--max-tokens", "500",
                                "--output-dir", str(tmp_path / "hub"),
                                "--run-dir", str(tmp_path / "run")])

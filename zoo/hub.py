@@ -593,6 +593,30 @@ def software_versions():
     }
 
 
+def deflate_keras_archive(path):
+    """Rewrite the `.keras` zip at `path` with its members deflated (Keras stores them
+    uncompressed); the members, their order and their dates are kept, so Keras loads it as
+    before. Float weights shrink by about a tenth, the JSON config by far more. Atomic."""
+    import zipfile
+
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.deflating-{os.getpid()}")
+    try:
+        with zipfile.ZipFile(path) as source, zipfile.ZipFile(
+                temporary, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as target:
+            for info in source.infolist():
+                member = zipfile.ZipInfo(info.filename, date_time=info.date_time)
+                member.compress_type = zipfile.ZIP_DEFLATED
+                member.external_attr = info.external_attr
+                with source.open(info) as reader, target.open(member, "w") as writer:
+                    shutil.copyfileobj(reader, writer, 1 << 20)
+        os.replace(temporary, path)
+    finally:
+        if temporary.exists():
+            temporary.unlink()
+    return path
+
+
 def export_model(name, model, card, write_serving, extra_files=(), root=None):
     """Write `root/name/` atomically: model.keras, saved_model/, extra files and the card.
 
@@ -627,6 +651,7 @@ def export_model(name, model, card, write_serving, extra_files=(), root=None):
     staging.mkdir()
     try:
         model.save(staging / KERAS_FILE)
+        deflate_keras_archive(staging / KERAS_FILE)
         if os.environ.get(KILL_DURING_EXPORT):
             print(f"[zoo] {KILL_DURING_EXPORT}: killing the process during the export", flush=True)
             os.kill(os.getpid(), signal.SIGKILL)
