@@ -124,11 +124,13 @@ def test_out_of_fold_logits_come_from_models_that_did_not_see_the_text():
 def test_word_dropout_only_while_training_and_never_on_padding():
     import tensorflow as tf
 
-    layer = sentiment.word_dropout_layer()(rate=0.5, seed=1)
+    from zoo.layers import WordDropout
+
+    layer = WordDropout(rate=0.5, seed=1)
     ids = tf.constant([[5, 6, 7, 8, 0, 0]] * 200, dtype=tf.int64)
     np.testing.assert_array_equal(layer(ids, training=False), ids)
     dropped = layer(ids, training=True).numpy()
     assert np.all(dropped[:, 4:] == 0) and set(np.unique(dropped[:, :4])) <= {1, 5, 6, 7, 8}
     assert 0.4 < np.mean(dropped[:, :4] == 1) < 0.6
     with pytest.raises(ValueError, match="rate must be in"):
-        sentiment.word_dropout_layer()(rate=1.0)
+        WordDropout(rate=1.0)

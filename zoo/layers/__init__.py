@@ -10,6 +10,7 @@ from zoo.layers.attention import (
 from zoo.layers.gru import GRU, GRUCell
 from zoo.layers.lstm import LSTM, LSTMCell
 from zoo.layers.simple_rnn import SimpleRNN, SimpleRNNCell
+from zoo.layers.word_dropout import WordDropout
 
 #: The sequence layers by the short names recipes use (`--cell lstm|gru|rnn`).
 SEQUENCE_LAYERS = {"lstm": LSTM, "gru": GRU, "rnn": SimpleRNN}
@@ -38,4 +39,5 @@ __all__ = [
     "GeneralAttention",
     "attention_layer",
     "AttentionDecoder",
+    "WordDropout",
 ]

@@ -97,7 +97,9 @@ def build_model(train_texts, cell="lstm", max_tokens=20000, sequence_length=64,
     )
     ids = word_ids(texts)
     if word_dropout:
-        ids = word_dropout_layer()(rate=word_dropout, name="word_dropout")(ids)
+        from zoo.layers import WordDropout
+
+        ids = WordDropout(rate=word_dropout, name="word_dropout")(ids)
     embedded = embedding(ids)
     embedded = keras.layers.SpatialDropout1D(dropout * 0.6, name="embedding_dropout")(embedded)
     if lexicon:
@@ -142,56 +144,6 @@ def build_model(train_texts, cell="lstm", max_tokens=20000, sequence_length=64,
     return keras.Model(texts, probability, name=f"sentiment_bi{cell}")
 
 
-def word_dropout_layer():
-    """The `WordDropout` layer class (defined and registered on first use)."""
-    import keras
-
-    registered = keras.saving.get_registered_object("zoo>WordDropout")
-    if registered is not None:
-        return registered
-
-    @keras.saving.register_keras_serializable(package="zoo", name="WordDropout")
-    class WordDropout(keras.layers.Layer):
-        """While training, each word id > 1 becomes 1 (the unknown word) with probability `rate`;
-        padding (0) stays. The identity at inference."""
-
-        def __init__(self, rate, seed=None, **kwargs):
-            super().__init__(**kwargs)
-            if not 0 <= rate < 1:
-                raise ValueError(f"WordDropout rate must be in [0, 1), received {rate!r}")
-            self.rate, self.seed = float(rate), seed
-            self.seed_generator = keras.random.SeedGenerator(seed)
-
-        def call(self, ids, training=False):
-            if not training or not self.rate:
-                return ids
-            dropped = keras.random.uniform(keras.ops.shape(ids), seed=self.seed_generator) < self.rate
-            return keras.ops.where(dropped & (ids > 1), keras.ops.ones_like(ids), ids)
-
-        def compute_output_shape(self, input_shape):
-            return input_shape
-
-        def get_config(self):
-            return {**super().get_config(), "rate": self.rate, "seed": self.seed}
-
-    return WordDropout
-
-
-def build_ngram_model(train_texts, max_tokens=20000, wide_l2=1e-4):
-    """The n-gram path on its own: word 1-2-gram TF-IDF (4 x `max_tokens` features, adapted on
-    `train_texts`) -> Dense(1) -> sigmoid, as `build_model(wide=True)` builds it."""
-    import keras
-
-    texts = keras.Input(shape=(), dtype="string", name="text")
-    ngrams = keras.layers.TextVectorization(
-        max_tokens=4 * max_tokens, ngrams=2, output_mode="tf_idf", name="ngram_tfidf")
-    ngrams.adapt(train_texts)
-    logit = keras.layers.Dense(1, kernel_regularizer=keras.regularizers.l2(wide_l2),
-                               name="ngram_logit")(ngrams(texts))
-    return keras.Model(texts, keras.layers.Activation("sigmoid", name="probability")(logit),
-                       name="sentiment_ngram")
-
-
 def _register_metric():
     import keras
 
@@ -213,8 +165,9 @@ def accuracy_metric():
 
 
 def register_custom_objects():
+    import zoo.layers  # noqa: F401  (registers WordDropout)
+
     accuracy_metric()
-    word_dropout_layer()
 
 
 def soft_targets(ratings, scale):

@@ -37,6 +37,7 @@ import numpy as np
 
 import keras
 
+from zoo import layers
 from zoo.tasks.crf import ChainCRF, CRFLoss
 
 TASK = "tagging"
@@ -201,28 +202,7 @@ class WordShape(keras.layers.Layer):
         return tuple(input_shape) + (len(WORD_SHAPES),)
 
 
-@keras.saving.register_keras_serializable(package="zoo")
-class WordDropout(keras.layers.Layer):
-    """Training only: each known word id (> 1) becomes the OOV id 1 with probability `rate`,
-    so the model learns to tag from spelling and context the words it will not know."""
-
-    def __init__(self, rate=0.0, seed=None, **kwargs):
-        super().__init__(**kwargs)
-        self.rate = float(rate)
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
-
-    def call(self, ids, training=False):
-        if not training or self.rate <= 0:
-            return ids
-        drop = keras.random.uniform(keras.ops.shape(ids), seed=self.seed_generator) < self.rate
-        return keras.ops.where(keras.ops.logical_and(drop, ids > 1), keras.ops.ones_like(ids), ids)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+WordDropout = layers.WordDropout  # lifted into zoo.layers (the sentiment reader uses it too)
 
 
 @keras.saving.register_keras_serializable(package="zoo")
