@@ -99,6 +99,8 @@ def parse_args(argv=None):
                              "each: none, spin (an unpinned busy loop), spin-pinned (a busy loop "
                              "pinned to the last CPU), tf (a second process "
                              "training a small Keras model with two threads)")
+    parser.add_argument("--readme-table", metavar="REPORT", default=None,
+                        help="print the README's load table from a report file and exit")
     parser.add_argument("--recipes", action="store_true",
                         help="also time epochs of the sentiment and music recipes' models, "
                              "zoo against keras.layers (under each background load)")
@@ -726,6 +728,36 @@ def assess(text):
     return lines
 
 
+def load_table(text):
+    """The README's load table from a report's text: per load, training zoo/keras of each cell at
+    the three shapes, and its share of the float32 bound when quiet (`--readme-table FILE`)."""
+    shapes = [", ".join(str(v) for v in s) for s in SHAPES]
+    cells = list(KERAS_NAMES.values())
+    lines = ["| load | " + " | ".join(cells) + " |", "|---" * (len(cells) + 1) + "|"]
+    for load, section in _sections(text).items():
+        rows = _report_table(section)
+        if not rows:
+            continue
+        entries = []
+        for cell in cells:
+            values = [rows.get((cell, "train", shape), {}).get("zoo/keras", "-") for shape in shapes]
+            entries.append(", ".join(values))
+        lines.append(f"| {LOADS.get(load, load)} | " + " | ".join(entries) + " |")
+    quiet = _report_table(_sections(text).get("none", ""))
+    if quiet:
+        shares = []
+        for cell in cells:
+            values = []
+            for shape in shapes:
+                row = quiet.get((cell, "train", shape), {})
+                ratio_text, bound = row.get("zoo/keras", "-"), _bound(row)
+                values.append("-" if ratio_text in ("-", "") or bound == float("inf")
+                              else f"{float(ratio_text.rstrip('x')) / bound:.2f}")
+            shares.append(", ".join(values))
+        lines.append("| quiet, share of the f32 bound | " + " | ".join(shares) + " |")
+    return lines
+
+
 def _table(rows, machine):
     lines = ["| cell | mode | B, T, I, H | zoo f32 | zoo bf16 | keras f32 | torch f32 "
              "| zoo/keras | zoo/torch | bf16/keras | f32 peak | keras f32 peak | f32 bound |",
@@ -822,6 +854,10 @@ def main(argv=None):
     if args.assess:
         with open(args.assess) as handle:
             print("\n".join(assess(handle.read())))
+        return 0
+    if args.readme_table:
+        with open(args.readme_table) as handle:
+            print("\n".join(load_table(handle.read())))
         return 0
     if args.memory_child:
         memory_child(args.memory_child)

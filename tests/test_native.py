@@ -484,3 +484,22 @@ def test_benchmark_loads_spin_unpinned_and_pinned():
     assert set(bench.LOAD_FLOORS) == {"spin", "spin-pinned", "tf"}
     with bench.background_load("spin"):
         pass  # starts (says "ready") and is killed on exit
+
+
+def test_benchmark_readme_load_table_comes_from_a_report():
+    from recipe_helpers import load_script
+
+    bench = load_script("benchmarks/rnn_speed.py", "rnn_speed")
+    lines = []
+    for load, ratio in (("none", 1.5), ("spin", 1.4)):
+        lines += ["", f"{bench.SECTION}{load} ({bench.LOADS[load]}); CPU: AMD EPYC, 2 cores", "",
+                  "| cell | mode | B, T, I, H | zoo f32 | zoo bf16 | keras f32 | torch f32 "
+                  "| zoo/keras | zoo/torch | bf16/keras | f32 peak | keras f32 peak | f32 bound |",
+                  "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for shape in bench.SHAPES:
+            shape = ", ".join(str(v) for v in shape)
+            lines.append(f"| SimpleRNN | train | {shape} | 1 | - | 1 | - | {ratio:.2f}x | - | - | 9% | 9% | 2.00x |")
+    table = bench.load_table("\n".join(lines))
+    assert table[2] == f"| {bench.LOADS['none']} | 1.50x, 1.50x, 1.50x | -, -, - | -, -, - |"
+    assert table[3] == f"| {bench.LOADS['spin']} | 1.40x, 1.40x, 1.40x | -, -, - | -, -, - |"
+    assert table[4] == "| quiet, share of the f32 bound | 0.75, 0.75, 0.75 | -, -, - | -, -, - |"
