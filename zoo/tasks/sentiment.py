@@ -54,10 +54,10 @@ def lexicon_vocabulary(lexicon):
     return words, np.asarray([np.mean(merged[w]) for w in words], np.float32)
 
 
-def lexicon_features(texts, word_ids, lexicon, sequence_length):
+def lexicon_features(texts, lexicon, sequence_length):
     """Per word, its lexicon valence / 4 (0 for words not in it): a fixed lookup, never trained.
 
-    Aligned with `word_ids(texts)` (same standardization, same split, same
+    Aligned with the model's word ids (same standardization, same split, same
     length), so the recurrent reader sees each word's id and its human valence
     rating side by side, for any word, including words never seen in training.
     """
@@ -103,7 +103,7 @@ def build_model(train_texts, cell="lstm", max_tokens=20000, sequence_length=64,
     embedded = embedding(ids)
     embedded = keras.layers.SpatialDropout1D(dropout * 0.6, name="embedding_dropout")(embedded)
     if lexicon:
-        valence = lexicon_features(texts, word_ids, lexicon, sequence_length)
+        valence = lexicon_features(texts, lexicon, sequence_length)
         embedded = keras.layers.Concatenate(name="word_and_valence")([embedded, valence])
     if pooling not in ("last", "last+mean"):
         raise ValueError(f"pooling must be 'last' or 'last+mean', received {pooling!r}")
