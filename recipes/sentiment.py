@@ -127,6 +127,16 @@ def compile_for_training(model, args):
     )
 
 
+def compile_linear(model):
+    """How every n-gram logistic stage trains: Adam(3e-3) on binary cross-entropy."""
+    import keras
+
+    from zoo.tasks import sentiment
+
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="binary_crossentropy",
+                  metrics=[keras.metrics.MeanMetricWrapper(sentiment.accuracy_metric(), name="accuracy")])
+
+
 def load_domains(args):
     """{domain: {split: (texts, labels)}} of the training domains, and {domain: (texts, labels)}
     of the held-out ones (each cut to --max-examples)."""
@@ -179,8 +189,6 @@ def training_targets(training_domains, domains, args):
 def train(args, strategy, training_domains, domains, run_dir):
     """Build the model on `domains`' training text and train it in two stages; returns
     (model, summary of the n-gram stage or None, summary of the recurrent stage)."""
-    import keras
-
     from zoo import training
     from zoo.data import vader_snippets
     from zoo.tasks import sentiment
@@ -188,7 +196,6 @@ def train(args, strategy, training_domains, domains, run_dir):
     train_texts, train_targets = training_targets(training_domains, domains, args)
     train_ds = sentiment.as_dataset(train_texts, train_targets, args.batch_size, shuffle=True,
                                     seed=args.seed)
-    val_ds = sentiment.as_dataset(*pooled(training_domains, "validation", domains), args.batch_size)
     with strategy.scope():
         model = sentiment.build_model(
             train_texts, cell=args.cell, max_tokens=args.max_tokens,
@@ -197,19 +204,18 @@ def train(args, strategy, training_domains, domains, run_dir):
             lexicon=vader_snippets.load_lexicon() if args.lexicon else None,
             word_dropout=args.word_dropout,
         )
-    accuracy = keras.metrics.MeanMetricWrapper(sentiment.accuracy_metric(), name="accuracy")
-
+    validation = pooled(training_domains, "validation", domains)
+    val_ds = sentiment.as_dataset(*validation, args.batch_size)
     if args.wide and args.first == "reader":
-        return train_reader_first(args, strategy, model, train_texts, train_targets,
-                                  pooled(training_domains, "validation", domains), run_dir)
+        return train_reader_first(args, strategy, model, (train_texts, train_targets), train_ds,
+                                  validation, val_ds, run_dir)
 
     # -- stage 1: the n-gram logistic path alone (a finished stage is reloaded) --------
     stage1 = None
     if args.wide:
         with strategy.scope():
             linear = sentiment.ngram_path_model(model)
-            linear.compile(optimizer=keras.optimizers.Adam(3e-3), loss="binary_crossentropy",
-                           metrics=[accuracy])
+            compile_linear(linear)
         stage1 = training.fit(linear, train_ds, val_ds, epochs=args.wide_epochs,
                               run_dir=os.path.join(run_dir, "ngram"), patience=args.patience)
         sentiment.freeze_ngram_path(model)
@@ -218,13 +224,13 @@ def train(args, strategy, training_domains, domains, run_dir):
     trainee = model
     if args.wide and args.ngram_folds:
         # Against cross-fitted n-gram logits: the path's own training logits are nearly perfect.
-        val_texts, val_targets = pooled(training_domains, "validation", domains)
+        val_texts, val_targets = validation
         offsets = sentiment.out_of_fold_ngram_logits(
             model, train_texts, train_targets, folds=args.ngram_folds, epochs=stage1["best_epoch"],
             batch_size=args.batch_size, seed=args.seed, l2=args.wide_l2)
         train_ds = sentiment.residual_dataset(train_texts, offsets, train_targets, args.batch_size,
                                               shuffle=True, seed=args.seed)
-        val_ds = sentiment.residual_dataset(val_texts, sentiment.ngram_logits(model, val_texts),
+        val_ds = sentiment.residual_dataset(val_texts, sentiment.path_logits(model, "ngram", val_texts),
                                             val_targets, args.batch_size)
         with strategy.scope():
             trainee = sentiment.residual_model(model)
@@ -236,11 +242,10 @@ def train(args, strategy, training_domains, domains, run_dir):
     return model, stage1, run
 
 
-def train_reader_first(args, strategy, model, train_texts, train_targets, validation, run_dir):
+def train_reader_first(args, strategy, model, train, train_ds, validation, val_ds, run_dir):
     """--first reader: the recurrent reader learns the labels alone, then the n-gram path learns
-    what the reader gets wrong (against the frozen reader's logits); returns as `train`."""
-    import keras
-
+    what the reader gets wrong (against the frozen reader's logits); returns as `train`.
+    `train` and `validation` are (texts, targets), `train_ds` and `val_ds` their datasets."""
     from zoo import training
     from zoo.tasks import sentiment
 
@@ -248,23 +253,20 @@ def train_reader_first(args, strategy, model, train_texts, train_targets, valida
     with strategy.scope():
         reader = sentiment.recurrent_path_model(model)
         compile_for_training(reader, args)
-    run = training.fit(reader, sentiment.as_dataset(train_texts, train_targets, args.batch_size,
-                                                    shuffle=True, seed=args.seed),
-                       sentiment.as_dataset(*validation, args.batch_size), epochs=args.epochs,
+    run = training.fit(reader, train_ds, val_ds, epochs=args.epochs,
                        run_dir=os.path.join(run_dir, "recurrent"), monitor="val_loss",
                        patience=args.patience)
 
     # -- stage 2: the n-gram path on top of the frozen reader ---------------------------
+    (train_texts, train_targets), (val_texts, val_targets) = train, validation
     train_ds = sentiment.residual_dataset(
-        train_texts, sentiment.recurrent_logits(model, train_texts), train_targets,
+        train_texts, sentiment.path_logits(model, "recurrent", train_texts), train_targets,
         args.batch_size, shuffle=True, seed=args.seed)
     val_ds = sentiment.residual_dataset(
-        validation[0], sentiment.recurrent_logits(model, validation[0]), validation[1], args.batch_size)
+        val_texts, sentiment.path_logits(model, "recurrent", val_texts), val_targets, args.batch_size)
     with strategy.scope():
         trainee = sentiment.residual_model(model, learner="ngram")
-        trainee.compile(optimizer=keras.optimizers.Adam(3e-3), loss="binary_crossentropy",
-                        metrics=[keras.metrics.MeanMetricWrapper(sentiment.accuracy_metric(),
-                                                                 name="accuracy")])
+        compile_linear(trainee)
     stage = training.fit(trainee, train_ds, val_ds, epochs=args.wide_epochs,
                          run_dir=os.path.join(run_dir, "ngram"), patience=args.patience)
     return model, stage, run
@@ -278,8 +280,6 @@ def ablations(args, strategy, model, training_domains, domains, run_dir):
     with --first reader or --no-wide) is read out of the model; a path that learned only what
     the other got wrong means nothing alone, so its ablation is trained here on its own
     (the n-gram path is a logistic regression, seconds; the reader only with --ablation)."""
-    import keras
-
     from zoo import training
     from zoo.tasks import sentiment
 
@@ -291,9 +291,7 @@ def ablations(args, strategy, model, training_domains, domains, run_dir):
         with strategy.scope():
             linear = sentiment.build_ngram_model(train_texts, max_tokens=args.max_tokens,
                                                  wide_l2=args.wide_l2)
-            linear.compile(optimizer=keras.optimizers.Adam(3e-3), loss="binary_crossentropy",
-                           metrics=[keras.metrics.MeanMetricWrapper(sentiment.accuracy_metric(),
-                                                                    name="accuracy")])
+            compile_linear(linear)
         training.fit(linear, sentiment.as_dataset(train_texts, train_targets, args.batch_size,
                                                   shuffle=True, seed=args.seed),
                      sentiment.as_dataset(*pooled(training_domains, "validation", domains),
@@ -324,8 +322,8 @@ def score(model, paths, test_sets, baseline):
     scores = {}
     for name, (texts, labels) in test_sets.items():
         entry = {"model": sentiment.evaluate(model, texts, labels)}
-        for path, alone in paths.items():
-            entry[path] = sentiment.evaluate(alone, texts, labels)
+        for path, alone in paths.items():  # with --no-wide the reader alone is the model
+            entry[path] = entry["model"] if alone is model else sentiment.evaluate(alone, texts, labels)
         entry["tfidf_logistic"] = baseline.score(texts, labels)
         entry["lexicon_sum"] = vader_snippets.lexicon_sum_baseline(texts, labels)["accuracy"]
         scores[name] = entry

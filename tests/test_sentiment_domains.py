@@ -134,3 +134,18 @@ def test_word_dropout_only_while_training_and_never_on_padding():
     assert 0.4 < np.mean(dropped[:, :4] == 1) < 0.6
     with pytest.raises(ValueError, match="rate must be in"):
         WordDropout(rate=1.0)
+
+
+@pytest.mark.parametrize("variant", [["--no-wide"], ["--first", "reader"]])
+def test_recipe_variants_score_every_path(variant, tmp_path):
+    """--no-wide (the shipped model's) and --first reader: the paths that are not read out of the
+    model are trained apart (the n-gram path; with --no-wide the reader with an n-gram path)."""
+    card = load_recipe("sentiment").main(
+        [*variant, "--held-out", "amazon-snippets", "--max-examples", "120", "--epochs", "1",
+         "--wide-epochs", "1", "--ngram-folds", "2", "--units", "4", "--embedding-dim", "8",
+         "--max-tokens", "500", "--output-dir", str(tmp_path / "hub"), "--run-dir", str(tmp_path / "run")])
+    paths = {"ngram_path_only", "recurrent_path_only"} | ({"with_ngram_path"} if "--no-wide" in variant else set())
+    for entry in card["metrics"]["domains"].values():
+        assert paths <= set(entry)
+    if "--no-wide" in variant:
+        assert card["metrics"]["domains"]["mr"]["recurrent_path_only"] == card["metrics"]["domains"]["mr"]["model"]

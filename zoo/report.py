@@ -216,6 +216,16 @@ _TRANSLATION_SPLITS = {"test": "Ding test (dictionary sentences)", "wesnoth-test
                        "wesnoth-sotbe": "Wesnoth *Son of the Black-Eye* (held out)"}
 
 
+def _training_note(card, epochs):
+    """"Trained N <epochs> (best B) in M min on CPU, C cores; P parameters. Command: `...`." from a card."""
+    training = card.get("training") or {}
+    hardware = training.get("hardware") or {}
+    return (f"Trained {training.get('epochs_run', '?')} {epochs} (best {training.get('best_epoch', '?')}) "
+            f"in {training.get('seconds', 0) / 60:.1f} min on {hardware.get('cpu', '?')}, "
+            f"{hardware.get('cpu_count', '?')} cores; {card.get('parameters', 0):,} parameters. "
+            f"Command: `{card.get('command', '')}`.")
+
+
 def translation_tables():
     """Per shipped translation model: BLEU/chrF on every test split beside IBM Model 1 trained on the
     same data in the same run, with each split's floor, from its card."""
@@ -232,14 +242,10 @@ def translation_tables():
             rows.append(f"| {_TRANSLATION_SPLITS.get(split, split)} | {sentences} | {row['bleu']:.2f} | "
                         f"{row['chrf']:.2f} | {row['ibm_model1_bleu']:.2f} | {row['ibm_model1_chrf']:.2f} | "
                         f"{row['bleu_ratio_to_ibm_model1']} | {floor} |")
-        decoding, training = card.get("decoding") or {}, card.get("training") or {}
-        hardware = training.get("hardware") or {}
+        decoding = card.get("decoding") or {}
         note = (f"Beam {decoding.get('default_beam_width')} with length penalty {decoding.get('length_penalty')} "
                 f"and no-repeat n-gram size {decoding.get('no_repeat_ngram_size', 0)} (both chosen on validation "
-                f"BLEU). Trained {training.get('epochs_run', '?')} epochs (best {training.get('best_epoch', '?')}) "
-                f"in {training.get('seconds', 0) / 60:.1f} min on {hardware.get('cpu', '?')}, "
-                f"{hardware.get('cpu_count', '?')} cores; {card.get('parameters', 0):,} parameters. "
-                f"Command: `{card.get('command', '')}`.")
+                f"BLEU). " + _training_note(card, "epochs"))
         blocks.append(f"`{name}` ({card['dataset']['name']}):\n\n" + "\n".join(rows) + f"\n\n{note}")
     return "\n\n".join(blocks) if blocks else "(no translation model with per-domain results in saved_models/)"
 
@@ -408,8 +414,6 @@ def sentiment_tables():
         for domain, entry in ((card.get("metrics") or {}).get("leave_one_domain_out") or {}).items():
             rows.append(row(f"{domain} (trained on {'+'.join(entry['trained_on'])} only)",
                             "left-out training domain", entry))
-        training = card.get("training") or {}
-        hardware = training.get("hardware") or {}
         metrics = card.get("metrics") or {}
         variants = [(label, metrics.get(key)) for label, key in (
             ("this model", "validation"), ("the n-gram path alone", "validation_ngram_path_only"),
@@ -417,11 +421,8 @@ def sentiment_tables():
             ("the reader with an n-gram path", "validation_with_ngram_path"))]
         losses = ", ".join(f"{label} {values['log_loss']:.4f}" for label, values in variants
                            if values and "log_loss" in values)
-        note = (f"Validation log loss (pooled training domains): {losses}. " if losses else "") + (
-                f"Trained {training.get('epochs_run', '?')} epochs of the recurrent stage (best "
-                f"{training.get('best_epoch', '?')}) in {training.get('seconds', 0) / 60:.1f} min on "
-                f"{hardware.get('cpu', '?')}, {hardware.get('cpu_count', '?')} cores; "
-                f"{card.get('parameters', 0):,} parameters. Command: `{card.get('command', '')}`.")
+        note = ((f"Validation log loss (pooled training domains): {losses}. " if losses else "")
+                + _training_note(card, "epochs of the recurrent stage"))
         blocks.append(f"`{name}`:\n\n" + "\n".join(rows) + f"\n\n{note}")
     return "\n\n".join(blocks) if blocks else "(no sentiment model with per-domain results in saved_models/)"
 

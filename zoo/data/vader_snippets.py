@@ -100,14 +100,12 @@ def load_snippets(name: str) -> tuple[list[str], np.ndarray]:
 
 
 def snippet_source(name: str) -> dict:
-    """A JSON-ready description of a snippet set, for a model card."""
+    """A JSON-ready description of a snippet set's source, for a model card (counts: see
+    `zoo.data.reviews.describe_domain`)."""
     _check_name(name)
-    texts, labels = load_snippets(name)
     return {
         "name": name,
         "origin": {**movie_reviews.SOURCE["origin"], "data_member": SNIPPET_SETS[name][0]},
-        "examples": len(texts),
-        "positive_rate": round(float(np.mean(labels)), 4),
         "labels": "1 if the mean of >= 20 human ratings (-4..+4) is > 0, 0 if < 0; 0 dropped",
         "license": movie_reviews.SOURCE["license"].split(";")[0],
     }

@@ -122,13 +122,7 @@ def build_model(train_texts, cell="lstm", max_tokens=20000, sequence_length=64,
     summary = keras.layers.Dropout(dropout, name="dropout")(summary)
     logit = keras.layers.Dense(1, name="recurrent_logit")(summary)
     if wide:
-        ngrams = keras.layers.TextVectorization(
-            max_tokens=4 * max_tokens, ngrams=2, output_mode="tf_idf", name="ngram_tfidf"
-        )
-        ngrams.adapt(train_texts)
-        wide_logit = keras.layers.Dense(
-            1, kernel_regularizer=keras.regularizers.l2(wide_l2), name="ngram_logit"
-        )(ngrams(texts))
+        wide_logit = ngram_logit(texts, train_texts, max_tokens, wide_l2)
         logits = [logit, wide_logit]
         if char_ngrams:
             chars = keras.layers.TextVectorization(
@@ -142,6 +136,30 @@ def build_model(train_texts, cell="lstm", max_tokens=20000, sequence_length=64,
         logit = keras.layers.Add(name="logit")(logits)
     probability = keras.layers.Activation("sigmoid", name="probability")(logit)
     return keras.Model(texts, probability, name=f"sentiment_bi{cell}")
+
+
+def ngram_logit(texts, train_texts, max_tokens, wide_l2):
+    """The n-gram path's logit of the string input `texts`: word 1-2-gram TF-IDF (4 x
+    `max_tokens` features, adapted on `train_texts`) -> Dense(1) with L2 penalty `wide_l2`."""
+    import keras
+
+    ngrams = keras.layers.TextVectorization(
+        max_tokens=4 * max_tokens, ngrams=2, output_mode="tf_idf", name="ngram_tfidf"
+    )
+    ngrams.adapt(train_texts)
+    return keras.layers.Dense(
+        1, kernel_regularizer=keras.regularizers.l2(wide_l2), name="ngram_logit"
+    )(ngrams(texts))
+
+
+def build_ngram_model(train_texts, max_tokens=20000, wide_l2=1e-4):
+    """The n-gram path on its own, as `build_model(wide=True)` builds it, -> sigmoid."""
+    import keras
+
+    texts = keras.Input(shape=(), dtype="string", name="text")
+    logit = ngram_logit(texts, train_texts, max_tokens, wide_l2)
+    return keras.Model(texts, keras.layers.Activation("sigmoid", name="probability")(logit),
+                       name="sentiment_ngram")
 
 
 def _register_metric():
@@ -201,21 +219,12 @@ def freeze_ngram_path(model):
         model.get_layer(name).trainable = False
 
 
-def ngram_logits(model, texts, batch_size=512):
-    """The logits of `model`'s trained n-gram path for `texts`, float32 (n,)."""
+def path_logits(model, path, texts, batch_size=512):
+    """The logits of `model`'s "ngram" or "recurrent" path for `texts` (inference mode), float32 (n,)."""
     import keras
 
-    path = keras.Model(model.inputs, model.get_layer("ngram_logit").output)
-    return _predict_in_batches(path, texts, batch_size)
-
-
-def _predict_in_batches(model, texts, batch_size):
-    import tensorflow as tf
-
-    texts = list(texts)
-    outputs = [np.asarray(model(tf.constant(texts[i : i + batch_size]), training=False)).reshape(-1)
-               for i in range(0, len(texts), batch_size)]
-    return np.concatenate(outputs).astype(np.float32) if outputs else np.zeros((0,), np.float32)
+    logits = keras.Model(model.inputs, model.get_layer(f"{path}_logit").output)
+    return predict_probabilities(logits, texts, batch_size)
 
 
 def out_of_fold_ngram_logits(model, texts, targets, *, folds, epochs, batch_size, seed, l2,
@@ -249,17 +258,9 @@ def out_of_fold_ngram_logits(model, texts, targets, *, folds, epochs, batch_size
             (tf.constant([texts[i] for i in keep]), targets[keep][:, None])
         ).shuffle(len(keep), seed=seed + fold).batch(batch_size)
         linear.fit(data, epochs=epochs, verbose=0)
-        logits[held] = _predict_in_batches(keras.Model(text_in, logit), [texts[i] for i in held],
-                                           batch_size=512)
+        logits[held] = predict_probabilities(keras.Model(text_in, logit), [texts[i] for i in held],
+                                             batch_size=512)
     return logits
-
-
-def recurrent_logits(model, texts, batch_size=512):
-    """The logits of `model`'s recurrent path for `texts` (inference mode), float32 (n,)."""
-    import keras
-
-    path = keras.Model(model.inputs, model.get_layer("recurrent_logit").output)
-    return _predict_in_batches(path, texts, batch_size)
 
 
 def residual_model(model, learner="recurrent"):
@@ -267,7 +268,7 @@ def residual_model(model, learner="recurrent"):
 
     `learner` is "recurrent" or "ngram": the path that trains, against the
     other path's logits given as data (`out_of_fold_ngram_logits`,
-    `recurrent_logits`) instead of computed. Shares the learner's layers with
+    `path_logits`) instead of computed. Shares the learner's layers with
     `model`, so training this view trains `model`.
     """
     import keras
@@ -312,6 +313,7 @@ def as_dataset(texts, labels, batch_size, shuffle=False, seed=None):
 
 
 def predict_probabilities(model, texts, batch_size=256):
+    """`model`'s one output per text, flattened to (n,), computed `batch_size` texts at a time."""
     import tensorflow as tf
 
     texts = list(texts)
@@ -374,11 +376,6 @@ class TfidfLogistic:
             return None
         predicted = self.classifier.predict(self.vectorizer.transform(list(texts)))
         return round(float(np.mean(predicted == np.asarray(labels))), 6)
-
-
-def tfidf_logistic_baseline(train, test, seed=0):
-    """`TfidfLogistic` fitted on `train`, scored on `test`, as a card's baseline entry."""
-    return {**TfidfLogistic.DESCRIPTION, "accuracy": TfidfLogistic.fit(train, seed=seed).score(*test)}
 
 
 def write_serving(model, path):
