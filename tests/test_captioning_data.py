@@ -367,6 +367,21 @@ def test_split_never_mixes_styles_and_heldout_emoji_never_leak(test_style):
             np.testing.assert_array_equal(image, source["images"][source["codepoints"].index(key)])
 
 
+def test_split_without_a_test_style_trains_every_style_and_holds_emoji_out_of_all():
+    styles = _synthetic_styles()
+    splits = emoji.split_by_style(styles, test_style=None, seed=5)
+    assert splits["test"]["codepoints"] == [] and splits["test"]["images"].shape == (0, 64, 64, 3)
+    assert set(splits["train"]["styles"]) == set(emoji.STYLES)
+    heldout = set(splits["heldout_emoji"]["codepoints"])
+    every_key = {key for data in styles.values() for key in data["codepoints"]}
+    assert len(heldout) == round(0.1 * len(every_key))
+    assert not heldout & (set(splits["train"]["codepoints"]) | set(splits["validation"]["codepoints"]))
+    drawn = sum(1 for data in styles.values() for key in data["codepoints"] if key in heldout)
+    assert len(splits["heldout_emoji"]["codepoints"]) == drawn  # every style's drawing of each
+    assert len(splits["train"]["codepoints"]) + len(splits["validation"]["codepoints"]) + drawn == sum(
+        len(data["codepoints"]) for data in styles.values())
+
+
 def test_split_is_seeded():
     styles = _synthetic_styles()
     a = emoji.split_by_style(styles, seed=1)

@@ -21,7 +21,8 @@ from zoo.tasks import translation as task  # noqa: E402
 SMOKE = ["--data", "ding+wesnoth", "--max-examples", "96", "--epochs", "1", "--units", "32",
          "--embedding-dim", "16", "--tie-embeddings", "--subwords", "--max-source-words", "400",
          "--max-target-words", "300", "--no-repeat-sizes", "0,2", "--length-penalties", "1.0",
-         "--batch-size", "32", "--no-ablation", "--no-dictionary-ablation", "--dictionary-pairs", "300"]
+         "--batch-size", "32", "--no-ablation", "--no-dictionary-ablation", "--dictionary-pairs", "300",
+         "--loop-timing-sentences", "2"]
 
 # A tiny parallel corpus with a learnable word-for-word structure (no data download needed).
 _DE = {"ich": "i", "du": "you", "wir": "we", "sehe": "see", "habe": "have", "den": "the",

@@ -82,6 +82,13 @@ def headline(card):
                 f"{split} {row['bleu']:.1f} ({row['bleu_ratio_to_ibm_model1']}x IBM Model 1)"
                 for split, row in held_out.items())
         return line
+    if card.get("task") == "captioning" and (card.get("leave_one_style_out") or {}).get("mean"):
+        mean = card["leave_one_style_out"]["mean"]
+        ours, theirs = mean["model"]["overall"], mean["nearest_neighbour_pixels"]["overall"]
+        return (f"trained on 4 art styles; each style left out in turn and tested (mean of "
+                f"{mean['rotations']}): exact match {ours['exact_match']:.3f}, CIDEr-D {ours['cider_d']:.2f}; "
+                f"1-NN on pixels {theirs['exact_match']:.3f} / {theirs['cider_d']:.2f}; floors met in "
+                f"{mean['rotations_meeting_floors']} of {mean['rotations']} rotations")
     if card.get("task") == "captioning" and test:
         width = (card.get("decoding") or {}).get("default_beam_width", 3)
         label = f"beam{width}" if f"beam{width}" in test else "greedy"
@@ -427,7 +434,55 @@ def sentiment_tables():
     return "\n\n".join(blocks) if blocks else "(no sentiment model with per-domain results in saved_models/)"
 
 
-SECTIONS = {"models": models_table, "sentiment": sentiment_tables, "forecasting": forecasting_tables,
+def captioning_tables():
+    """Per shipped captioning model with leave-one-style-out rotations: each held-out style's exact
+    match and CIDEr-D per group beside 1-NN on pixels over the same training styles, the decoder
+    without its retrieval prior, and the floors, from its card."""
+    blocks = []
+    for name, card in _hub_cards("captioning"):
+        loso = card.get("leave_one_style_out") or {}
+        if not loso.get("rotations"):
+            continue
+        rows = ["| held-out style | group | drawings | exact match | 1-NN | decoder alone | CIDEr-D | 1-NN | "
+                "decoder alone | floor |", "|---|---|---|---|---|---|---|---|---|---|"]
+        fmt = (lambda v: "—" if v is None else f"{v:.3f}")
+        for style, rotation in loso["rotations"].items():
+            for group in ("overall", "base", "skin_tone", "flag"):
+                def scores(system):
+                    test = (rotation.get(system) or {}).get("test") or {}
+                    return test.get("overall") if group == "overall" else (test.get("groups") or {}).get(group)
+                ours, theirs, alone = scores("model"), scores("nearest_neighbour_pixels"), scores("decoder_alone")
+                if not ours:
+                    continue
+                floors = [row for key, row in rotation["floors"].items() if key.split()[0] == group]
+                floor = ("—" if not floors else "**met**" if all(r["above"] for r in floors) else "**missed**")
+                rows.append(f"| {style} | {group.replace('_', ' ')} | {ours['count']} | {ours['exact_match']:.3f} | "
+                            f"{fmt((theirs or {}).get('exact_match'))} | {fmt((alone or {}).get('exact_match'))} | "
+                            f"{ours['cider_d']:.2f} | {fmt((theirs or {}).get('cider_d'))} | "
+                            f"{fmt((alone or {}).get('cider_d'))} | {floor} |")
+            heldout = {system: (rotation.get(system) or {}).get("heldout_emoji") or {}
+                       for system in ("model", "nearest_neighbour_pixels", "decoder_alone")}
+            rows.append(f"| {style} | emoji never seen | {heldout['model'].get('count', '—')} | — | — | — | "
+                        f"{heldout['model'].get('cider_d', 0):.2f} | "
+                        f"{fmt(heldout['nearest_neighbour_pixels'].get('cider_d'))} | "
+                        f"{fmt(heldout['decoder_alone'].get('cider_d'))} | — |")
+        mean = loso["mean"]
+        weights = ", ".join(f"{style} {rotation['retrieval_weight_choice']['weight']:g}"
+                            for style, rotation in loso["rotations"].items())
+        seconds = (card.get("training") or {}).get("rotation_seconds") or {}
+        note = (f"Mean of the {mean['rotations']} rotations: exact match {mean['model']['overall']['exact_match']:.3f} "
+                f"(1-NN {mean['nearest_neighbour_pixels']['overall']['exact_match']:.3f}), CIDEr-D "
+                f"{mean['model']['overall']['cider_d']:.2f} ({mean['nearest_neighbour_pixels']['overall']['cider_d']:.2f}); "
+                f"floors (overall exact match and CIDEr-D, base and flag exact match above 1-NN) met in "
+                f"{mean['rotations_meeting_floors']} of {mean['rotations']}. Retrieval weight chosen on each "
+                f"rotation's validation: {weights}. Each rotation (training and scoring) took "
+                + ", ".join(f"{style} {value / 60:.0f} min" for style, value in seconds.items())
+                + ". The shipped model: " + _training_note(card, "epochs"))
+        blocks.append(f"`{name}`:\n\n" + "\n".join(rows) + f"\n\n{note}")
+    return "\n\n".join(blocks) if blocks else "(no captioning model with leave-one-style-out results in saved_models/)"
+
+
+SECTIONS = {"models": models_table, "captioning": captioning_tables, "sentiment": sentiment_tables, "forecasting": forecasting_tables,
             "classification": classification_tables, "tagging": tagging_tables,
             "language-models": language_model_tables, "translation": translation_tables}
 

@@ -75,6 +75,11 @@ points) with ``numpy.random.default_rng(seed)``:
    seen in training) without touching the test style.
 4. ``train``: all other drawings of the three training styles.
 
+With ``test_style=None`` every style trains (the model a user gets after the
+leave-one-style-out rotations have measured the method): ``heldout_emoji`` is a
+seeded share of all emoji, held out of every style and scored in every style;
+``test`` is empty; validation and train follow rules 3 and 4 over all four styles.
+
 Nothing is fetched, rendered or read at import time.
 """
 
@@ -654,8 +659,8 @@ def split_by_style(
         ``{"images", "codepoints", "captions", "styles"}``; within a split the
         drawings are ordered by style (in the order of ``styles``), then code points.
     """
-    if test_style not in styles:
-        raise ValueError(f"test_style must be one of {tuple(styles)}, got {test_style!r}")
+    if test_style is not None and test_style not in styles:
+        raise ValueError(f"test_style must be one of {tuple(styles)} or None, got {test_style!r}")
     heldout_fraction = _check_fraction(heldout_fraction, "heldout_fraction")
     validation_fraction = _check_fraction(validation_fraction, "validation_fraction")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
@@ -667,7 +672,10 @@ def split_by_style(
         )
     rng = np.random.default_rng(int(seed))
 
-    test_keys = sorted(set(styles[test_style]["codepoints"]))
+    if test_style is None:  # every style trains; held-out emoji are drawn from all of them
+        test_keys = sorted({key for data in styles.values() for key in data["codepoints"]})
+    else:
+        test_keys = sorted(set(styles[test_style]["codepoints"]))
     order = rng.permutation(len(test_keys))
     heldout = {test_keys[i] for i in order[: _share(len(test_keys), heldout_fraction)]}
 
@@ -689,6 +697,8 @@ def split_by_style(
             if style == test_style:
                 name = "heldout_emoji" if key in heldout else "test"
             elif key in heldout:
+                if test_style is None:
+                    picks["heldout_emoji"].append((style, index))
                 continue
             elif (key, style) in validation_pairs:
                 name = "validation"
@@ -712,8 +722,9 @@ def split_by_style(
     return splits
 
 
-def _load_all(test_style: str) -> dict[str, dict]:
-    _check_style(test_style)
+def _load_all(test_style: str | None) -> dict[str, dict]:
+    if test_style is not None:
+        _check_style(test_style)
     return {style: load_style(style) for style in STYLES}
 
 
@@ -726,7 +737,9 @@ def load_captioning_splits(
     """Train/validation/test/held-out-emoji splits of the four styles.
 
     Training and validation use the three styles other than ``test_style``;
-    ``test`` and ``heldout_emoji`` are drawings of ``test_style`` only. No
+    ``test`` and ``heldout_emoji`` are drawings of ``test_style`` only
+    (``test_style=None``: all four styles train, ``test`` is empty and
+    ``heldout_emoji`` holds the held-out emoji in every style). No
     emoji of ``heldout_emoji`` appears, in any style, in ``train`` or
     ``validation``. See the module docstring for how each split is built.
 
@@ -833,6 +846,12 @@ def describe_split(
             "remaining emoji with >= 2 training-style drawings, one training-style drawing "
             "(style drawn at random) moved out of train; train = all other drawings of the "
             "training styles. The test style never appears in train or validation."
+            if test_style is not None else
+            "zoo.data.emoji.split_by_style with no test style: every style trains; heldout_emoji = "
+            "a seeded share of all emoji, removed from training in every style and evaluated in "
+            "every style; test is empty; validation = for a seeded share of the remaining emoji "
+            "with >= 2 drawings, one drawing (style drawn at random) moved out of train; train = "
+            "all other drawings."
         ),
         "splits": {name: _counts(split) for name, split in splits.items()},
         "groups": {
