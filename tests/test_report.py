@@ -62,3 +62,43 @@ def test_sentiment_table_marks_each_held_out_floor(monkeypatch):
     assert rows["nyt"].endswith("**missed** |")       # below its n-gram path
     assert rows["mr (trained on clothing only)"].endswith("**met** |")
     assert "3 held-out domains, mean accuracy 0.7400 (TF-IDF+LR 0.7000)" in report.headline(card)
+
+
+def test_captioning_table_marks_each_rotation_floor(monkeypatch):
+    from zoo import report
+
+    def scores(overall, base, flag=None):
+        groups = {"base": {"exact_match": base, "cider_d": 1.0, "count": 5}}
+        if flag is not None:
+            groups["flag"] = {"exact_match": flag, "cider_d": 2.0, "count": 2}
+        return {"test": {"overall": {"exact_match": overall, "cider_d": 3.0, "count": 7}, "groups": groups},
+                "heldout_emoji": {"cider_d": 0.5, "count": 3}}
+
+    def rotation(model, neighbour, floors):
+        return {"model": model, "nearest_neighbour_pixels": neighbour, "decoder_alone": model,
+                "floors": floors, "meets_floors": all(r["above"] for r in floors.values()),
+                "retrieval_weight_choice": {"weight": 20.0}}
+
+    won = rotation(scores(0.5, 0.4, 0.9), scores(0.3, 0.3, 0.8),
+                   {"overall exact_match": {"above": True}, "base exact_match": {"above": True},
+                    "flag exact_match": {"above": True}})
+    lost_flags = rotation(scores(0.5, 0.4, 0.7), scores(0.3, 0.3, 0.8),
+                          {"overall exact_match": {"above": True}, "flag exact_match": {"above": False}})
+    no_flags = rotation(scores(0.5, 0.4), scores(0.3, 0.3), {"overall exact_match": {"above": True}})
+    card = {"task": "captioning", "parameters": 5, "command": "python recipes/captioning.py",
+            "training": {"epochs_run": 3, "best_epoch": 2, "seconds": 60, "rotation_seconds": {"google": 600},
+                         "hardware": {"cpu": "AMD EPYC", "cpu_count": 2}},
+            "leave_one_style_out": {"rotations": {"google": won, "twitter": lost_flags, "fluent": no_flags},
+                                    "mean": {"rotations": 3, "rotations_meeting_floors": 2,
+                                             "model": {"overall": {"exact_match": 0.5, "cider_d": 3.0}},
+                                             "nearest_neighbour_pixels": {"overall": {"exact_match": 0.3,
+                                                                                      "cider_d": 3.0}}}}}
+    monkeypatch.setattr(report, "_hub_cards", lambda task: [("captioning-x", card)])
+    rows = {tuple(cell.strip() for cell in line.split("|")[1:3]): line
+            for line in report.captioning_tables().splitlines() if line.startswith("| ") and "group" not in line}
+    assert rows[("google", "flag")].endswith("**met** |")
+    assert rows[("twitter", "flag")].endswith("**missed** |")
+    assert rows[("twitter", "overall")].endswith("**met** |")
+    assert ("fluent", "flag") not in rows  # Fluent draws no flags: no row, no floor
+    assert rows[("fluent", "base")].endswith("— |")  # no base floor recorded for it
+    assert "floors met in 2 of 3 rotations" in report.headline(card)

@@ -455,51 +455,32 @@ def build_retrieval_memory(model, split, dims=128):
 
 def with_retrieval_memory(model, memory, weight=0.0, candidates=5):
     """A copy of `model` (same weights) with a `RetrievalMemory` holding `memory` between images and preprocess."""
-    config = model.get_config()
-    layer_config = {
-        "name": "retrieval_memory", "trainable": False, "dtype": "float32",
-        "entries": int(len(memory["codes"])), "captions": int(len(memory["caption_ids"])),
-        "caption_length": int(memory["caption_ids"].shape[1]), "dims": int(memory["codes"].shape[1]),
-        "weight": float(weight), "candidates": int(candidates),
-    }
-    layers = [layer for layer in config["layers"] if layer["name"] != "retrieval_memory"]
-    source = "images"
-    for layer in layers:
-        if layer["name"] == "preprocess":
-            layer["inbound_nodes"] = [_rewired(node, source) for node in layer["inbound_nodes"]]
-    position = next(i for i, layer in enumerate(layers) if layer["name"] == "preprocess")
-    layers.insert(position, {
-        "module": None, "class_name": "zoo.captioning>RetrievalMemory", "config": layer_config,
-        "registered_name": "zoo.captioning>RetrievalMemory", "name": "retrieval_memory",
-        "inbound_nodes": [{"args": [{"class_name": "__keras_tensor__", "config": {
-            "shape": [None, None, None, 3], "dtype": "uint8", "keras_history": [source, 0, 0]}}],
-            "kwargs": {}}],
-    })
-    config["layers"] = layers
-    copy = keras.Model.from_config(config)
-    for layer in model.layers:
-        if layer.name != "retrieval_memory" and layer.weights:
-            copy.get_layer(layer.name).set_weights(layer.get_weights())
-    held = copy.get_layer("retrieval_memory")
-    for name in ("projection", "codes", "entry_caption", "entry_style", "caption_ids"):
-        getattr(held, name).assign(memory[name])
-    return copy
-
-
-def _rewired(node, source):
-    """A preprocess inbound node reading the retrieval memory's output instead of `source`."""
-    node = json_copy(node)
-    for argument in node["args"]:
-        history = argument.get("config", {}).get("keras_history")
-        if history and history[0] in (source, "retrieval_memory"):
-            argument["config"]["keras_history"] = ["retrieval_memory", 0, 0]
-    return node
-
-
-def json_copy(value):
     import copy
 
-    return copy.deepcopy(value)
+    held = RetrievalMemory(entries=len(memory["codes"]), captions=len(memory["caption_ids"]),
+                           caption_length=memory["caption_ids"].shape[1], dims=memory["codes"].shape[1],
+                           weight=weight, candidates=candidates, name="retrieval_memory")
+    config = copy.deepcopy(model.get_config())
+    layers = [layer for layer in config["layers"] if layer["name"] != "retrieval_memory"]
+    position = next(i for i, layer in enumerate(layers) if layer["name"] == "preprocess")
+    preprocess = layers[position]
+    image_input = copy.deepcopy(preprocess["inbound_nodes"][0]["args"][0])  # the raw images tensor
+    if image_input["config"]["keras_history"][0] == "retrieval_memory":  # replacing an older memory
+        image_input["config"]["keras_history"] = ["images", 0, 0]
+    rewired = copy.deepcopy(image_input)
+    rewired["config"]["keras_history"] = ["retrieval_memory", 0, 0]
+    preprocess["inbound_nodes"] = [{"args": [rewired], "kwargs": {}}]
+    layers.insert(position, {**keras.saving.serialize_keras_object(held), "name": "retrieval_memory",
+                             "inbound_nodes": [{"args": [image_input], "kwargs": {}}]})
+    config["layers"] = layers
+    copied = keras.Model.from_config(config)
+    for layer in model.layers:
+        if layer.name != "retrieval_memory" and layer.weights:
+            copied.get_layer(layer.name).set_weights(layer.get_weights())
+    held = copied.get_layer("retrieval_memory")
+    for name in ("projection", "codes", "entry_caption", "entry_style", "caption_ids"):
+        getattr(held, name).assign(memory[name])
+    return copied
 
 
 def retrieval_memory(model):
