@@ -29,7 +29,13 @@ Translation (German -> English) sources, all returning
 Captioning: :mod:`zoo.data.emoji`, emoji drawings in four art styles with
 their CLDR names (npm packages), split by art style:
 ``emoji.load_captioning_splits()`` returns ``{"train", "validation", "test",
-"heldout_emoji"}``, each ``{"images", "codepoints", "captions", "styles"}``.
+"heldout_emoji"}``, each ``{"images", "codepoints", "captions", "styles"}``
+(``test_style=None``: every style trains, ``test`` is empty).
+
+Speech: :mod:`zoo.data.speech`, synthetic training speech spoken by
+``espeak-ng`` (held-out accents, voice variants and sentences for validation
+and test) and, for testing only, the real recorded Asterisk prompts (Debian
+packages) with normalised transcripts.
 """
 
 from zoo.data.cache import (
