@@ -9,6 +9,7 @@
     zoo forecast forecasting-gru-m1 sales.csv --horizon 6 --plot sales.png
     zoo classify timeseries-classification-japanesevowels utterance.csv
     zoo tag tagging-bilstm-brown "The old man the boats."
+    zoo transcribe speech-bigru-ctc hello.wav goodbye.wav --beam 8
     zoo train sentiment --cell gru --epochs 3
     zoo export sentiment-bilstm-mr ./deploy/sentiment
     zoo verify sentiment-bilstm-mr
@@ -258,6 +259,20 @@ def cmd_tag(args):
                         pretokenized=args.pretokenized)
 
 
+def cmd_transcribe(args):
+    task, _ = _task_for(args.name, "transcribe_cli", "speech recognisers")
+    if not 1 <= args.beam <= task.MAX_BEAM_WIDTH:
+        raise CommandError(f"--beam must be in 1..{task.MAX_BEAM_WIDTH}, received {args.beam}")
+    files = list(args.files)
+    if not files and not sys.stdin.isatty():  # file names, one per line
+        source = getattr(sys.stdin, "buffer", None)
+        lines = _decode_lines(source)[0] if source is not None else sys.stdin.read().splitlines()
+        files = [line.strip() for line in lines if line.strip()]
+    if not files:
+        raise CommandError("no input: pass one or more WAV files, or their names one per line on stdin")
+    return task.transcribe_cli(args.name, files, beam_width=args.beam)
+
+
 def cmd_train(args):
     if args.recipe not in known_recipes():
         raise CommandError(f"unknown recipe {args.recipe!r}; known recipes: {', '.join(known_recipes())}")
@@ -504,6 +519,13 @@ def build_parser():
     p.add_argument("--pretokenized", action="store_true",
                    help="the texts are already split into tokens at spaces")
     p.set_defaults(run=cmd_tag)
+
+    p = commands.add_parser("transcribe", help="transcribe speech (WAV files as arguments, or their names "
+                            "one per line on stdin; text<TAB>file per line)")
+    p.add_argument("name", help=MODEL_ARGUMENT_HELP)
+    p.add_argument("files", nargs="*", metavar="WAV")
+    p.add_argument("--beam", type=int, default=8, help="beam width (1 = greedy best path)")
+    p.set_defaults(run=cmd_transcribe)
 
     p = commands.add_parser("train", help="run a recipe, e.g. 'zoo train sentiment --cell gru'")
     p.add_argument("recipe")

@@ -17,6 +17,7 @@ TASK_MODULES = {
     "timeseries-classification": "zoo.tasks.timeseries_classification",
     "tagging": "zoo.tasks.tagging",
     "language-model": "zoo.tasks.language_model",
+    "speech": "zoo.tasks.speech",
 }
 
 
