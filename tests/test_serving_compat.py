@@ -25,9 +25,6 @@ def test_every_signature_runs_in_a_tf1_session_like_under_saved_model_load(name,
     check_session_loader(name, serving=loaded(name))
 
 
-#: Models exported before their task's signatures learned empty batches; they pass once re-exported
-#: (captioning: re-produced under the generalisation issue).
-EMPTY_BATCH_PENDING = {"captioning"}
 
 
 def _empty_inputs(function, examples=None):
@@ -52,8 +49,6 @@ def _empty_inputs(function, examples=None):
 @pytest.mark.parametrize("name", hub.list_models())
 def test_every_signature_answers_an_empty_batch_with_an_empty_result(name, loaded):
     task = hub.info(name)["task"]
-    if task in EMPTY_BATCH_PENDING:
-        pytest.xfail(f"{name}: exported before its signatures handled empty batches")
     serving = loaded(name)
     examples = getattr(get_task(task), "serving_examples", dict)()
     for signature, function in serving.signatures.items():

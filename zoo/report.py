@@ -469,15 +469,23 @@ def captioning_tables():
         mean = loso["mean"]
         weights = ", ".join(f"{style} {rotation['retrieval_weight_choice']['weight']:g}"
                             for style, rotation in loso["rotations"].items())
-        seconds = (card.get("training") or {}).get("rotation_seconds") or {}
+        trained = {style: rotation["training"]["seconds"] for style, rotation in loso["rotations"].items()
+                   if "training" in rotation}
+        if trained:
+            timing = "Training of each rotation: " + ", ".join(
+                f"{style} {value / 60:.0f} min" for style, value in trained.items()) + ". "
+        else:  # older cards: the command's wall time per rotation, reused trainings not counted
+            seconds = (card.get("training") or {}).get("rotation_seconds") or {}
+            timing = ("Wall time of the command that wrote the card on each rotation (a rotation trained by an "
+                      "earlier, interrupted run of the same command was reused and counts only its scoring): "
+                      + ", ".join(f"{style} {value / 60:.0f} min" for style, value in seconds.items()) + ". ")
         note = (f"Mean of the {mean['rotations']} rotations: exact match {mean['model']['overall']['exact_match']:.3f} "
                 f"(1-NN {mean['nearest_neighbour_pixels']['overall']['exact_match']:.3f}), CIDEr-D "
                 f"{mean['model']['overall']['cider_d']:.2f} ({mean['nearest_neighbour_pixels']['overall']['cider_d']:.2f}); "
                 f"floors (overall exact match and CIDEr-D, base and flag exact match above 1-NN) met in "
                 f"{mean['rotations_meeting_floors']} of {mean['rotations']}. Retrieval weight chosen on each "
-                f"rotation's validation: {weights}. Each rotation (training and scoring) took "
-                + ", ".join(f"{style} {value / 60:.0f} min" for style, value in seconds.items())
-                + ". The shipped model: " + _training_note(card, "epochs"))
+                f"rotation's validation: {weights}. " + timing + "The shipped model: "
+                + _training_note(card, "epochs"))
         blocks.append(f"`{name}`:\n\n" + "\n".join(rows) + f"\n\n{note}")
     return "\n\n".join(blocks) if blocks else "(no captioning model with leave-one-style-out results in saved_models/)"
 

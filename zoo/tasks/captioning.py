@@ -597,16 +597,23 @@ class Captioner(tf.Module):
         head = word_head(self.model)
         context = decoder.prepare(grid, None)
         state = decoder.initial_step_state(states, context)
-        log_probs = tf.zeros([tf.shape(targets)[0]], tf.float32)
-        weights_by_step = []
-        for t in range(memory.caption_length):  # teacher forcing, unrolled: captions are short
-            output, state, weights = decoder.step(embed(inputs[:, t]), state, context, training=False)
+        rows, cells = tf.shape(targets)[0], tf.shape(grid)[1]
+        inputs_by_step, targets_by_step = tf.transpose(inputs), tf.transpose(targets)
+
+        def teacher_forced_step(t, state, log_probs, attention):
+            output, state, weights = decoder.step(embed(inputs_by_step[t]), state, context, training=False)
             step = tf.nn.log_softmax(tf.cast(head(output), tf.float32), axis=-1)
-            chosen = tf.gather(step, targets[:, t], axis=1, batch_dims=1)
-            log_probs += tf.where(tf.equal(targets[:, t], PAD), 0.0, chosen)
-            weights_by_step.append(weights if weights is not None else tf.zeros([tf.shape(targets)[0], tf.shape(grid)[1]]))
-        retrieved_attention = tf.reshape(tf.stack(weights_by_step, axis=1),
-                                         [batch, k, memory.caption_length, tf.shape(grid)[1]])
+            chosen = tf.gather(step, targets_by_step[t], axis=1, batch_dims=1)
+            log_probs += tf.where(tf.equal(targets_by_step[t], PAD), 0.0, chosen)
+            weights = weights if weights is not None else tf.zeros([rows, cells], tf.float32)
+            return t + 1, state, log_probs, attention.write(t, weights)
+
+        _, _, log_probs, attention = tf.while_loop(  # one step in the graph, not one per word
+            lambda t, *_: t < memory.caption_length, teacher_forced_step,
+            (tf.constant(0), state, tf.zeros([rows], tf.float32),
+             tf.TensorArray(tf.float32, size=memory.caption_length)))
+        retrieved_attention = tf.reshape(tf.transpose(attention.stack(), [1, 0, 2]),
+                                         [batch, k, memory.caption_length, cells])
         retrieved_log_probs = tf.reshape(log_probs, [batch, k])
 
         own_index = self.caption_index.lookup(decoded["captions"])
