@@ -44,6 +44,7 @@ DEFAULTS = dict(
     test_style="none",       # the art style held out for testing: twitter | google | openmoji | fluent, or
                              # none: every style trains (the shipped model)
     leave_one_style_out=True,  # with --test-style none: first train and score one model per held-out style
+    rotation_styles="google,twitter,openmoji,fluent",  # the styles left out in turn
     cell="gru",              # recurrent cell of the decoder: gru | lstm | rnn
     attention="additive",    # additive | dot | general attention over the image grid, or none
     units=256,               # decoder state size
@@ -78,6 +79,9 @@ CHECKS = dict(
     beam_width=(positive, Check("must be <= 16", lambda value: value <= 16)),
     seed=non_negative, split_seed=non_negative, max_examples=positive, name=model_name,
     retrieval_candidates=non_negative, retrieval_dims=positive, retrieval_weight=non_negative,
+    rotation_styles=Check("must be art styles separated by commas, e.g. google,twitter",
+                          lambda value: bool(value) and all(v in ("google", "twitter", "openmoji", "fluent")
+                                                            for v in value.split(","))),
 )
 
 
@@ -139,7 +143,7 @@ def main(argv=None):
     rotations = None
     if args.leave_one_style_out and args.test_style is None:
         rotations = {}
-        for style in emoji.STYLES:
+        for style in args.rotation_styles.split(","):
             started = time.time()
             rotation_splits = load_splits(args, style)
             rotation, rotation_run = train_model(args, rotation_splits, strategy, args.attention,
@@ -327,12 +331,13 @@ def attach_retrieval(args, model, splits):
         return model, None
     memory = task.build_retrieval_memory(model, splits["train"], dims=args.retrieval_dims)
     model = task.with_retrieval_memory(model, memory, weight=0.0, candidates=args.retrieval_candidates)
-    choice = task.choose_retrieval_weight(model, splits["validation"], beam_width=args.beam_width)
-    if args.retrieval_weight is not None:  # set by hand: the validation scores are still reported
-        choice = {**choice, "weight": float(args.retrieval_weight), "rule": "set by --retrieval-weight"}
+    if args.retrieval_weight is None:
+        choice = task.choose_retrieval_weight(model, splits["validation"], beam_width=args.beam_width)
+        print(f"[zoo] retrieval weight {choice['weight']} (validation exact match by weight: "
+              f"{choice['validation_exact_match']})")
+    else:
+        choice = {"weight": float(args.retrieval_weight), "rule": "set by --retrieval-weight"}
     task.set_retrieval_weight(model, choice["weight"])
-    print(f"[zoo] retrieval weight {choice['weight']} (validation exact match by weight: "
-          f"{choice['validation_exact_match']})")
     return model, {**choice, "candidates": args.retrieval_candidates, "dims": args.retrieval_dims,
                    "drawings": len(splits["train"]["captions"])}
 

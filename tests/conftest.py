@@ -17,7 +17,7 @@ def rng():
 #: order; starting the long files first lets the two workers end close together. Other files
 #: follow in their usual order. A stale list only costs balance, never a test.
 LONGEST_FILES = (
-    "test_translation.py", "test_captioning.py", "test_sentiment.py", "test_training.py",
+    "test_translation.py", "test_captioning.py", "test_speech.py", "test_sentiment.py", "test_training.py",
     "test_serving_compat.py", "test_language_model.py", "test_lab.py", "test_tagging.py",
     "test_native.py", "test_music.py", "test_generation.py", "test_distributed.py",
     "test_timeseries_classification.py", "test_forecasting.py", "test_crf.py", "test_backends.py",

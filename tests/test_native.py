@@ -114,6 +114,7 @@ PORTABLE_CHECK = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # compiles the kernels a second time (~25 s): `make test-slow`
 def test_portable_build_without_avx512_matches(tmp_path):
     """The product path for CPUs without AVX-512 (Eigen), built here with -mno-avx512f."""
     script = PORTABLE_CHECK.format(tests=os.path.dirname(os.path.abspath(__file__)))

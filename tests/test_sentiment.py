@@ -111,6 +111,7 @@ def test_fine_tuning_lowers_loss_and_changes_weights(use_hub):
     assert any(not np.allclose(a, b) for a, b in zip(before, model.get_weights()))
 
 
+@pytest.mark.slow  # two recipe runs (~25 s); tests/test_training.py checks resume in the fast suite
 def test_resume_after_a_kill(tmp_path):
     """SIGKILL the recipe after epoch 2 of its recurrent stage; rerunning the same command skips the
     finished n-gram stage and continues the recurrent stage at epoch 3."""
