@@ -180,15 +180,8 @@ def main(argv=None):
         print(f"[zoo] baseline 1-NN pixels: exact match {neighbour['overall']['exact_match']:.4f}, CIDEr-D "
               f"{neighbour['overall']['cider_d']:.3f}, BLEU-4 {neighbour['overall']['bleu4']:.2f}")
         comparison = {"floor": "above 1-NN on pixels on the held-out style: " + ", ".join(
-            f"{group} {metric}" for group, metric in task.STYLE_FLOORS), "rows": {}}
-        for group, metric in task.STYLE_FLOORS:
-            ours = metrics["test"][beam_key]["overall" if group == "overall" else "groups"]
-            theirs = neighbour["overall" if group == "overall" else "groups"]
-            ours, theirs = (ours, theirs) if group == "overall" else (ours.get(group, {}), theirs.get(group, {}))
-            comparison["rows"][f"{group} {metric}"] = {"model": ours.get(metric), "nearest_neighbour": theirs.get(metric)}
-        comparison["beats_floor"] = all(row["model"] is not None and row["nearest_neighbour"] is not None
-                                        and row["model"] > row["nearest_neighbour"]
-                                        for row in comparison["rows"].values())
+            f"{group} {metric}" for group, metric in task.STYLE_FLOORS),
+            **task.style_floors(metrics["test"][beam_key], neighbour)}
 
     # -- ablation: the same model without attention -----------------------------
     ablation = None

@@ -20,9 +20,8 @@ tf = pytest.importorskip("tensorflow")
 
 from zoo import cli, hub  # noqa: E402
 from zoo.data import speech as speech_data  # noqa: E402
-from zoo.data.cache import DataUnavailableError  # noqa: E402
 from zoo.tasks import speech as task  # noqa: E402
-from recipe_helpers import load_recipe, train_smoke_model  # noqa: E402
+from recipe_helpers import load_recipe, smoke_hub_fixtures  # noqa: E402
 from serving_helpers import assert_weights_saved_once, check_session_loader  # noqa: E402
 
 SMOKE = "speech-smoke"
@@ -225,21 +224,7 @@ def test_recipe_settings_are_checked():
     assert recipe.parse_args(["--cell", "lstm"]).name == "speech-bilstm-ctc"
 
 
-@pytest.fixture(scope="module")
-def smoke_hub(tmp_path_factory):
-    root = tmp_path_factory.mktemp("hub")
-    try:
-        card = train_smoke_model("speech", SMOKE_OPTIONS, SMOKE, root)
-    except DataUnavailableError as error:
-        pytest.skip(f"speech data unavailable: {error}")
-    return root, card
-
-
-@pytest.fixture
-def use_hub(smoke_hub, monkeypatch):
-    root, card = smoke_hub
-    monkeypatch.setenv("ZOO_MODELS_DIR", str(root))
-    return root, card
+smoke_hub, use_hub = smoke_hub_fixtures("speech", SMOKE_OPTIONS, SMOKE)  # skipped when the data is unavailable
 
 
 @pytest.fixture(scope="module")

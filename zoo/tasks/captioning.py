@@ -554,14 +554,18 @@ class Captioner(tf.Module):
         return tf.cond(tf.shape(images)[0] > 0,
                        lambda: self._decode_batch(images, method, beam_width, max_length), empty)
 
-    def _decode_batch(self, images, method, beam_width, max_length):
-        images = tf.convert_to_tensor(images)
-        encoded = self.encoder(images, training=False)
+    def _decoder_captions(self, encoded, method, beam_width, max_length):
+        """The decoder's own captions of encoded images: `{"captions", "scores", "attention", "tokens"}`."""
         result = decode_words(self.model, encoded[0], None, list(encoded[1:]), embedding="word_embedding",
                               method=method, beam_width=beam_width, max_length=max_length,
                               length_penalty=self.length_penalty, forbidden_tokens=(PAD, BOS, UNK))
-        decoded = {"captions": join_caption(result["words"]), "scores": result["scores"],
-                   "attention": result["attention"], "tokens": result["words"]}
+        return {"captions": join_caption(result["words"]), "scores": result["scores"],
+                "attention": result["attention"], "tokens": result["words"]}
+
+    def _decode_batch(self, images, method, beam_width, max_length):
+        images = tf.convert_to_tensor(images)
+        encoded = self.encoder(images, training=False)
+        decoded = self._decoder_captions(encoded, method, beam_width, max_length)
         if self.memory is None or self.memory.weight <= 0 or self.memory.candidates < 1:
             return decoded
         candidates = self._candidates(images, encoded, decoded, excluded_styles=None)
@@ -642,11 +646,7 @@ class Captioner(tf.Module):
     def scored_candidates(self, images, excluded_styles, beam_width):
         """`_candidates` after beam search (for choosing the retrieval weight; not a signature)."""
         encoded = self.encoder(images, training=False)
-        result = decode_words(self.model, encoded[0], None, list(encoded[1:]), embedding="word_embedding",
-                              method="beam", beam_width=beam_width, max_length=DEFAULT_MAX_LENGTH,
-                              length_penalty=self.length_penalty, forbidden_tokens=(PAD, BOS, UNK))
-        decoded = {"captions": join_caption(result["words"]), "scores": result["scores"],
-                   "attention": result["attention"], "tokens": result["words"]}
+        decoded = self._decoder_captions(encoded, "beam", beam_width, DEFAULT_MAX_LENGTH)
         found = self._candidates(images, encoded, decoded, excluded_styles)
         return {name: found[name] for name in ("captions", "log_probs", "similarities")}
 
@@ -849,19 +849,29 @@ def rotation_scores(model, splits, beam_width=DEFAULT_BEAM_WIDTH):
     out["nearest_neighbour_pixels"]["heldout_emoji"].pop("exact_match", None)
     out["decoding"] = f"{label}, retrieval weight {weight}"
 
-    def value(system, group, metric):
-        scores = out[system]["test"]
+    out.update(style_floors(out["model"]["test"], out["nearest_neighbour_pixels"]["test"]))
+    return out
+
+
+def style_floors(model_scores, neighbour_scores):
+    """`STYLE_FLOORS` checked on two `caption_scores` results of one held-out style.
+
+    Returns `{"floors": {"group metric": {"model", "nearest_neighbour", "above"}},
+    "floors_not_applicable": [...], "meets_floors"}`; a group the style does not draw
+    (Fluent has no flags) has no floor.
+    """
+    def value(scores, group, metric):
         return (scores["overall"] if group == "overall" else scores["groups"].get(group, {})).get(metric)
 
-    out["floors"], out["floors_not_applicable"] = {}, []
+    floors, not_applicable = {}, []
     for group, metric in STYLE_FLOORS:
-        ours, theirs = value("model", group, metric), value("nearest_neighbour_pixels", group, metric)
-        if ours is None:  # e.g. Fluent draws no flags
-            out["floors_not_applicable"].append(f"{group} {metric}: the held-out style draws no {group} emoji")
+        ours, theirs = value(model_scores, group, metric), value(neighbour_scores, group, metric)
+        if ours is None:
+            not_applicable.append(f"{group} {metric}: the held-out style draws no {group} emoji")
             continue
-        out["floors"][f"{group} {metric}"] = {"model": ours, "nearest_neighbour": theirs, "above": ours > theirs}
-    out["meets_floors"] = all(row["above"] for row in out["floors"].values())
-    return out
+        floors[f"{group} {metric}"] = {"model": ours, "nearest_neighbour": theirs, "above": ours > theirs}
+    return {"floors": floors, "floors_not_applicable": not_applicable,
+            "meets_floors": all(row["above"] for row in floors.values())}
 
 
 def rotations_summary(rotations):
