@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-EXTRAS ?= dev,torch,music,translation,captioning,export,timeseries,tagging,sentiment,speech
+EXTRAS ?= dev,torch,music,translation,captioning,export,timeseries,tagging,sentiment,speech,serve
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 

@@ -21,7 +21,8 @@ LONGEST_FILES = (
     "test_serving_compat.py", "test_language_model.py", "test_lab.py", "test_tagging.py",
     "test_native.py", "test_music.py", "test_generation.py", "test_distributed.py",
     "test_timeseries_classification.py", "test_forecasting.py", "test_crf.py", "test_backends.py",
-    "test_export_formats.py", "test_sentiment_domains.py", "test_translation_data.py", "test_reliability.py",
+    "test_serve.py", "test_export_formats.py", "test_sentiment_domains.py", "test_translation_data.py",
+    "test_reliability.py",
 )
 
 

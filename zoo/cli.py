@@ -15,6 +15,7 @@
     zoo verify sentiment-bilstm-mr
     zoo verify ./deploy/sentiment            # a model directory, by path or URL (gs://, s3://, ...)
     zoo package sentiment-bilstm-mr --out dist/   # a pip-installable wheel zoo-model-<name>
+    zoo serve sentiment-bilstm-mr translation-gru-de-en   # TensorFlow Serving's REST API on :8501
 
 Errors print one line to stderr and exit non-zero (2 for bad usage or input,
 1 when a check fails).
@@ -425,6 +426,41 @@ def cmd_score(args):
     return task.score_cli(args.name, texts)
 
 
+def cmd_serve(args):
+    import dataclasses
+
+    try:
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as error:
+        raise CommandError(f"'zoo serve' needs the serve extra ({error.name} is missing): "
+                           f"pip install 'zoo[serve]'", code=1) from None
+    from zoo.serving.app import run
+    from zoo.serving.limits import ServeConfig
+
+    config = ServeConfig(**{field.name: getattr(args, field.name) for field in dataclasses.fields(ServeConfig)})
+    return run(args.names, host=args.host, port=args.port, config=config, access_log=args.access_log)
+
+
+def _add_serve_arguments(p):
+    import dataclasses
+
+    from zoo.serving.limits import HELP, ServeConfig
+
+    p.add_argument("names", nargs="+", metavar="NAME", help=MODEL_ARGUMENT_HELP)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this "
+                   "machine only; 0.0.0.0 exposes the server to the network)")
+    p.add_argument("--port", type=int, default=8501, help="port (default 8501, TensorFlow Serving's REST port)")
+    p.add_argument("--access-log", action="store_true", help="log every request")
+    p.add_argument("--no-batching", dest="batching", action="store_false",
+                   help="run every request as its own call")
+    for field in dataclasses.fields(ServeConfig):
+        if field.name == "batching":
+            continue
+        p.add_argument("--" + field.name.replace("_", "-"), type=type(field.default), default=field.default,
+                       help=f"{HELP.get(field.name, '')} (default {field.default})")
+
+
 def cmd_lab(args):
     from zoo.lab.command import run
 
@@ -551,6 +587,11 @@ def build_parser():
     p.add_argument("--out", default="dist", help="directory the wheel is written to (default: dist)")
     p.add_argument("--version", help="package version (default: the zoo version in the card)")
     p.set_defaults(run=cmd_package)
+
+    p = commands.add_parser("serve", help="serve models over TensorFlow Serving's REST API, with a page "
+                            "to try each one at http://HOST:PORT/ (needs the serve extra)")
+    _add_serve_arguments(p)
+    p.set_defaults(run=cmd_serve)
 
     from zoo.lab.command import add_arguments as add_lab_arguments
 
