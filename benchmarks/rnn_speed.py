@@ -48,7 +48,6 @@ import contextlib
 import datetime
 import json
 import os
-import platform
 import re
 import statistics
 import subprocess
@@ -60,6 +59,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import numpy as np  # noqa: E402
+
+from zoo.machine import cpu_model  # noqa: E402
 
 SHAPES = [(64, 100, 64, 256), (32, 400, 32, 128), (256, 50, 128, 512)]
 CELLS = ("simple_rnn", "lstm", "gru")
@@ -134,25 +135,6 @@ def parse_args(argv=None):
 
 
 # -- machine -------------------------------------------------------------------
-
-
-def cpu_model():
-    """The CPU's model name, with its family and model numbers (a virtual machine may show
-    only a generic name, e.g. "AMD EPYC")."""
-    fields = {}
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if not key.strip():
-                    break  # the first CPU's block is enough
-                fields.setdefault(key.strip(), value.strip())
-    except OSError:
-        pass
-    name = fields.get("model name") or platform.processor() or "unknown CPU"
-    if "cpu family" in fields and "model" in fields:
-        name += f" (family {fields['cpu family']}, model {fields['model']})"
-    return name
 
 
 def cpu_flags():

@@ -3,17 +3,25 @@ Title: Speech recognition with CTC: a bidirectional zoo GRU over log-mel frames,
 Description: Train a character-level recogniser on espeak-ng speech, test it on real telephone prompts beside
 PocketSphinx and 1-NN DTW, export a SavedModel that takes raw audio or WAV files.
 
-Raw audio goes into the model; it computes log-mel features in the graph
-(25 ms windows every 10 ms, 4 kHz band so 8 kHz telephone audio and wideband
-audio look alike), subsamples time four times with two convolutions, reads
-the frames with a stack of bidirectional zoo GRUs (or LSTMs) and scores the
-28 characters (a-z, space, apostrophe) plus the CTC blank at every 40 ms frame
-(zoo.tasks.speech).
+Raw audio goes into the model; it computes its features in the graph (25 ms
+windows every 10 ms, 40 mel filters over a 4 kHz band so 8 kHz telephone audio
+and wideband audio look alike, then 13 cepstral coefficients: `--cepstra 0`
+keeps the log-mel energies), subsamples time four times with two
+convolutions, reads the frames with a stack of bidirectional zoo GRUs (or
+LSTMs) and scores the 28 characters (a-z, space, apostrophe) plus the CTC
+blank at every 40 ms frame (zoo.tasks.speech). While training, each clip gets
+random leading silence, gain, noise, a vocal-tract-length warp and SpecAugment
+masks; the learning rate warms up for an epoch, then follows a cosine to 0.
 
 Training and validation speech is synthetic: every clip of zoo.data.speech's
 corpus is spoken by the espeak-ng formant synthesiser (validation and test in
-held-out accents, voice variants and texts). The only real speech is the
-test set: the English Asterisk prompts of one professional speaker (8 kHz),
+held-out accents, voice variants and texts). A second synthesiser, flite
+(four voices, three of them built from recordings of real speakers), speaks
+400 validation texts (`validation_flite`): how the model carries over to a
+voice source it never heard, measured without the real test speech, and the
+set on which methods that aim at real speech are compared (`--no-real-test`
+leaves the real prompts out of such comparison runs). The only real speech is
+the test set: the English Asterisk prompts of one professional speaker (8 kHz),
 scored whole, without the prompts whose transcript carries a caveat, and as
 isolated digits and letters. Beside the model, in the same run:
 
@@ -40,10 +48,11 @@ from zoo.settings import (Check, at_least, choices, comma_list, fraction, model_
 
 # -- settings (each overridable from the command line) ---------------------
 DEFAULTS = dict(
-    corpus_size=6000,        # clips of the synthetic corpus (zoo.data.speech; 80/10/10 train/validation/test)
+    corpus_size=12000,       # clips of the synthetic corpus (zoo.data.speech; 80/10/10 train/validation/test)
     corpus_seed=1337,        # seeds the corpus's texts, voices and splits
     mel_bins=40,             # mel filters of the features
     max_frequency=4000.0,    # upper edge of the mel filters (Hz): 4000 covers 8 kHz telephone audio
+    cepstra=13,              # 0: log-mel features; N: the first N cepstral coefficients (MFCC) instead
     conv_filters=128,        # channels of each subsampling convolution
     conv_kernel=5,           # width (frames) of each subsampling convolution
     subsampling=4,           # time reduction: 4 (two stride-2 convolutions, 40 ms frames) or 2
@@ -52,14 +61,18 @@ DEFAULTS = dict(
     layers=3,                # stacked bidirectional layers
     dropout=0.2,
     augment=True,            # gain, noise and SpecAugment masks while training
-    epochs=25,               # maximum epochs (early stopping on val_loss may end sooner)
-    patience=4,              # epochs without val_loss improvement before stopping
-    lr_decay=0.5,            # learning rate x this after an epoch without improvement
+    epochs=22,               # maximum epochs (early stopping on val_loss may end sooner)
+    patience=5,              # epochs without val_loss improvement before stopping
+    schedule="cosine",       # cosine: warm-up, then cosine decay to 0 over `epochs`; plateau: x lr_decay after
+                             # each epoch without val_loss improvement
+    warmup_epochs=1.0,       # cosine: linear warm-up over this many epochs
+    lr_decay=0.5,            # plateau: learning rate x this after an epoch without improvement
     batch_size=32,           # clips per batch (batches hold clips of similar length)
     learning_rate=1.5e-3,
     clipnorm=5.0,            # global gradient-norm clipping
     beam_width=8,            # beam width of the SavedModel's serving_default and of the card's beam metrics
     baselines="pocketsphinx,dtw",  # any of these, comma-separated ("" for none)
+    real_test=True,          # score the real Asterisk prompts (off for runs that compare methods)
     strategy="auto",         # auto | default | mirrored | multi-worker (cluster from TF_CONFIG)
     seed=1337,               # seeds the initialization, augmentation and batch order
     max_examples=None,       # use only the first N clips of each split and of each kind of Asterisk prompt (smoke runs)
@@ -68,11 +81,12 @@ DEFAULTS = dict(
     run_dir=None,            # checkpoints, logs, curves; default runs/<name>
 )
 CHECKS = dict(
-    corpus_size=at_least(100), corpus_seed=non_negative, mel_bins=(positive, Check("must be <= 128", lambda v: v <= 128)),
+    corpus_size=at_least(100), corpus_seed=non_negative, cepstra=non_negative, mel_bins=(positive, Check("must be <= 128", lambda v: v <= 128)),
     max_frequency=Check("must be in (60, 8000] Hz", lambda v: 60 < v <= 8000), conv_filters=positive,
     conv_kernel=Check("must be a positive odd number", lambda v: v > 0 and v % 2 == 1),
     subsampling=choices(2, 4), cell=choices("gru", "lstm"), units=positive, layers=positive, dropout=fraction,
-    epochs=positive, patience=non_negative, lr_decay=Check("must be in (0, 1]", lambda v: 0 < v <= 1),
+    epochs=positive, patience=non_negative, schedule=choices("cosine", "plateau"), warmup_epochs=non_negative,
+    lr_decay=Check("must be in (0, 1]", lambda v: 0 < v <= 1),
     batch_size=positive, learning_rate=positive, clipnorm=positive,
     beam_width=(positive, Check("must be <= 16", lambda v: v <= 16)),
     baselines=comma_list("pocketsphinx", "dtw", empty=True),
@@ -107,8 +121,8 @@ def train_model(args, data, strategy):
         model = task.build_model(mel_bins=args.mel_bins, max_frequency=args.max_frequency,
                                  conv_filters=args.conv_filters, conv_kernel=args.conv_kernel,
                                  subsampling=args.subsampling, cell=args.cell, units=args.units, layers=args.layers,
-                                 dropout=args.dropout, augment=args.augment, seed=args.seed)
-        task.compile_model(model, learning_rate=args.learning_rate, clipnorm=args.clipnorm)
+                                 dropout=args.dropout, augment=args.augment, cepstra=args.cepstra,
+                                 seed=args.seed)
     layers = task.subsampling_layers(model)
     train_data, dropped = task.make_dataset(data["train"]["waveforms"], data["train"]["texts"], args.batch_size,
                                             shuffle=True, seed=args.seed, subsampling_layers=layers)
@@ -117,9 +131,17 @@ def train_model(args, data, strategy):
     if dropped or validation_dropped:
         print(f"[zoo] left out {dropped} training and {validation_dropped} validation clips with too few frames "
               f"for their transcript")
+    learning_rate, lr_decay = args.learning_rate, None
+    if args.schedule == "cosine":
+        learning_rate = task.cosine_schedule(args.learning_rate, int(train_data.cardinality()), args.epochs,
+                                             args.warmup_epochs)
+    elif args.lr_decay < 1:
+        lr_decay = args.lr_decay
+    with strategy.scope():
+        task.compile_model(model, learning_rate=learning_rate, clipnorm=args.clipnorm)
     run = training.fit(model, train_data, validation_data, epochs=args.epochs,
                        run_dir=os.path.join(args.run_dir, "main"), monitor="val_loss", patience=args.patience,
-                       verbose=2, tensorboard=False, lr_decay=args.lr_decay if args.lr_decay < 1 else None)
+                       verbose=2, tensorboard=False, lr_decay=lr_decay)
     audio = seconds_of(data["train"]["waveforms"], task.SAMPLE_RATE)
     run["left_out_clips"] = {"train": dropped, "validation": validation_dropped}
     run["audio_seconds_per_second"] = round(audio * run["epochs_run"] / max(run["seconds"], 1e-9), 1)
@@ -214,7 +236,7 @@ def main(argv=None):
 
     # -- data ------------------------------------------------------------------
     loading = time.perf_counter()
-    data = task.load_data(args.corpus_seed, args.corpus_size, args.max_examples)
+    data = task.load_data(args.corpus_seed, args.corpus_size, args.max_examples, asterisk=args.real_test)
     print("[zoo] speech: " + ", ".join(
         f"{name} {len(split['texts'])} clips / {seconds_of(split['waveforms'], split.get('sample_rate', task.SAMPLE_RATE)):.0f} s"
         for name, split in data.items()) + f" (read in {time.perf_counter() - loading:.0f} s)")
@@ -244,6 +266,15 @@ def main(argv=None):
     dataset = speech_data.describe_corpus(seed=args.corpus_seed, size=args.corpus_size)
     dataset.update({"seed": args.corpus_seed, "size": args.corpus_size,
                     "used": {name: len(split["texts"]) for name, split in data.items()}})
+    if "validation_flite" in data:
+        flite = speech_data.build_flite_set(seed=args.corpus_seed, size=args.corpus_size)
+        dataset["validation_flite"] = {
+            "source": "Debian flite 2.2 (BSD-style licence), its built-in English voices; validation texts of the "
+                      "corpus, never trained on",
+            "flite": flite["flite"], "voices": list(speech_data.FLITE_VOICES),
+            "clips": len(data["validation_flite"]["texts"])}
+    else:
+        dataset["validation_flite"] = "not measured: flite is not installed (sudo apt-get install flite)"
     if args.max_examples:
         dataset["max_examples_per_split"] = args.max_examples
     card = {
@@ -253,8 +284,10 @@ def main(argv=None):
                        "in, lower-case text (a-z, space, apostrophe) out, character by character (CTC).",
         "note": "Every training and validation number is synthetic: the model trained only on espeak-ng speech "
                 "(zoo.data.speech), and its 'validation' and 'test' sets are synthetic too (held-out accents, "
-                "voice variants and texts). The only real speech is the Asterisk test sets (one professional "
-                "speaker, 8 kHz telephone prompts), never used in training or model selection.",
+                "voice variants and texts). 'validation_flite' is synthetic as well: validation texts spoken by "
+                "another synthesiser, flite (never trained on; methods aimed at real speech were compared on "
+                "it). The only real speech is the Asterisk test sets (one professional speaker, 8 kHz "
+                "telephone prompts), never used in training or model selection.",
         "architecture": task.describe_architecture(model, args.mel_bins, args.max_frequency, args.conv_filters,
                                                    args.conv_kernel, args.cell, args.units, args.layers,
                                                    args.dropout, args.augment),
@@ -280,6 +313,7 @@ def main(argv=None):
             "exact_match": "share of clips transcribed exactly",
             "accuracy": "isolated words (digits, letters): share transcribed exactly",
             "sets": "validation, test: synthetic held-out splits; test_isolated_words: its digits and letters; "
+                    "validation_flite: validation texts spoken by flite's voices (slt, rms, awb, kal16); "
                     "asterisk: every real prompt; asterisk_without_caveats: the prompts whose transcript "
                     "carries no caveat; asterisk_digits_letters: the 11 digits and 26 letters"},
         "baselines": baselines,

@@ -553,6 +553,39 @@ def test_small_corpus_end_to_end(tmp_data_dir, monkeypatch):
     assert Path(manifest["directory"]).parent == tmp_data_dir / "speech"
 
 
+def test_flite_text_spells_letters_by_name():
+    assert speech.flite_text("m g c p", spell=True) == "M. G. C. P."
+    assert speech.flite_text("a", spell=True) == "A."
+    assert speech.flite_text("three seven nine", spell=False) == "three seven nine"
+
+
+def test_missing_flite_says_how_to_install(tmp_data_dir, monkeypatch):
+    real_which = shutil.which
+    monkeypatch.setattr(speech.shutil, "which",
+                        lambda tool, *a, **k: None if tool == "flite" else real_which(tool, *a, **k))
+    with pytest.raises(DataUnavailableError, match=r"sudo apt-get install flite"):
+        speech.build_flite_set(seed=5, size=24)
+
+
+@needs_espeak
+@pytest.mark.skipif(shutil.which("flite") is None, reason="flite is not installed (sudo apt-get install flite)")
+def test_flite_set_speaks_validation_texts_with_every_voice(tmp_data_dir, monkeypatch):
+    texts = _small_texts()
+    monkeypatch.setattr(speech, "corpus_texts", lambda seed=speech.SPLIT_SEED, exclude=None: texts)
+    manifest = speech.build_flite_set(seed=5, size=24, per_voice=2)
+    records = manifest["records"]
+    validation = {r["id"]: r for r in speech.speech_splits(seed=5, size=24)["validation"]}
+    assert [r["voice"] for r in records] == [v for v in speech.FLITE_VOICES for _ in range(2)]
+    for record in records:
+        assert record["text"] == validation[record["source_id"]]["text"]  # held-out texts only
+        waveform, rate = speech.load_waveform(record)
+        assert rate == speech.FLITE_SAMPLE_RATE and waveform.size == record["samples"]
+    stored = json.loads((Path(manifest["directory"]) / "manifest.json").read_text())
+    assert str(tmp_data_dir) not in json.dumps(stored)  # no machine paths
+    again = speech.build_flite_set(seed=5, size=24, per_voice=2)  # read from the cache
+    assert [r["sha256"] for r in again["records"]] == [r["sha256"] for r in records]
+
+
 # --------------------------------------------------------------------------
 # The real packages (downloaded on first use)
 # --------------------------------------------------------------------------

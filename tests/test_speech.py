@@ -9,6 +9,7 @@ they cannot be had (DataUnavailableError).
 
 import base64
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -59,6 +60,45 @@ def test_log_mel_counts_frames_and_normalises_each_clip_over_its_own_frames():
     alone, _ = layer(tf.constant(audio[1:2, :1601]), tf.constant([1601]))
     np.testing.assert_allclose(features[1, :11], alone.numpy()[0], atol=1e-5)
     assert np.all(layer.mel_matrix().numpy().sum(axis=0) > 0)  # no empty mel filter
+
+
+def test_waveform_augment_delays_each_clip_by_a_random_silence_only_while_training():
+    layer = task.WaveformAugment(gain_db=0.0, noise_probability=0.0, lead_samples=300, seed=3)
+    rng = np.random.default_rng(2)
+    audio = rng.uniform(-0.5, 0.5, size=(4, 500)).astype(np.float32)
+    lengths = np.array([500, 321, 1, 0], np.int32)
+    audio[np.arange(500)[None, :] >= lengths[:, None]] = 0.0
+    same, same_lengths = layer(tf.constant(audio), tf.constant(lengths), training=False)
+    np.testing.assert_array_equal(same.numpy(), audio)
+    np.testing.assert_array_equal(same_lengths.numpy(), lengths)
+    moved, new_lengths = (t.numpy() for t in layer(tf.constant(audio), tf.constant(lengths), training=True))
+    assert moved.shape == (4, 800)
+    leads = new_lengths - lengths
+    assert np.all((leads >= 0) & (leads <= 300)) and len(set(leads.tolist())) > 1
+    for row, (lead, length) in enumerate(zip(leads, lengths)):
+        assert not moved[row, :lead].any() and not moved[row, lead + length:].any()
+        np.testing.assert_array_equal(moved[row, lead:lead + length], audio[row, :length])
+
+
+def test_log_mel_warps_frequencies_only_while_training():
+    rng = np.random.default_rng(4)
+    audio = tf.constant((0.1 * rng.normal(size=(2, 3200))).astype(np.float32))
+    lengths = tf.constant([3200, 2000], tf.int32)
+    plain, warped = task.LogMel(mel_bins=20), task.LogMel(mel_bins=20, warp=0.2, seed=1)
+    reference, frames = plain(audio, lengths)
+    np.testing.assert_array_equal(warped(audio, lengths)[0].numpy(), reference.numpy())
+    trained, trained_frames = warped(audio, lengths, training=True)
+    np.testing.assert_array_equal(trained_frames.numpy(), frames.numpy())
+    assert not np.allclose(trained.numpy(), reference.numpy(), atol=1e-3)
+    # a 1 kHz tone (FFT bin 32) moves to bin 32 / factor, each clip by its own factor in [0.7, 1.3]
+    tone = np.sin(2 * np.pi * 1000 * np.arange(400) / task.SAMPLE_RATE)
+    power = np.abs(np.fft.rfft(tone * np.hanning(400), task.FFT_LENGTH)) ** 2
+    assert power.argmax() == 32
+    layer = task.LogMel(mel_bins=40, warp=0.3, seed=5)
+    peaks = layer._warped(tf.constant(np.tile(power, (8, 1, 1)), tf.float32)).numpy()[:, 0].argmax(axis=-1)
+    assert np.all((peaks >= np.floor(32 / 1.3)) & (peaks <= np.ceil(32 / 0.7))) and len(set(peaks.tolist())) > 2
+    with pytest.raises(ValueError, match="warp"):
+        task.LogMel(warp=0.7)
 
 
 def test_the_model_ignores_padding_and_pads_with_certain_blanks(tiny_model):
@@ -235,14 +275,27 @@ def serving(smoke_hub):
 def test_smoke_card_reports_every_set_beside_the_baselines(smoke_hub):
     _, card = smoke_hub
     assert card["task"] == "speech" and card["blank_index"] == 28 and card["alphabet"] == speech_data.ALPHABET
+    flite = {"validation_flite"} if shutil.which("flite") else set()  # the held-out synthesiser, when installed
     assert set(card["metrics"]) == {"validation", "test", "test_isolated_words", "asterisk",
-                                    "asterisk_without_caveats", "asterisk_digits_letters"}
+                                    "asterisk_without_caveats", "asterisk_digits_letters"} | flite
+    if flite:
+        assert card["metrics"]["validation_flite"]["beam4"]["count"] == 16
+        assert card["dataset"]["validation_flite"]["voices"] == list(speech_data.FLITE_VOICES)
     assert set(card["metrics"]["test"]) == {"greedy", "beam4"}
     assert card["metrics"]["asterisk_digits_letters"]["beam4"]["count"] == 11 + 16
     assert card["baselines"]["dtw"]["asterisk_digits_letters"]["count"] == 27
     assert "synthetic" in card["note"] and card["dataset"]["max_examples_per_split"] == 16
     assert "synthetic_test_cer_at_most_0.10" in card["floors"]
     assert any(v.startswith("goal: lower WER than PocketSphinx") and "not measured" in v for v in card["verdicts"])
+
+
+def test_demo_transcribes_two_real_prompts_from_their_wav_bytes(use_hub, capsys):
+    from zoo import demo
+
+    texts = demo.speech_demo()
+    out = capsys.readouterr().out
+    assert len(texts) == 2 and all(isinstance(t, str) for t in texts)
+    assert "digits/7.wav" in out and "(said: 'seven')" in out and SMOKE in out
 
 
 def test_verify_reproduces_the_smoke_card(use_hub, capsys):

@@ -15,7 +15,10 @@
    forecaster (the last 6 years hidden), and plots one with its interval.
 6. Names the speakers of a few held-out Japanese vowel recordings with the
    pretrained time-series classifier.
-7. Shows `zoo list`.
+7. Tags sentences, generates and scores text with the language models.
+8. Transcribes two real telephone prompts with the speech recogniser (trained
+   on synthetic speech only) from their WAV bytes, beside what was said.
+9. Shows `zoo list`.
 """
 
 from zoo import _backend  # noqa: F401
@@ -284,6 +287,34 @@ def language_model_demo():
     return shown
 
 
+def speech_demo(prompts=("digits/7", "conf-onlyperson")):
+    """Two real Asterisk telephone prompts (one speaker, 8 kHz; never trained on) transcribed from
+    their WAV bytes by the speech model's SavedModel, beside their transcripts."""
+    name = _first_model("speech-*")
+    if name is None:
+        return None
+    from zoo import hub
+    from zoo.data import speech as speech_data
+    from zoo.report import headline
+    from zoo.tasks import speech
+
+    card = hub.info(name)
+    print(f"{name}: {headline(card)}")
+    try:
+        real = speech_data.load_asterisk_prompts()
+    except speech_data.DataUnavailableError as error:
+        print(f"  (the Asterisk prompts are not available here: {error})\n")
+        return None
+    chosen = [real["names"].index(p) for p in prompts if p in real["names"]]
+    files = [speech.wav_bytes(real["waveforms"][i], real["sample_rate"]) for i in chosen]
+    out = hub.load_serving(name).signatures["transcribe_bytes"](wav_bytes=speech.tf.constant(files))
+    texts = [t.decode("utf-8") for t in out["texts"].numpy()]
+    for i, text in zip(chosen, texts):
+        print(f"  {real['names'][i]}.wav: {text!r}  (said: {real['transcripts'][i]!r})")
+    print()
+    return texts
+
+
 def main():
     from zoo import cli
     from zoo._backend import import_tensorflow_quietly
@@ -297,6 +328,7 @@ def main():
     classification_demo()
     tagging_demo()
     language_model_demo()
+    speech_demo()
     print("$ zoo list")
     return cli.main(["list"])
 

@@ -32,6 +32,8 @@ def headline(card):
         return line
     if card.get("task") == "tagging" and test:
         return _tagging_headline(card)
+    if card.get("task") == "speech" and test:
+        return _speech_headline(card)
     if card.get("task") == "language-model" and test:
         return _language_model_headline(card)
     if "accuracy" in test:
@@ -146,6 +148,57 @@ def _tagging_headline(card):
     if transfer:
         line += f"; held-out genres {transfer['model']:.4f}"
     return line
+
+
+def _speech_beam(card):
+    width = (card.get("decoding") or {}).get("beam_width", 1)
+    return f"beam{width}" if width > 1 else "greedy"
+
+
+def _speech_headline(card):
+    metrics, beam = card["metrics"], _speech_beam(card)
+    line = f"synthetic held-out voices CER {metrics['test'][beam]['cer']:.3f}"
+    real = metrics.get("asterisk", {}).get(beam)
+    if real:
+        line += f"; real Asterisk prompts WER {real['wer']:.3f}"
+        sphinx = (card.get("baselines") or {}).get("pocketsphinx") or {}
+        if "asterisk" in sphinx:
+            line += f" (PocketSphinx {sphinx['asterisk']['wer']:.3f})"
+    words = metrics.get("asterisk_digits_letters", {}).get(beam)
+    if words:
+        line += f", real digits and letters accuracy {words['accuracy']:.3f}"
+        dtw = (card.get("baselines") or {}).get("dtw") or {}
+        if "asterisk_digits_letters" in dtw:
+            line += f" (1-NN DTW {dtw['asterisk_digits_letters']['accuracy']:.3f})"
+    return line
+
+
+def speech_tables():
+    """Per shipped speech model: each test set (synthetic held-out voices, the real Asterisk
+    prompts) with the model's greedy and beam results beside PocketSphinx and 1-NN DTW from the
+    same run, then the card's verdicts on the issue's floors."""
+    blocks = []
+    for name, card in _hub_cards("speech"):
+        rows = card.get("comparison") or []
+        if not rows:
+            continue
+
+        def cell(scores):
+            if not scores:
+                return "—"
+            if "accuracy" in scores:
+                return f"accuracy {scores['accuracy']:.3f}"
+            return f"CER {scores['cer']:.3f}, WER {scores['wer']:.3f}"
+
+        lines = ["| test set | clips | model, greedy | model, beam | PocketSphinx | 1-NN DTW |",
+                 "|---|---|---|---|---|---|"]
+        for row in rows:
+            lines.append(f"| {row['set']} | {row['model_beam']['count']} | {cell(row['model_greedy'])} | "
+                         f"{cell(row['model_beam'])} | {cell(row.get('pocketsphinx'))} | {cell(row.get('dtw'))} |")
+        verdicts = "\n".join(f"- {v}" for v in card.get("verdicts", []))
+        blocks.append(f"`{name}`:\n\n" + "\n".join(lines) + f"\n\n{verdicts}\n\n"
+                      + _training_note(card, "epochs"))
+    return "\n\n".join(blocks) if blocks else "(no speech model in saved_models/)"
 
 
 def _language_model_headline(card):
@@ -490,9 +543,23 @@ def captioning_tables():
     return "\n\n".join(blocks) if blocks else "(no captioning model with leave-one-style-out results in saved_models/)"
 
 
+SERVE_LOAD_RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "serve_load_results.md"
+
+
+def serving_tables():
+    """The load test's results file (`benchmarks/serve_load.py`), less its title: how it was run, the
+    throughput and latency table, memory, and the floors."""
+    if not SERVE_LOAD_RESULTS.is_file():
+        return "(no load-test results yet: run `python benchmarks/serve_load.py`)"
+    lines = SERVE_LOAD_RESULTS.read_text(encoding="utf-8").strip().splitlines()
+    body = [line for line in lines if not line.startswith("# ")]
+    return "\n".join("Floors:" if line.strip() == "## Floors" else line for line in body).strip()
+
+
 SECTIONS = {"models": models_table, "captioning": captioning_tables, "sentiment": sentiment_tables, "forecasting": forecasting_tables,
             "classification": classification_tables, "tagging": tagging_tables,
-            "language-models": language_model_tables, "translation": translation_tables}
+            "language-models": language_model_tables, "translation": translation_tables, "speech": speech_tables,
+            "serving": serving_tables}
 
 
 def _markers(section):

@@ -199,14 +199,9 @@ def seed_everything(seed, deterministic_ops=False):
 
 
 def cpu_model():
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    from zoo.machine import cpu_model as model_name
+
+    return model_name()
 
 
 def hardware_description():

@@ -715,13 +715,19 @@ SYNTHESIS_TIMEOUT = 60.0
 _INSTALL_HINT = "Install it with `sudo apt-get install espeak-ng` (Debian/Ubuntu) and try again."
 
 
-def _espeak() -> str:
-    path = shutil.which("espeak-ng")
+def _program(name: str, purpose: str) -> str:
+    """The path of the installed program `name`, else a DataUnavailableError naming `purpose` and how to
+    install it."""
+    path = shutil.which(name)
     if path is None:
         raise DataUnavailableError(
-            "espeak-ng is not installed (no `espeak-ng` on PATH); the synthetic speech corpus "
-            f"is generated with it. {_INSTALL_HINT} This module never installs software itself.")
+            f"{name} is not installed (no `{name}` on PATH); {purpose}. Install it with `sudo apt-get "
+            f"install {name}` (Debian/Ubuntu) and try again. This module never installs software itself.")
     return path
+
+
+def _espeak() -> str:
+    return _program("espeak-ng", "the synthetic speech corpus is generated with it")
 
 
 def _run(cmd: list[str], what: str, timeout: float = SYNTHESIS_TIMEOUT) -> str:
@@ -1268,6 +1274,97 @@ def speech_splits(
     for record in manifest["records"]:
         splits[record["split"]].append(dict(record, path=str(directory / record["file"])))
     return splits
+
+
+# --------------------------------------------------------------------------
+# A second synthesiser, never trained on: flite
+# --------------------------------------------------------------------------
+
+#: The English voices built into Debian's ``flite`` 2.2: three statistical parametric voices built
+#: from recordings of real speakers of CMU ARCTIC (slt: US female; rms: US male; awb: Scottish male)
+#: and one diphone voice (kal16: US male). A different engine from espeak-ng, closer to recorded
+#: speech: clips spoken by it tell how a recogniser trained on espeak-ng carries over to another voice
+#: source without touching the real test speech.
+FLITE_VOICES = ("slt", "rms", "awb", "kal16")
+FLITE_SAMPLE_RATE = 16000
+FLITE_CLIPS_PER_VOICE = 100
+
+
+def _flite() -> str:
+    return _program("flite", "the held-out-synthesiser set is spoken with it")
+
+
+def flite_text(text: str, spell: bool) -> str:
+    """What flite is given to say a normalised transcript: spelled letters as capitals with full
+    stops (``"m g c p"`` → ``"M. G. C. P."``, which flite reads by the letters' names)."""
+    if spell:
+        return " ".join(f"{letter.upper()}." for letter in text.split())
+    return text
+
+
+def _flite_version(flite: str) -> str:
+    code, output = run_with_timeout([flite, "--version"], 30)
+    match = re.search(r"flite-(\S+)", output)
+    return match.group(1) if code == 0 and match else "unknown"
+
+
+def build_flite_set(seed: int = SPLIT_SEED, size: int = DEFAULT_SIZE, per_voice: int = FLITE_CLIPS_PER_VOICE,
+                    rebuild: bool = False) -> dict:
+    """Texts of the synthetic corpus's *validation* split spoken again by each voice of
+    :data:`FLITE_VOICES`, `per_voice` clips per voice (chosen at random, seeded, with the same kind
+    shares as the split), generated into the cache on first use (WAV files and a manifest with
+    their sha256, like :func:`build_synthetic_corpus`).
+
+    No clip is ever trained on: the texts are held out of training (validation texts), the
+    engine too. Returns the manifest; its records carry ``"path"`` for :func:`load_waveform`.
+
+    Raises:
+        DataUnavailableError: flite is not installed (the message says how to install it) or fails.
+    """
+    flite = _flite()
+    validation = [r for r in speech_splits(seed=seed, size=size)["validation"]]
+    rng = np.random.default_rng([seed, 7])
+    config = {"cache_version": CACHE_VERSION, "corpus": _corpus_config(size, seed, FRACTIONS),
+              "voices": list(FLITE_VOICES), "per_voice": int(per_voice)}
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
+    directory = data_dir() / "speech" / f"flite-v{CACHE_VERSION}-n{size}-s{seed}-{digest}"
+    with _corpus_lock:
+        manifest = None if rebuild else _read_corpus_manifest(directory, config)
+        if manifest is None:
+            version = _flite_version(flite)
+            (directory / "wav").mkdir(parents=True, exist_ok=True)
+            records = []
+            for voice in FLITE_VOICES:
+                chosen = rng.choice(len(validation), size=min(per_voice, len(validation)), replace=False)
+                for number, index in enumerate(sorted(chosen.tolist())):
+                    source = validation[index]
+                    file = f"wav/{voice}-{number:04d}.wav"
+                    scratch = directory / "wav" / f".{voice}-{number:04d}.tmp.wav"
+                    code, output = run_with_timeout(
+                        [flite, "-voice", voice, "-t", flite_text(source["text"], source["spell"]),
+                         "-o", str(scratch)], SYNTHESIS_TIMEOUT)
+                    if code != 0 or not scratch.is_file():
+                        raise DataUnavailableError(f"flite failed on {source['text'][:40]!r} with voice "
+                                                   f"{voice}:\n{output_tail(output)}")
+                    blob = scratch.read_bytes()
+                    waveform, rate = read_wav(blob)
+                    if rate != FLITE_SAMPLE_RATE or waveform.size == 0:
+                        raise DataUnavailableError(f"flite gave {waveform.size} samples at {rate} Hz for "
+                                                   f"{source['text'][:40]!r}; expected {FLITE_SAMPLE_RATE} Hz")
+                    os.replace(scratch, directory / file)
+                    records.append({"id": f"flite-{voice}-{number:04d}", "split": "validation_flite",
+                                    "kind": source["kind"], "text": source["text"], "spell": source["spell"],
+                                    "voice": voice, "source_id": source["id"], "file": file,
+                                    "sha256": hashlib.sha256(blob).hexdigest(), "bytes": len(blob),
+                                    "samples": int(waveform.size)})
+            manifest = {"description": "Held-out synthesiser: validation texts spoken by flite's voices.",
+                        "config": config, "flite": version, "sample_rate": FLITE_SAMPLE_RATE,
+                        "records": records}
+            atomic_write_text(directory / "manifest.json", json.dumps(manifest, indent=0) + "\n")
+    for record in manifest["records"]:
+        record["path"] = str(directory / record["file"])
+    manifest["directory"] = str(directory)
+    return manifest
 
 
 # --------------------------------------------------------------------------

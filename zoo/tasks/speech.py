@@ -4,12 +4,13 @@ The Keras model (`build_model`) takes the audio itself, so the exported model
 needs no preprocessing code:
 
     waveforms float32 [batch, samples] at 16 kHz, lengths int32 [batch]
-      → training only: random gain and white noise (`WaveformAugment`)
+      → training only: random leading silence, gain and white noise (`WaveformAugment`)
       → log-mel features in the graph (`LogMel`): 25 ms Hann windows every 10 ms,
         a 512-point FFT, `mel_bins` triangular filters from 60 Hz to `max_frequency`
         (4 kHz by default, the band of telephone audio, so 8 kHz and wideband
         recordings look alike), log, then each utterance's mean and variance
-        normalised per bin over its own frames
+        normalised per bin over its own frames; training only: vocal-tract-length
+        perturbation (a random frequency warp per clip)
       → training only: SpecAugment-style frequency and time masks (`SpecAugment`)
       → 2 (or 1) × `ConvSubsample` (Conv1D, stride 2: 40 ms, or 20 ms, per output frame)
       → `layers` × Bidirectional(zoo GRU or LSTM), masked past each clip's end
@@ -171,12 +172,32 @@ class LogMel(keras.layers.Layer):
     Samples past a clip's length are ignored (treated as zeros); frames past a
     clip's end are zeros. Each bin of a clip is shifted and scaled to mean 0
     and variance 1 over the clip's own frames.
+
+    `cepstra` > 0 gives mel-frequency cepstral coefficients instead: the
+    first `cepstra` coefficients of the DCT-II (orthonormal) of each frame's
+    log-mel energies, which keep the spectral envelope (the vocal tract) and
+    drop the fine structure (the voice's pitch harmonics, the synthesiser's
+    own texture); then the same per-clip normalisation.
+
+    `warp` > 0 adds vocal-tract-length perturbation while training (Jaitly &
+    Hinton 2013): each clip's power spectrum is read at frequencies scaled by
+    a factor drawn uniformly from [1 - warp, 1 + warp] (linear interpolation
+    between FFT bins), as if a longer or shorter vocal tract had spoken it.
+    Inference never warps.
     """
 
     def __init__(self, sample_rate=SAMPLE_RATE, frame_length=FRAME_LENGTH, frame_step=FRAME_STEP,
                  fft_length=FFT_LENGTH, mel_bins=40, min_frequency=MIN_FREQUENCY,
-                 max_frequency=MAX_FREQUENCY, **kwargs):
+                 max_frequency=MAX_FREQUENCY, warp=0.0, cepstra=0, seed=None, **kwargs):
         super().__init__(**kwargs)
+        if not 0 <= int(cepstra) <= int(mel_bins):
+            raise ValueError(f"cepstra must be from 0 (log-mel features) to mel_bins ({mel_bins}), "
+                             f"received {cepstra!r}")
+        self.cepstra = int(cepstra)
+        if not 0.0 <= float(warp) < 0.5:
+            raise ValueError(f"warp must be in [0, 0.5), received {warp!r}")
+        self.warp, self.seed = float(warp), seed
+        self.seed_generator = keras.random.SeedGenerator(seed) if self.warp else None
         if not 0 < min_frequency < max_frequency <= sample_rate / 2:
             raise ValueError(f"the mel band must satisfy 0 < min_frequency < max_frequency <= sample_rate/2, "
                              f"received {min_frequency!r}, {max_frequency!r} at {sample_rate!r} Hz")
@@ -191,7 +212,18 @@ class LogMel(keras.layers.Layer):
         return tf.constant(mel_weights(self.mel_bins, self.sample_rate, self.min_frequency, self.max_frequency,
                                        self.fft_length), tf.float32)
 
-    def call(self, waveforms, lengths):
+    def _warped(self, power):
+        """`power` [batch, frames, bins] read at bin × factor, one random factor per clip."""
+        batch, bins = tf.shape(power)[0], tf.shape(power)[2]
+        factor = keras.random.uniform((batch, 1), 1.0 - self.warp, 1.0 + self.warp, seed=self.seed_generator)
+        position = tf.minimum(tf.range(tf.cast(bins, tf.float32))[None, :] * factor, tf.cast(bins - 1, tf.float32))
+        below = tf.cast(tf.floor(position), tf.int32)
+        above = tf.minimum(below + 1, bins - 1)
+        weight = (position - tf.floor(position))[:, None, :]
+        return (tf.gather(power, below, axis=2, batch_dims=1) * (1.0 - weight)
+                + tf.gather(power, above, axis=2, batch_dims=1) * weight)
+
+    def call(self, waveforms, lengths, training=False):
         waveforms = tf.convert_to_tensor(waveforms, tf.float32)
         lengths = tf.cast(lengths, tf.int32)
         samples = tf.maximum(tf.shape(waveforms)[1], 1)  # at least one frame, even for empty clips
@@ -200,7 +232,11 @@ class LogMel(keras.layers.Layer):
         spectra = tf.signal.stft(waveforms, self.frame_length, self.frame_step, self.fft_length,
                                  window_fn=tf.signal.hann_window, pad_end=True)
         power = tf.math.real(spectra * tf.math.conj(spectra))
+        if training and self.warp:
+            power = self._warped(power)
         log_mel = tf.math.log(tf.tensordot(power, self.mel_matrix(), 1) + LOG_FLOOR)
+        if self.cepstra:
+            log_mel = tf.signal.dct(log_mel, type=2, norm="ortho")[..., :self.cepstra]
         frames = frame_counts(lengths)
         valid = tf.cast(_valid(frames, tf.shape(log_mel)[1]), tf.float32)[:, :, None]
         count = tf.maximum(tf.reduce_sum(valid, axis=1, keepdims=True), 1.0)
@@ -211,27 +247,52 @@ class LogMel(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "sample_rate": self.sample_rate, "frame_length": self.frame_length,
                 "frame_step": self.frame_step, "fft_length": self.fft_length, "mel_bins": self.mel_bins,
-                "min_frequency": self.min_frequency, "max_frequency": self.max_frequency}
+                "min_frequency": self.min_frequency, "max_frequency": self.max_frequency, "warp": self.warp,
+                "cepstra": self.cepstra, "seed": self.seed}
 
 
 @keras.saving.register_keras_serializable(package="zoo")
 class WaveformAugment(keras.layers.Layer):
-    """Training only: each clip's gain changes by a random ±`gain_db` dB, and with probability
-    `noise_probability` white noise is added at a signal-to-noise ratio drawn uniformly from
-    `snr_db` (dB, against the clip's RMS). Samples past a clip's length stay zero."""
+    """Training only: (waveforms, lengths) → (waveforms, lengths), augmented.
 
-    def __init__(self, gain_db=6.0, noise_probability=0.5, snr_db=(10.0, 40.0), seed=None, **kwargs):
+    Each clip first gets a random stretch of silence, up to `lead_samples`
+    long (uniform), before it (the synthesiser starts speaking at the first
+    sample, recorded speech rarely does); its length grows by as much. Then
+    its gain changes by a random ±`gain_db` dB, and with probability
+    `noise_probability` white noise is added over the whole clip, silence
+    included, at a signal-to-noise ratio drawn uniformly from `snr_db` (dB,
+    against the clip's RMS). Samples past a clip's length stay zero.
+    Inference returns its inputs unchanged."""
+
+    def __init__(self, gain_db=6.0, noise_probability=0.5, snr_db=(10.0, 40.0), lead_samples=0, seed=None,
+                 **kwargs):
         super().__init__(**kwargs)
         if gain_db < 0 or not 0 <= noise_probability <= 1 or len(snr_db) != 2 or snr_db[0] > snr_db[1]:
             raise ValueError(f"WaveformAugment needs gain_db >= 0, noise_probability in [0, 1] and "
                              f"snr_db = (low, high), received {gain_db!r}, {noise_probability!r}, {snr_db!r}")
+        if int(lead_samples) < 0:
+            raise ValueError(f"lead_samples must be >= 0, received {lead_samples!r}")
         self.gain_db, self.noise_probability = float(gain_db), float(noise_probability)
         self.snr_db, self.seed = (float(snr_db[0]), float(snr_db[1])), seed
+        self.lead_samples = int(lead_samples)
         self.seed_generator = keras.random.SeedGenerator(seed)
 
+    def _delayed(self, waveforms, lengths):
+        """Each clip moved later by a random 0..lead_samples samples (zeros before it)."""
+        batch, samples = tf.shape(waveforms)[0], tf.shape(waveforms)[1]
+        lead = tf.cast(tf.floor(keras.random.uniform((batch,), seed=self.seed_generator)
+                                * (self.lead_samples + 1.0)), tf.int32)
+        source = tf.range(samples + self.lead_samples)[None, :] - lead[:, None]
+        inside = tf.logical_and(source >= 0, source < lengths[:, None])
+        moved = tf.gather(waveforms, tf.clip_by_value(source, 0, tf.maximum(samples - 1, 0)), axis=1, batch_dims=1)
+        return tf.where(inside, moved, 0.0), lengths + lead
+
     def call(self, waveforms, lengths, training=False):
+        lengths = tf.cast(lengths, tf.int32)
         if not training:
-            return waveforms
+            return waveforms, lengths
+        if self.lead_samples:
+            waveforms, lengths = self._delayed(waveforms, lengths)
         batch = tf.shape(waveforms)[0]
         valid = tf.cast(_valid(lengths, tf.shape(waveforms)[1]), tf.float32)
         count = tf.maximum(tf.reduce_sum(valid, axis=1, keepdims=True), 1.0)
@@ -243,11 +304,11 @@ class WaveformAugment(keras.layers.Layer):
         noise = noise * noisy * rms * tf.pow(10.0, -snr / 20.0)
         gain = tf.pow(10.0, keras.random.uniform((batch, 1), -self.gain_db, self.gain_db,
                                                  seed=self.seed_generator) / 20.0)
-        return tf.clip_by_value((waveforms + noise) * gain, -1.0, 1.0) * valid
+        return tf.clip_by_value((waveforms + noise) * gain, -1.0, 1.0) * valid, lengths
 
     def get_config(self):
         return {**super().get_config(), "gain_db": self.gain_db, "noise_probability": self.noise_probability,
-                "snr_db": list(self.snr_db), "seed": self.seed}
+                "snr_db": list(self.snr_db), "lead_samples": self.lead_samples, "seed": self.seed}
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -366,8 +427,13 @@ class BlankPadding(keras.layers.Layer):
 # The model and its loss
 
 
+#: Training augmentation of `build_model(augment=True)` (see `WaveformAugment`, `LogMel`, `SpecAugment`).
+AUGMENTATION = dict(gain_db=6.0, noise_probability=0.5, snr_db=(10.0, 40.0), lead_seconds=0.3, warp=0.1,
+                    frequency_masks=2, frequency_width=6, time_masks=2, time_fraction=0.08)
+
+
 def build_model(mel_bins=40, max_frequency=MAX_FREQUENCY, conv_filters=128, conv_kernel=5, subsampling=4,
-                cell="gru", units=160, layers=3, dropout=0.2, augment=True, seed=None):
+                cell="gru", units=160, layers=3, dropout=0.2, augment=True, cepstra=0, seed=None):
     """The recogniser (see the module notes): {"waveforms", "lengths"} → character logits.
 
     Args:
@@ -378,6 +444,7 @@ def build_model(mel_bins=40, max_frequency=MAX_FREQUENCY, conv_filters=128, conv
         cell: "gru" or "lstm" (zoo layers), `layers` bidirectional layers of `units` per direction.
         dropout: after the convolutions and after every recurrent layer.
         augment: waveform gain/noise and SpecAugment masks while training.
+        cepstra: 0 for log-mel features, else this many cepstral coefficients (`LogMel`).
         seed: seeds the augmentation and dropout.
     """
     from zoo import layers as zoo_layers
@@ -388,12 +455,17 @@ def build_model(mel_bins=40, max_frequency=MAX_FREQUENCY, conv_filters=128, conv
         raise ValueError(f"cell must be 'gru' or 'lstm', received {cell!r}")
     waveforms = keras.Input(shape=(None,), dtype="float32", name="waveforms")
     lengths = keras.Input(shape=(), dtype="int32", name="lengths")
-    audio = waveforms
+    audio, audio_lengths = waveforms, lengths
+    a = AUGMENTATION
     if augment:
-        audio = WaveformAugment(seed=seed, name="waveform_augment")(audio, lengths)
-    x, frames = LogMel(mel_bins=mel_bins, max_frequency=max_frequency, name="log_mel")(audio, lengths)
+        audio, audio_lengths = WaveformAugment(
+            a["gain_db"], a["noise_probability"], a["snr_db"], round(a["lead_seconds"] * SAMPLE_RATE), seed=seed,
+            name="waveform_augment")(audio, lengths)
+    x, frames = LogMel(mel_bins=mel_bins, max_frequency=max_frequency, warp=a["warp"] if augment else 0.0,
+                       cepstra=cepstra, seed=None if seed is None else seed + 3 + layers, name="log_mel")(audio, audio_lengths)
     if augment:
-        x = SpecAugment(seed=None if seed is None else seed + 1, name="spec_augment")(x, frames)
+        x = SpecAugment(a["frequency_masks"], a["frequency_width"], a["time_masks"], a["time_fraction"],
+                        seed=None if seed is None else seed + 1, name="spec_augment")(x, frames)
     for i in range(1 if subsampling == 2 else 2):
         x, frames = ConvSubsample(conv_filters, conv_kernel, name=f"subsample_{i + 1}")(x, frames)
     x = keras.layers.Dropout(dropout, seed=seed, name="conv_dropout")(x)
@@ -444,8 +516,18 @@ class CTCLoss(keras.losses.Loss):
         return ctc_loss(y_true, y_pred)
 
 
+def cosine_schedule(peak, steps_per_epoch, epochs, warmup_epochs=1.0):
+    """Learning rate by optimizer step: linear warm-up from 0 to `peak` over `warmup_epochs`, then a
+    cosine decay to 0 at the end of `epochs` (it follows the optimizer's step count, so a resumed run
+    continues where it stopped)."""
+    total = max(int(steps_per_epoch * epochs), 1)
+    warmup = min(int(round(steps_per_epoch * warmup_epochs)), total - 1)
+    return keras.optimizers.schedules.CosineDecay(0.0 if warmup else peak, total - warmup, alpha=0.0,
+                                                  warmup_target=peak if warmup else None, warmup_steps=warmup)
+
+
 def compile_model(model, learning_rate=1e-3, clipnorm=5.0):
-    """Adam with global-norm clipping, CTC loss."""
+    """Adam with global-norm clipping, CTC loss. `learning_rate`: a number or a schedule."""
     model.compile(optimizer=keras.optimizers.Adam(learning_rate, global_clipnorm=clipnorm), loss=CTCLoss())
     return model
 
@@ -461,14 +543,22 @@ def describe_architecture(model, mel_bins, max_frequency, conv_filters, conv_ker
     convolutions = subsampling_layers(model)
     text = (f"waveform (16 kHz) → log-mel ({FRAME_LENGTH / 16:.0f} ms Hann windows every "
             f"{FRAME_STEP / 16:.0f} ms, {FFT_LENGTH}-point FFT, {mel_bins} mel bins {MIN_FREQUENCY:.0f}-"
-            f"{max_frequency:.0f} Hz, per-utterance mean/variance normalisation) → "
+            f"{max_frequency:.0f} Hz"
+            + (f", the first {model.get_layer('log_mel').cepstra} cepstral coefficients (DCT-II)"
+               if model.get_layer("log_mel").cepstra else "")
+            + ", per-utterance mean/variance normalisation) → "
             f"{convolutions} × Conv1D({conv_filters}, width {conv_kernel}, stride 2, ReLU) "
             f"(time ×{2 ** convolutions}: {10 * 2 ** convolutions} ms per output frame) → Dropout({dropout}) → "
             f"{layers} × Bidirectional(zoo {cell.upper()}({units}), masked) with Dropout({dropout}) → "
             f"Dense({CLASSES}: {len(ALPHABET)} characters + blank, blank last) → CTC")
     if augment:
-        text += ("; training only: gain ±6 dB, white noise at 10-40 dB SNR on half the clips, 2 frequency "
-                 "masks of ≤ 6 bins and 2 time masks of ≤ 8% of the frames")
+        a = AUGMENTATION
+        text += (f"; training only: up to {a['lead_seconds']} s of silence before each clip, gain "
+                 f"±{a['gain_db']:g} dB, white noise at {a['snr_db'][0]:g}-{a['snr_db'][1]:g} dB SNR on "
+                 f"{a['noise_probability']:.0%} of the clips, vocal-tract-length perturbation (frequency × "
+                 f"{1 - a['warp']:g}-{1 + a['warp']:g}), {a['frequency_masks']} frequency masks of ≤ "
+                 f"{a['frequency_width']} bins and {a['time_masks']} time masks of ≤ {a['time_fraction']:.0%} of "
+                 f"the frames")
     return text
 
 
@@ -824,8 +914,11 @@ def serving_examples():
 # Data
 
 
-def load_data(seed=None, size=None, max_examples=None, asterisk=True):
-    """The synthetic splits at 16 kHz and (with `asterisk`) the real Asterisk prompts at 8 kHz.
+def load_data(seed=None, size=None, max_examples=None, asterisk=True, flite=True):
+    """The synthetic splits at 16 kHz, (with `flite`, when flite is installed) the validation texts
+    spoken by another synthesiser (`validation_flite`, 16 kHz; `zoo.data.speech.build_flite_set`)
+    and (with `asterisk`) the real Asterisk prompts at 8 kHz. Without flite, `validation_flite`
+    is left out, with a printed reason.
 
     `max_examples` keeps the first N clips of each synthetic split and of each
     kind of Asterisk prompt (smoke runs). Returns ``{"train", "validation",
@@ -846,6 +939,17 @@ def load_data(seed=None, size=None, max_examples=None, asterisk=True):
         data[name] = {"waveforms": speech.load_waveforms(records, SAMPLE_RATE),
                       "texts": [r["text"] for r in records], "kinds": [r["kind"] for r in records],
                       "ids": [r["id"] for r in records]}
+    if flite:
+        try:
+            records = speech.build_flite_set(seed=seed, size=size)["records"]
+        except speech.DataUnavailableError as error:
+            print(f"[zoo] no held-out-synthesiser set (validation_flite): {error}")
+        else:
+            records = records[:max_examples] if max_examples else records
+            data["validation_flite"] = {"waveforms": speech.load_waveforms(records, SAMPLE_RATE),
+                                        "texts": [r["text"] for r in records],
+                                        "kinds": [r["kind"] for r in records],
+                                        "voices": [r["voice"] for r in records]}
     if asterisk:
         real = speech.load_asterisk_prompts()
         keep = list(range(len(real["names"])))
@@ -957,7 +1061,8 @@ def transcribe(source, waveforms, sample_rate, beam_width=DEFAULT_BEAM_WIDTH):
     if hasattr(source, "signatures"):
         function = source.signatures["transcribe"]
     else:
-        function = (source if isinstance(source, Transcriber) else Transcriber(source)).transcribe
+        transcriber = source if isinstance(source, Transcriber) else Transcriber(source)
+        function = transcriber.transcribe  # `transcriber` stays referenced: the tf.function holds it weakly
     results = []
     for start in range(0, len(waveforms), BATCH_SIZE):
         clips = [np.asarray(w, np.float32).reshape(-1) for w in waveforms[start:start + BATCH_SIZE]]
@@ -1029,6 +1134,8 @@ def test_sets(data):
     for split in ("validation", "test"):
         sets[split] = (split, list(range(len(data[split]["texts"]))))
     sets["test_isolated_words"] = ("test", [i for i, k in enumerate(data["test"]["kinds"]) if k in ("digit", "letter")])
+    if "validation_flite" in data:
+        sets["validation_flite"] = ("validation_flite", list(range(len(data["validation_flite"]["texts"]))))
     if "asterisk" in data:
         real = data["asterisk"]
         sets["asterisk"] = ("asterisk", list(range(len(real["texts"]))))
@@ -1313,7 +1420,8 @@ def remeasure(model, card):
     """Re-measure every set of the card's metrics (`zoo verify`)."""
     dataset = card["dataset"]
     data = load_data(dataset["seed"], dataset["size"], dataset.get("max_examples_per_split"),
-                     asterisk=any(name.startswith("asterisk") for name in card["metrics"]))
+                     asterisk=any(name.startswith("asterisk") for name in card["metrics"]),
+                     flite="validation_flite" in card["metrics"])
     results = evaluate(model, data, beam_width=card["decoding"]["beam_width"])
     return {name: results[name] for name in card["metrics"] if name in results}
 
