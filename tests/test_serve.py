@@ -687,7 +687,7 @@ def test_the_sentiment_page_works_in_headless_chromium(models):
         time.sleep(0.05)
     options = webdriver.ChromeOptions()
     options.binary_location = browser_path
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1100,1000"):
         options.add_argument(flag)
     browser = webdriver.Chrome(service=webdriver.ChromeService(executable_path=driver_path), options=options)
     screenshots = Path(__file__).resolve().parent.parent / "docs" / "serving"
@@ -712,6 +712,22 @@ def test_the_sentiment_page_works_in_headless_chromium(models):
             assert drawn > 50  # attention cells and labels were painted
             if os.environ.get("ZOO_SCREENSHOTS"):
                 browser.save_screenshot(str(screenshots / "translation.png"))
+        # every other page: its first form that needs no uploaded file gives a result
+        for task, model in models.items():
+            if task in ("sentiment", "translation"):
+                continue
+            browser.get(f"http://127.0.0.1:{port}/models/{model.name}")
+            buttons = [b for b in browser.find_elements(By.CSS_SELECTOR, "#try button")
+                       if b.text != "Transcribe"]  # that one needs an uploaded file
+            assert buttons, f"{model.name}: no form to try"
+            buttons[0].click()
+            WebDriverWait(browser, 90).until(
+                lambda b: any(r.text.strip() or r.find_elements(By.CSS_SELECTOR, "canvas, svg, img")
+                              for r in b.find_elements(By.CSS_SELECTOR, "#try .result")))
+            errors = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#try .error") if e.text.strip()]
+            assert not errors, (model.name, errors)
+            if os.environ.get("ZOO_SCREENSHOTS"):
+                browser.save_screenshot(str(screenshots / f"{task}.png"))
     finally:
         browser.quit()
         server.should_exit = True
