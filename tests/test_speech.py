@@ -401,6 +401,22 @@ def test_zoo_transcribe_prints_one_line_per_file_and_refuses_bad_files(use_hub, 
     assert "--beam must be in 1..16" in capsys.readouterr().err
 
 
+def test_zoo_transcribe_plots_the_spectrogram_and_the_ctc_alignment(use_hub, serving, tmp_path, capsys):
+    from PIL import Image
+
+    clip = tmp_path / "a.wav"
+    clip.write_bytes(task.wav_bytes(tone(0.5, 8000), 8000))
+    picture = tmp_path / "alignment.png"
+    assert cli.main(["transcribe", SMOKE, str(clip), "--plot", str(picture), "--beam", "1"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.endswith(f"\t{clip}\n") and str(picture) in captured.err
+    with Image.open(picture) as image:
+        assert image.format == "PNG" and image.width >= 600 and image.height >= 400
+    # the plot's transcript is the command's
+    waveform, rate = task.read_audio_file(clip)
+    assert task.alignment_png(serving, waveform, rate, tmp_path / "again.png", 1) + f"\t{clip}\n" == captured.out
+
+
 def test_zoo_transcribe_refuses_a_model_of_another_task(capsys):
     assert cli.main(["transcribe", "sentiment-bilstm-mr", "x.wav"]) == 2  # the repository's hub
     assert "this command runs speech recognisers; sentiment-bilstm-mr is a sentiment model" in \

@@ -271,7 +271,7 @@ def cmd_transcribe(args):
         files = [line.strip() for line in lines if line.strip()]
     if not files:
         raise CommandError("no input: pass one or more WAV files, or their names one per line on stdin")
-    return task.transcribe_cli(args.name, files, beam_width=args.beam)
+    return task.transcribe_cli(args.name, files, beam_width=args.beam, plot=args.plot)
 
 
 def cmd_train(args):
@@ -561,6 +561,8 @@ def build_parser():
     p.add_argument("name", help=MODEL_ARGUMENT_HELP)
     p.add_argument("files", nargs="*", metavar="WAV")
     p.add_argument("--beam", type=int, default=8, help="beam width (1 = greedy best path)")
+    p.add_argument("--plot", metavar="PNG", help="draw the first file's spectrogram and CTC alignment (per-frame "
+                   "probabilities of the blank and of the best character) to this PNG file")
     p.set_defaults(run=cmd_transcribe)
 
     p = commands.add_parser("train", help="run a recipe, e.g. 'zoo train sentiment --cell gru'")

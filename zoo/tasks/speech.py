@@ -1460,8 +1460,63 @@ def read_audio_file(path):
     return waveform, rate
 
 
-def transcribe_cli(name, paths, beam_width=DEFAULT_BEAM_WIDTH, batch_size=BATCH_SIZE):
-    """`zoo transcribe NAME a.wav b.wav ... [--beam N]`: one `text<TAB>file` line per file, in order.
+def alignment_png(serving, waveform, sample_rate, path, beam_width=DEFAULT_BEAM_WIDTH, title=None):
+    """Draw one clip's spectrogram (log power, 0-4 kHz, 10 ms frames) over its CTC alignment: for each
+    40 ms output frame, the probability of the blank and of the most likely character, that character
+    written where it is the best path's pick. Runs the SavedModel's `transcribe` signature; returns the
+    transcript."""
+    import io
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from zoo.data.cache import atomic_write_bytes
+
+    clip = np.asarray(waveform, np.float32).reshape(-1)
+    out = serving.signatures["transcribe"](
+        waveforms=tf.constant(clip[None]), lengths=tf.constant([len(clip)], tf.int32),
+        sample_rate=tf.constant(int(sample_rate), tf.int32), beam_width=tf.constant(int(beam_width), tf.int32))
+    text = out["texts"].numpy()[0].decode("utf-8")
+    frames = int(out["frame_lengths"].numpy()[0])
+    probabilities = out["probabilities"].numpy()[0, :frames]
+    audio, _ = to_model_rate(tf.constant(clip[None]), tf.constant([len(clip)], tf.int32),
+                             tf.constant(int(sample_rate), tf.int32))
+    spectra = tf.abs(tf.signal.stft(audio[0], FRAME_LENGTH, FRAME_STEP, FFT_LENGTH, pad_end=True)).numpy()
+    top_bin = int(MAX_FREQUENCY / (SAMPLE_RATE / 2) * (FFT_LENGTH // 2))
+    power = 20 * np.log10(spectra[:, :top_bin].T + 1e-6)
+    seconds = len(clip) / sample_rate
+    fig = Figure(figsize=(max(6.0, 2.5 * seconds), 4.5), dpi=100)
+    FigureCanvasAgg(fig)
+    top, bottom = fig.add_subplot(2, 1, 1), fig.add_subplot(2, 1, 2)
+    top.imshow(power, origin="lower", aspect="auto", cmap="magma", extent=(0, seconds, 0, MAX_FREQUENCY),
+               vmin=power.max() - 80, vmax=power.max())
+    top.set_ylabel("Hz")
+    top.set_title(title or repr(text), fontsize=9)
+    step = seconds / max(frames, 1)
+    times = (np.arange(frames) + 0.5) * step
+    best = probabilities[:, :BLANK].argmax(axis=1)
+    bottom.plot(times, probabilities[:, BLANK], color="0.6", label="blank")
+    bottom.plot(times, probabilities[np.arange(frames), best], color="tab:blue", label="best character")
+    picks = probabilities.argmax(axis=1)
+    for t, (pick, before) in enumerate(zip(picks, np.concatenate([[BLANK], picks[:-1]]))):
+        if pick != BLANK and pick != before:  # where the best path emits a character
+            bottom.text(times[t], 1.02, ALPHABET[pick] if ALPHABET[pick] != " " else "␣", ha="center",
+                        fontsize=8)
+    bottom.set_xlim(0, seconds)
+    bottom.set_ylim(0, 1.12)
+    bottom.set_xlabel("seconds")
+    bottom.set_ylabel("probability")
+    bottom.legend(loc="lower right", fontsize=7)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    atomic_write_bytes(path, buffer.getvalue())
+    return text
+
+
+def transcribe_cli(name, paths, beam_width=DEFAULT_BEAM_WIDTH, batch_size=BATCH_SIZE, plot=None):
+    """`zoo transcribe NAME a.wav b.wav ... [--beam N] [--plot out.png]`: one `text<TAB>file` line per
+    file, in order; `plot` draws the first file's spectrogram and CTC alignment (`alignment_png`).
 
     Every file is read and checked first (a bad one stops the command before
     any output); then the clips are transcribed `batch_size` at a time,
@@ -1471,6 +1526,9 @@ def transcribe_cli(name, paths, beam_width=DEFAULT_BEAM_WIDTH, batch_size=BATCH_
 
     clips = [read_audio_file(p) for p in paths]
     serving = hub.load_serving(name)
+    if plot:
+        alignment_png(serving, clips[0][0], clips[0][1], plot, beam_width, title=str(paths[0]))
+        print(f"wrote the spectrogram and CTC alignment of {paths[0]} to {plot}", file=sys.stderr)
     for start in range(0, len(clips), batch_size):
         chunk = clips[start:start + batch_size]
         texts = [None] * len(chunk)
