@@ -20,7 +20,14 @@ def loaded():
     models.clear()
 
 
-@pytest.mark.parametrize("name", hub.list_models())
+#: Shipped models whose session-loader check runs in `make test-slow` only: the same signatures of a smoke
+#: model of the task run under the session loader in the fast suite (tests/test_speech.py), and the
+#: shipped speech model's beam searches take the longest of all (about 11 s).
+SLOW_SESSION_CHECKS = {"speech-bigru-ctc"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.slow) if name in SLOW_SESSION_CHECKS
+                                  else name for name in hub.list_models()])
 def test_every_signature_runs_in_a_tf1_session_like_under_saved_model_load(name, loaded):
     check_session_loader(name, serving=loaded(name))
 

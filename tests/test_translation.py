@@ -401,7 +401,7 @@ def test_saved_model_runs_in_a_fresh_process_without_zoo(smoke_hub):
     assert result.stdout.strip().endswith("ok")
 
 
-def test_zoo_translate_cli(smoke_hub, tmp_path):
+def test_zoo_translate_cli(smoke_hub, tmp_path, monkeypatch, capsys):
     root, _ = smoke_hub
     env = {**os.environ, "ZOO_MODELS_DIR": str(root), "TF_CPP_MIN_LOG_LEVEL": "2"}
     command = [sys.executable, "-m", "zoo.cli", "translate", "translation-smoke"]
@@ -415,9 +415,11 @@ def test_zoo_translate_cli(smoke_hub, tmp_path):
                            text=True, timeout=300, env=env, cwd=str(ROOT))
     assert piped.returncode == 0, piped.stderr[-2000:]
     assert len(piped.stdout.splitlines()) == 3  # one output line per input line, blank stays blank
-    bad = subprocess.run(command + ["Hallo.", "--beam", "0"], capture_output=True, text=True,
-                         timeout=300, env=env, cwd=str(ROOT))
-    assert bad.returncode == 2 and "beam" in bad.stderr
+    from zoo import cli  # a bad setting is refused before any model loads: in process, no TensorFlow start-up
+
+    monkeypatch.setenv("ZOO_MODELS_DIR", str(root))
+    assert cli.main(["translate", "translation-smoke", "Hallo.", "--beam", "0"]) == 2
+    assert "beam" in capsys.readouterr().err
 
 
 def test_every_signature_runs_under_the_tf1_session_loader(smoke_hub, monkeypatch):
