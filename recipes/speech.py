@@ -152,7 +152,9 @@ def train_model(args, data, strategy):
 
 def comparison(metrics, baselines, beam_width):
     """Rows: each test set, the model's numbers (beam search) beside each baseline's."""
-    beam = f"beam{beam_width}" if beam_width > 1 else "greedy"
+    from zoo.tasks import speech as task
+
+    beam = task.decoding_label(beam_width)
     rows = []
     for name, scores in metrics.items():
         if name == "validation":
@@ -186,7 +188,9 @@ def comparison_table(rows):
 
 def verdicts(metrics, baselines, beam_width):
     """The issue's floors and goal, each met or missed, from the measured numbers only."""
-    beam = f"beam{beam_width}" if beam_width > 1 else "greedy"
+    from zoo.tasks import speech as task
+
+    beam = task.decoding_label(beam_width)
     floors, notes = {}, []
     test_cer = metrics["test"][beam]["cer"]
     floors["synthetic_test_cer_at_most_0.10"] = bool(test_cer <= FLOOR_SYNTHETIC_TEST_CER)
@@ -267,11 +271,10 @@ def main(argv=None):
     dataset.update({"seed": args.corpus_seed, "size": args.corpus_size,
                     "used": {name: len(split["texts"]) for name, split in data.items()}})
     if "validation_flite" in data:
-        flite = speech_data.build_flite_set(seed=args.corpus_seed, size=args.corpus_size)
         dataset["validation_flite"] = {
             "source": "Debian flite 2.2 (BSD-style licence), its built-in English voices; validation texts of the "
                       "corpus, never trained on",
-            "flite": flite["flite"], "voices": list(speech_data.FLITE_VOICES),
+            "flite": data["validation_flite"]["flite"], "voices": list(speech_data.FLITE_VOICES),
             "clips": len(data["validation_flite"]["texts"])}
     else:
         dataset["validation_flite"] = "not measured: flite is not installed (sudo apt-get install flite)"

@@ -1322,7 +1322,7 @@ def build_flite_set(seed: int = SPLIT_SEED, size: int = DEFAULT_SIZE, per_voice:
         DataUnavailableError: flite is not installed (the message says how to install it) or fails.
     """
     flite = _flite()
-    validation = [r for r in speech_splits(seed=seed, size=size)["validation"]]
+    validation = speech_splits(seed=seed, size=size)["validation"]
     rng = np.random.default_rng([seed, 7])
     config = {"cache_version": CACHE_VERSION, "corpus": _corpus_config(size, seed, FRACTIONS),
               "voices": list(FLITE_VOICES), "per_voice": int(per_voice)}

@@ -941,15 +941,16 @@ def load_data(seed=None, size=None, max_examples=None, asterisk=True, flite=True
                       "ids": [r["id"] for r in records]}
     if flite:
         try:
-            records = speech.build_flite_set(seed=seed, size=size)["records"]
+            flite_set = speech.build_flite_set(seed=seed, size=size)
         except speech.DataUnavailableError as error:
             print(f"[zoo] no held-out-synthesiser set (validation_flite): {error}")
         else:
-            records = records[:max_examples] if max_examples else records
+            records = flite_set["records"][:max_examples] if max_examples else flite_set["records"]
             data["validation_flite"] = {"waveforms": speech.load_waveforms(records, SAMPLE_RATE),
                                         "texts": [r["text"] for r in records],
                                         "kinds": [r["kind"] for r in records],
-                                        "voices": [r["voice"] for r in records]}
+                                        "voices": [r["voice"] for r in records],
+                                        "flite": flite_set["flite"]}
     if asterisk:
         real = speech.load_asterisk_prompts()
         keep = list(range(len(real["names"])))
@@ -1169,6 +1170,11 @@ def score_sets(data, hypotheses, names=None):
     return results
 
 
+def decoding_label(beam_width):
+    """The metrics' key of a decoding: "greedy" for width 1, else "beam<width>"."""
+    return "greedy" if beam_width == 1 else f"beam{beam_width}"
+
+
 def evaluate(model, data, beam_width=DEFAULT_BEAM_WIDTH, batch_size=BATCH_SIZE):
     """The model's scores on every set of `test_sets`, greedy and with beam search of `beam_width`:
     ``{set: {"greedy": {...}, "beam<w>": {...}}}``. Each clip is decoded once per method."""
@@ -1183,7 +1189,7 @@ def evaluate(model, data, beam_width=DEFAULT_BEAM_WIDTH, batch_size=BATCH_SIZE):
         for w in widths:
             hypotheses[w][source] = dict(zip(chosen, texts[w]))
     scored = {w: score_sets(data, hypotheses[w]) for w in widths}
-    return {name: {("greedy" if w == 1 else f"beam{w}"): scored[w][name] for w in widths} for name in sets}
+    return {name: {decoding_label(w): scored[w][name] for w in widths} for name in sets}
 
 
 # ---------------------------------------------------------------------------
