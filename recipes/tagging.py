@@ -29,6 +29,7 @@ Writes `saved_models/<name>/` (model.keras, serving SavedModel, card.json).
     python recipes/tagging.py --epochs 1 --max-sentences 300 --output-dir /tmp/hub   # smoke run
 """
 
+import json
 import os
 import time
 
@@ -62,6 +63,7 @@ DEFAULTS = dict(
     baselines="most_frequent,perceptron,crf",  # any of these, comma-separated ("" for none)
     perceptron_iterations=5,
     crf_iterations=100,
+    validation_only=False,   # method comparison: train, score the validation split (model and baselines), stop
     seed=1337,               # seeds the split, the initialization and the batch order
     max_sentences=None,      # use only the first N sentences of each split (smoke runs)
     name=None,               # model name; default tagging-bi<cell>-<data>
@@ -240,6 +242,17 @@ def main(argv=None):
     print(f"[zoo] {args.data}: " + ", ".join(f"{k} {len(v)} sentences / {v.tokens()} tokens"
                                              for k, v in splits.items()))
     model, run = train_tagger(splits, args, os.path.join(args.run_dir, "main"))
+    if args.validation_only:
+        # Choosing between settings: the test and out-of-domain sets stay unread, nothing is exported.
+        results = measured(model, splits, ["validation"])
+        baseline_results = baselines_for(splits, ["validation"], label_sets, args)
+        rows = comparison(results, baseline_results, ["validation"])
+        from zoo.data.cache import atomic_write_text
+
+        atomic_write_text(os.path.join(args.run_dir, "validation.json"), json.dumps(
+            {"settings": {k: v for k, v in vars(args).items() if k != "heldout"}, "training": run, "rows": rows},
+            indent=1, default=str))
+        return {"validation": rows}
     evaluated = ["validation", "test"] + [n for n in splits if n not in ("train", "validation", "test")]
     results = measured(model, splits, evaluated)
     baseline_results = baselines_for(splits, evaluated, label_sets, args)

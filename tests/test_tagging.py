@@ -1,6 +1,8 @@
 """Part-of-speech tagging: data readers and tag mapping, tokeniser, model invariances, baselines,
 serving, `zoo tag`, bad input, and a recipe smoke run that `zoo verify` reproduces."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -221,6 +223,20 @@ def test_score_counts_unseen_words_and_groups():
 
 
 # -- the recipe, serving and the command line -------------------------------------------------
+
+
+def test_validation_only_scores_validation_and_exports_nothing(tmp_path, brown_read_once):
+    from recipe_helpers import load_recipe
+
+    options = ["--max-sentences", "20", "--epochs", "1", "--units", "4", "--char-units", "2", "--word-dim", "4",
+               "--char-dim", "4", "--heldout-genres", "", "--baselines", "most_frequent", "--validation-only",
+               "--name", "tagging-choice", "--output-dir", str(tmp_path / "hub"), "--run-dir", str(tmp_path / "run")]
+    result = load_recipe("tagging").main(options)
+    assert {row["split"] for row in result["validation"]} == {"validation"}  # no test or other-domain rows
+    assert {"model", "model_unseen", "most_frequent", "most_frequent_unseen"} <= set(result["validation"][0])
+    assert not (tmp_path / "hub").exists()  # nothing exported
+    saved = json.loads((tmp_path / "run" / "validation.json").read_text())
+    assert saved["rows"] == result["validation"] and saved["settings"]["validation_only"] is True
 
 
 def test_smoke_card_reports_model_baselines_and_transfer(smoke_hub):
