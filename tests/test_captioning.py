@@ -19,7 +19,8 @@ from zoo.tasks import captioning as task  # noqa: E402
 # retrieval prior switched on (a weight set by hand: these tiny models get nothing right on validation).
 SMOKE = ["--max-examples", "64", "--epochs", "1", "--units", "16", "--embedding-dim", "8",
          "--filters", "4,4,4,8", "--batch-size", "32", "--retrieval-weight", "20",
-         "--rotation-styles", "google,fluent"]
+         "--rotation-styles", "fluent"]  # one rotation (Fluent: no flags, so no flag floors); the mean and
+                                           # the floors over several rotations: test_style_floors_and_rotations_summary
 
 LABELS = ["face with tears of joy", "kiss: woman, woman", "flag: Japan",
           "woman walking: medium-dark skin tone", "A button (blood type)", "keycap: *",
@@ -352,6 +353,32 @@ def smoke_hub(tmp_path_factory):
     return root, card
 
 
+def test_style_floors_and_rotations_summary():
+    def scores(exact, cider, flags=True):
+        groups = {"base": {"exact_match": exact, "cider_d": cider}}
+        if flags:
+            groups["flag"] = {"exact_match": exact / 2, "cider_d": cider / 2}
+        return {"overall": {"exact_match": exact, "cider_d": cider}, "groups": groups}
+
+    def rotation(model, neighbour):
+        return {"model": {"test": model, "heldout_emoji": {"cider_d": model["overall"]["cider_d"]}},
+                "nearest_neighbour_pixels": {"test": neighbour, "heldout_emoji": {"cider_d": 0.0}},
+                **task.style_floors(model, neighbour)}
+
+    won = rotation(scores(0.6, 3.0), scores(0.5, 2.0))
+    assert won["meets_floors"] and not won["floors_not_applicable"]
+    assert {"overall exact_match", "overall cider_d", "base exact_match", "flag exact_match"} <= set(won["floors"])
+    no_flags = rotation(scores(0.2, 1.0, flags=False), scores(0.4, 2.0, flags=False))
+    assert not no_flags["meets_floors"] and not no_flags["floors"]["overall exact_match"]["above"]
+    assert any(note.startswith("flag exact_match") for note in no_flags["floors_not_applicable"])
+    summary = task.rotations_summary({"google": won, "fluent": no_flags})
+    assert summary["rotations"] == 2 and summary["rotations_meeting_floors"] == 1
+    assert summary["model"]["overall"]["exact_match"] == pytest.approx(0.4)
+    assert summary["model"]["groups"]["flag"]["exact_match"] == pytest.approx(0.3)  # the rotations that draw flags
+    assert summary["model"]["heldout_emoji_cider_d"] == pytest.approx(2.0)
+    assert "decoder_alone" not in summary  # a system missing from a rotation is not averaged
+
+
 def test_recipe_smoke_card(smoke_hub):
     root, card = smoke_hub
     assert card["task"] == "captioning"
@@ -364,14 +391,14 @@ def test_recipe_smoke_card(smoke_hub):
     assert card["dataset"]["test_style"] is None
     assert card["decoding"]["retrieval"]["weight"] == 20.0 and card["decoding"]["retrieval"]["drawings"] == 64
     loso = card["leave_one_style_out"]
-    assert set(loso["rotations"]) == {"google", "fluent"}
+    assert set(loso["rotations"]) == {"fluent"}
     for style, rotation in loso["rotations"].items():
         assert rotation["test_style"] == [style] and style not in rotation["training_styles"]
         assert set(rotation) >= {"model", "decoder_alone", "nearest_neighbour_pixels", "floors", "meets_floors"}
         assert rotation["model"]["test"]["overall"]["count"] == 64
         for row in rotation["floors"].values():
             assert row["above"] == (row["model"] > row["nearest_neighbour"])
-    assert loso["mean"]["rotations"] == 2
+    assert loso["mean"]["rotations"] == 1
     assert loso["rotations"]["fluent"]["floors_not_applicable"]  # Fluent draws no flags
     assert loso["mean"]["model"]["overall"]["exact_match"] == pytest.approx(
         np.mean([r["model"]["test"]["overall"]["exact_match"] for r in loso["rotations"].values()]), abs=1e-6)

@@ -234,6 +234,22 @@ def test_kernel_dir_follows_environment(monkeypatch, tmp_path):
     assert native.library_path().parent == tmp_path
 
 
+def test_library_key_follows_flags_but_not_where_tensorflow_is_installed(monkeypatch):
+    """A fresh clone's new virtual environment reuses the cached library; other flags build anew."""
+    key = native.library_path().name
+    include = tf.sysconfig.get_include()
+    moved = "/elsewhere/venv/lib/site-packages/tensorflow"
+    monkeypatch.setattr(tf.sysconfig, "get_include", lambda: moved + "/include")
+    monkeypatch.setattr(tf.sysconfig, "get_compile_flags", lambda real=tf.sysconfig.get_compile_flags: [
+        flag.replace(os.path.dirname(include), moved) for flag in real()])
+    monkeypatch.setattr(tf.sysconfig, "get_link_flags", lambda real=tf.sysconfig.get_link_flags: [
+        flag.replace(os.path.dirname(include), moved) for flag in real()])
+    assert moved in " ".join(tf.sysconfig.get_compile_flags())
+    assert native.library_path().name == key
+    monkeypatch.setenv(native.EXTRA_FLAGS, "-mno-avx512f")
+    assert native.library_path().name != key
+
+
 _DETERMINISM_SCRIPT = textwrap.dedent("""
     import hashlib, sys
     import numpy as np

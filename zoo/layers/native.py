@@ -206,9 +206,15 @@ def _build_inputs():
     # portable product path on an AVX-512 machine.
     flags += os.environ.get(EXTRA_FLAGS, "").split()
     version = subprocess.run([compiler, "--version"], capture_output=True, text=True).stdout
+    # The key names TensorFlow by its release and build, not by where it is installed: a fresh clone
+    # (a new virtual environment with the same TensorFlow) reuses the library built for another one
+    # (the library links to TensorFlow's framework by name; no install path is stored in it).
+    where = os.path.dirname(tf.sysconfig.get_include())
+    portable = [" ".join(flags).replace(where, "<tensorflow>"),
+                " ".join(tf.sysconfig.get_link_flags()).replace(where, "<tensorflow>")]
     digest = hashlib.sha256()
-    for part in (SOURCE.read_bytes(), tf.__version__, tf.__file__, " ".join(flags),
-                 " ".join(tf.sysconfig.get_link_flags()), version, features):
+    for part in (SOURCE.read_bytes(), tf.__version__, tf.version.GIT_VERSION, tf.version.COMPILER_VERSION,
+                 *portable, version, features):
         digest.update(part if isinstance(part, bytes) else part.encode())
     return compiler, flags, digest.hexdigest()[:16]
 
