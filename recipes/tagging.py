@@ -26,6 +26,7 @@ Writes `saved_models/<name>/` (model.keras, serving SavedModel, card.json).
 
     python recipes/tagging.py                          # Brown, ships tagging-bilstm-brown
     python recipes/tagging.py --data porttinari        # ships tagging-bilstm-porttinari
+    python recipes/tagging.py --data porttinari --validation-only --baselines ""   # compare settings
     python recipes/tagging.py --epochs 1 --max-sentences 300 --output-dir /tmp/hub   # smoke run
 """
 
