@@ -68,14 +68,6 @@ GERMAN = [
 # -- the machine and the server ------------------------------------------------------------------
 
 
-def cpu_model():
-    """The CPU's model name (with family and model numbers) and the number of processors."""
-    from zoo.machine import cpu_model as model_name
-
-    return model_name(), os.cpu_count()
-
-
-
 def rss_mib(pid):
     """Resident memory of process `pid` in MiB (VmRSS of /proc/PID/status)."""
     with open(f"/proc/{pid}/status", encoding="utf-8") as handle:
@@ -274,7 +266,9 @@ def floors(on, off):
 
 
 def report(runs, checks, options, started, load):
-    cpu, count = cpu_model()
+    from zoo.machine import cpu_model
+
+    cpu, count = cpu_model(), os.cpu_count()
     lines = [
         "# `zoo serve` under load",
         "",

@@ -539,7 +539,7 @@ def load(model, verify=True, compile=True):
 
     from zoo.tasks import get_task
 
-    directory = _verified_dir(model, verify)
+    directory = verified_dir(model, verify)
     task = get_task(read_card(directory / CARD_FILE)["task"])
     if hasattr(task, "register_custom_objects"):
         task.register_custom_objects()
@@ -554,11 +554,12 @@ def load_serving(model, verify=True):
     """The serving SavedModel of `model` (a name, path or URL), checksums verified."""
     import tensorflow as tf
 
-    return tf.saved_model.load(str(_verified_dir(model, verify) / SERVING_DIR))
+    return tf.saved_model.load(str(verified_dir(model, verify) / SERVING_DIR))
 
 
-def _verified_dir(model, verify):
-    """The local directory of `model`, checked against its card when `verify`."""
+def verified_dir(model, verify=True):
+    """The local directory of `model` (a name, path or URL; a remote one fetched), checked against its
+    card when `verify`."""
     source = locate(model)
     if source.remote:
         return fetch_remote(source.location, verify=verify)

@@ -1,6 +1,5 @@
 """What machine this is, without importing TensorFlow: the CPU's model name, for results files and cards."""
 
-import os
 import platform
 
 
@@ -21,11 +20,3 @@ def cpu_model():
     if "cpu family" in fields and "model" in fields:
         name += f" (family {fields['cpu family']}, model {fields['model']})"
     return name
-
-
-def processor_count():
-    """Processors this process may run on (its CPU affinity where the platform has one)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1

@@ -593,8 +593,7 @@ def piano_roll_png(events, path, title: str | None = None, dpi: int = 100):
     Uses matplotlib's Agg canvas directly (no pyplot state, no display needed)
     and writes the PNG atomically. Returns ``path`` as a :class:`pathlib.Path`.
     """
-    from matplotlib.figure import Figure
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from zoo.figures import new_figure, write_png
 
     events = _normalize(events)
     notes, time = [], 0
@@ -605,8 +604,7 @@ def piano_roll_png(events, path, title: str | None = None, dpi: int = 100):
     length = max(time / STEPS_PER_QUARTER, 1.0)
 
     width = min(max(6.0, length * 0.18), 30.0)
-    fig = Figure(figsize=(width, 4.0), dpi=dpi)
-    FigureCanvasAgg(fig)
+    fig = new_figure(width, 4.0, dpi)
     ax = fig.add_subplot(1, 1, 1)
     if notes:
         low = min(p for _, _, p in notes) - 2
@@ -628,7 +626,4 @@ def piano_roll_png(events, path, title: str | None = None, dpi: int = 100):
             ax.axhspan(p - 0.5, p + 0.5, color="0.93", zorder=0)
     if title:
         ax.set_title(str(title))
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    return _atomic_write_bytes(path, buffer.getvalue())
+    return write_png(fig, path)

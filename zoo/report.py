@@ -151,25 +151,29 @@ def _tagging_headline(card):
 
 
 def _speech_beam(card):
+    """The metrics' key of the card's beam search (`zoo.tasks.speech.decoding_label`, which imports
+    TensorFlow; the report reads cards without it)."""
     width = (card.get("decoding") or {}).get("beam_width", 1)
     return f"beam{width}" if width > 1 else "greedy"
 
 
+#: The real test sets of a speech card's headline: (set, measure, label, baseline, baseline's label).
+_SPEECH_REAL_SETS = (("asterisk", "wer", "; real Asterisk prompts WER", "pocketsphinx", "PocketSphinx"),
+                     ("asterisk_digits_letters", "accuracy", ", real digits and letters accuracy", "dtw",
+                      "1-NN DTW"))
+
+
 def _speech_headline(card):
     metrics, beam = card["metrics"], _speech_beam(card)
+    baselines = card.get("baselines") or {}
     line = f"synthetic held-out voices CER {metrics['test'][beam]['cer']:.3f}"
-    real = metrics.get("asterisk", {}).get(beam)
-    if real:
-        line += f"; real Asterisk prompts WER {real['wer']:.3f}"
-        sphinx = (card.get("baselines") or {}).get("pocketsphinx") or {}
-        if "asterisk" in sphinx:
-            line += f" (PocketSphinx {sphinx['asterisk']['wer']:.3f})"
-    words = metrics.get("asterisk_digits_letters", {}).get(beam)
-    if words:
-        line += f", real digits and letters accuracy {words['accuracy']:.3f}"
-        dtw = (card.get("baselines") or {}).get("dtw") or {}
-        if "asterisk_digits_letters" in dtw:
-            line += f" (1-NN DTW {dtw['asterisk_digits_letters']['accuracy']:.3f})"
+    for split, measure, label, baseline, baseline_label in _SPEECH_REAL_SETS:
+        ours = metrics.get(split, {}).get(beam)
+        if ours:
+            line += f"{label} {ours[measure]:.3f}"
+            theirs = (baselines.get(baseline) or {}).get(split)
+            if theirs:
+                line += f" ({baseline_label} {theirs[measure]:.3f})"
     return line
 
 

@@ -198,14 +198,10 @@ def seed_everything(seed, deterministic_ops=False):
         tf.config.experimental.enable_op_determinism()
 
 
-def cpu_model():
-    from zoo.machine import cpu_model as model_name
-
-    return model_name()
-
-
 def hardware_description():
     import tensorflow as tf
+
+    from zoo.machine import cpu_model
 
     gpus = tf.config.list_physical_devices("GPU")
     description = {"cpu": cpu_model(), "cpu_count": os.cpu_count()}
@@ -815,13 +811,11 @@ def read_history(path):
 
 def plot_history(history, path, monitor="val_loss"):
     """Training curves (loss and every metric, train vs validation) as a PNG, written atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from zoo.figures import new_figure, write_png
 
     keys = [k for k in history[0] if k not in ("epoch", "learning_rate") and not k.startswith("val_")]
-    fig, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.5), squeeze=False)
+    fig = new_figure(4.5 * len(keys), 3.5)
+    axes = fig.subplots(1, len(keys), squeeze=False)
     epochs = [row["epoch"] + 1 for row in history]
     for axis, key in zip(axes[0], keys):
         axis.plot(epochs, [row.get(key) for row in history], marker="o", label=f"train {key}")
@@ -832,10 +826,4 @@ def plot_history(history, path, monitor="val_loss"):
         axis.set_title(key)
         axis.grid(alpha=0.3)
         axis.legend()
-    fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return write_png(fig, path, dpi=100)

@@ -20,7 +20,6 @@ those of a fresh model built after `seed_everything(seed)`.
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import platform
@@ -200,11 +199,9 @@ def finish(result, *, name, scale, started, figure):
 
 def new_figure(columns=1, rows=1, width=5.0, height=3.6):
     """A matplotlib figure on the Agg canvas (no pyplot state, no display) and its axes grid."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from zoo.figures import new_figure
 
-    figure = Figure(figsize=(width * columns, height * rows))
-    FigureCanvasAgg(figure)
+    figure = new_figure(width * columns, height * rows)
     axes = figure.subplots(rows, columns, squeeze=False)
     return figure, axes
 
@@ -224,12 +221,9 @@ def start(scale, sizes):
 
 def save_figure(figure, path):
     """Write `figure` as a PNG, atomically; returns the file name."""
-    from zoo.data.cache import atomic_write_bytes
+    from zoo.figures import write_png
 
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=90, metadata={"Software": None})
-    atomic_write_bytes(path, buffer.getvalue())
+    write_png(figure, path, dpi=90, metadata={"Software": None})
     return Path(path).name
 
 

@@ -52,7 +52,7 @@ class Batcher:
     def __init__(self, config):
         self.config = config
         self.executor = concurrent.futures.ThreadPoolExecutor(config.workers, thread_name_prefix="zoo-serve")
-        self.stats = collections.defaultdict(lambda: collections.Counter())
+        self.stats = collections.defaultdict(collections.Counter)
         self._loop = None
         self._slots = None
         self._open = {}
@@ -135,23 +135,22 @@ class Batcher:
         """In a worker thread: one call for all `requests`; a list of outputs (or exceptions), one per request."""
         stats = self.stats[(signature.model.name, signature.name)]
         started = time.perf_counter()
-        if len(requests) == 1:
+
+        def alone(request):
             try:
-                results = [signature.call(requests[0].arrays)]
-            except Exception as error:  # noqa: BLE001
-                results = [error]
+                return signature.call(request.arrays)
+            except Exception as error:  # noqa: BLE001  (handed to the request's caller)
+                return error
+
+        if len(requests) == 1:
+            results = [alone(requests[0])]
         else:
             try:
                 results = split_outputs(signature.call(merge_inputs(signature, requests)),
                                         [r.rows for r in requests])
             except Exception:  # noqa: BLE001  one bad request must not fail the others: run them alone
                 stats["batches_retried_alone"] += 1
-                results = []
-                for request in requests:
-                    try:
-                        results.append(signature.call(request.arrays))
-                    except Exception as error:  # noqa: BLE001
-                        results.append(error)
+                results = [alone(request) for request in requests]
         stats["calls"] += 1
         stats["call_seconds"] += time.perf_counter() - started
         if len(requests) > 1:

@@ -124,13 +124,10 @@ class Signature:
         """The signature for the model page: inputs, outputs, bounds, batching."""
         bounds = self.checks.scalar_bounds
         return {
-            "inputs": {name: {"dtype": "string" if spec.is_string else spec.dtype.name,
-                              "shape": [-1 if s is None else s for s in spec.shape],
+            "inputs": {name: {"dtype": spec.dtype_name, "shape": spec.dims,
                               **({"bounds": list(bounds[name])} if spec.is_scalar and name in bounds else {})}
                        for name, spec in self.inputs.items()},
-            "outputs": {name: {"dtype": "string" if spec.is_string else spec.dtype.name,
-                               "shape": [-1 if s is None else s for s in spec.shape]}
-                        for name, spec in self.outputs.items()},
+            "outputs": {name: {"dtype": spec.dtype_name, "shape": spec.dims} for name, spec in self.outputs.items()},
             "batched": self.batchable,
             "batching": self.batching_note,
             "max_rows": self.max_rows,
@@ -222,17 +219,19 @@ class ServedModel:
     def load(cls, model, config, verify=True):
         """Load `model` (a hub name, installed package name, or model directory path/URL), its
         checksums verified unless `verify` is False."""
+        import tensorflow as tf
+
         from zoo import hub
         from zoo.tasks import get_task
 
         source = hub.locate(model)
-        directory = Path(hub.model_dir(model))
+        directory = Path(hub.verified_dir(model, verify))  # fetched (a URL) and checked once
         card = hub.read_card(directory / hub.CARD_FILE)
         try:
             task = get_task(card.get("task"))
         except ValueError:
             task = None
-        serving = hub.load_serving(model, verify=verify)
+        serving = tf.saved_model.load(str(directory / hub.SERVING_DIR))
         served = cls(_served_name(source, card), card, task, directory, serving)
         served.signature_defs = read_signature_defs(directory / hub.SERVING_DIR)
         served._configure(config)

@@ -46,9 +46,17 @@ class TensorSpec:
     def is_scalar(self):
         return len(self.shape) == 0
 
+    @property
+    def dtype_name(self):
+        return "string" if self.is_string else self.dtype.name
+
+    @property
+    def dims(self):
+        """The shape as TensorFlow Serving writes it: -1 for a dimension of any size."""
+        return [-1 if size is None else size for size in self.shape]
+
     def describe(self):
-        shown = ", ".join("-1" if size is None else str(size) for size in self.shape)
-        return f"{'string' if self.is_string else self.dtype.name} [{shown}]"
+        return f"{self.dtype_name} [{', '.join(map(str, self.dims))}]"
 
 
 @dataclasses.dataclass

@@ -1019,12 +1019,7 @@ def read_image_file(path):
 
 def attention_overlay_png(image, result, path, title=None):
     """The image with each word's attention over the 8x8 grid, one panel per word."""
-    import io
-
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    from zoo.data.cache import atomic_write_bytes
+    from zoo.figures import new_figure, write_png
 
     words = [w for w in result["tokens"] if w] or ["(empty)"]
     attention = result["attention"]
@@ -1032,8 +1027,7 @@ def attention_overlay_png(image, result, path, title=None):
     small = np.asarray(tf.image.resize(image[None].astype(np.float32), [IMAGE_SIZE, IMAGE_SIZE])[0]) / 255.0
     columns = min(len(words) + 1, 6)
     rows = int(np.ceil((len(words) + 1) / columns))
-    fig = Figure(figsize=(2.0 * columns, 2.2 * rows), dpi=100)
-    FigureCanvasAgg(fig)
+    fig = new_figure(2.0 * columns, 2.2 * rows)
     ax = fig.add_subplot(rows, columns, 1)
     ax.imshow(np.clip(small, 0, 1))
     ax.set_title(title or result["caption"], fontsize=7)
@@ -1047,10 +1041,7 @@ def attention_overlay_png(image, result, path, title=None):
                       interpolation="bilinear", vmin=0.0, vmax=max(float(weights.max()), 1e-6))
         ax.set_title(word, fontsize=9)
         ax.axis("off")
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    return atomic_write_bytes(path, buffer.getvalue())
+    return write_png(fig, path)
 
 
 def caption(source, images, beam_width=DEFAULT_BEAM_WIDTH, max_length=DEFAULT_MAX_LENGTH):

@@ -543,17 +543,15 @@ def read_history_csv(path, features=None, calendar=False):
 
 def plot_forecast(history, result, path, title="", actual=None):
     """History, median forecast and the 80% interval of one series (and what happened, if known), to a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from zoo.figures import new_figure, write_png
 
     history = np.asarray(history, np.float64)
     if history.ndim == 2:
         history = history[:, 0]
     steps = np.arange(len(history))
     ahead = np.arange(len(history), len(history) + len(result["median"]))
-    figure, axis = plt.subplots(figsize=(7, 3.5))
+    figure = new_figure(7, 3.5)
+    axis = figure.subplots()
     axis.plot(steps, history, color="black", label="history")
     axis.plot(ahead, result["median"], color="tab:blue", marker="o", label="forecast (median)")
     axis.fill_between(ahead, result["lower"], result["upper"], color="tab:blue", alpha=0.25,
@@ -564,10 +562,7 @@ def plot_forecast(history, result, path, title="", actual=None):
     axis.set_xlabel("step")
     axis.set_title(title)
     axis.legend(loc="best")
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return write_png(figure, path, dpi=110)
 
 
 # --------------------------------------------------------------------------

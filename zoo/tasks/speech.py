@@ -1471,12 +1471,7 @@ def alignment_png(serving, waveform, sample_rate, path, beam_width=DEFAULT_BEAM_
     40 ms output frame, the probability of the blank and of the most likely character, that character
     written where it is the best path's pick. Runs the SavedModel's `transcribe` signature; returns the
     transcript."""
-    import io
-
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    from zoo.data.cache import atomic_write_bytes
+    from zoo.figures import new_figure, write_png
 
     clip = np.asarray(waveform, np.float32).reshape(-1)
     out = serving.signatures["transcribe"](
@@ -1491,8 +1486,7 @@ def alignment_png(serving, waveform, sample_rate, path, beam_width=DEFAULT_BEAM_
     top_bin = int(MAX_FREQUENCY / (SAMPLE_RATE / 2) * (FFT_LENGTH // 2))
     power = 20 * np.log10(spectra[:, :top_bin].T + 1e-6)
     seconds = len(clip) / sample_rate
-    fig = Figure(figsize=(max(6.0, 2.5 * seconds), 4.5), dpi=100)
-    FigureCanvasAgg(fig)
+    fig = new_figure(max(6.0, 2.5 * seconds), 4.5)
     top, bottom = fig.add_subplot(2, 1, 1), fig.add_subplot(2, 1, 2)
     top.imshow(power, origin="lower", aspect="auto", cmap="magma", extent=(0, seconds, 0, MAX_FREQUENCY),
                vmin=power.max() - 80, vmax=power.max())
@@ -1513,10 +1507,7 @@ def alignment_png(serving, waveform, sample_rate, path, beam_width=DEFAULT_BEAM_
     bottom.set_xlabel("seconds")
     bottom.set_ylabel("probability")
     bottom.legend(loc="lower right", fontsize=7)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    atomic_write_bytes(path, buffer.getvalue())
+    write_png(fig, path)
     return text
 
 

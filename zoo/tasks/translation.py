@@ -958,19 +958,13 @@ def remeasure(model, card):
 
 def attention_map_png(result, path, title=None):
     """Heat map of target words (rows) against source words (columns), written atomically."""
-    import io
-
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    from zoo.data.cache import atomic_write_bytes
+    from zoo.figures import new_figure, write_png
 
     attention = result["attention"]
     source, target = result["source_tokens"], result["target_tokens"] or ["(empty)"]
     if attention.size == 0:
         attention = np.zeros((len(target), max(len(source), 1)))
-    fig = Figure(figsize=(max(4.0, 0.55 * len(source) + 2), max(3.0, 0.45 * len(target) + 1.5)), dpi=100)
-    FigureCanvasAgg(fig)
+    fig = new_figure(max(4.0, 0.55 * len(source) + 2), max(3.0, 0.45 * len(target) + 1.5))
     ax = fig.add_subplot(1, 1, 1)
     image = ax.imshow(attention, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
     ax.set_xticks(range(len(source)))
@@ -981,10 +975,7 @@ def attention_map_png(result, path, title=None):
     ax.set_ylabel("translation (English)")
     fig.colorbar(image, ax=ax, fraction=0.04)
     ax.set_title(title or result["translation"], fontsize=9)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    return atomic_write_bytes(path, buffer.getvalue())
+    return write_png(fig, path)
 
 
 #: Lines `zoo translate` sends to the model at once: memory stays bounded whatever the input's size,
