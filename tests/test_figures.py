@@ -1,11 +1,9 @@
 """zoo.figures: Agg figures without pyplot, written as PNG files atomically."""
 
-import sys
-
 from zoo.figures import new_figure, write_png
 
 
-def test_a_figure_is_written_as_a_png_without_pyplot(tmp_path):
+def test_a_figure_is_written_as_a_png_atomically(tmp_path):
     figure = new_figure(3.0, 2.0, dpi=50)
     figure.subplots().plot([0, 1, 2], [2, 0, 1])
     path = write_png(figure, tmp_path / "nested" / "plot.png", dpi=40)
