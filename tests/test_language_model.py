@@ -284,3 +284,44 @@ def test_demo_continues_a_prompt_and_scores_a_sentence(use_hub, capsys):
     out = capsys.readouterr().out
     assert len(shown) == 1 and shown[0].startswith("the company said ")
     assert f"{SMOKE}: test perplexity" in out and "zoo score" in out and "perplexity" in out
+
+
+def test_a_batch_of_only_empty_texts_scores_in_python_and_in_a_rewritten_savedmodel(tmp_path):
+    """A character model reads nothing for "": a batch of only such texts has zero time steps, which
+    once broke `score_ids` (and the SavedModels written with it). `hub.rewrite_serving` writes the
+    serving graph again from model.keras, keeping the weights and every other file byte for byte."""
+    import keras
+    import tensorflow as tf
+
+    codec = lm.TextCodec.from_training_tokens("char", list("the cat sat\nthe hat\n"), "\n", min_count=1)
+    keras.utils.set_random_seed(5)
+    model = lm.build_model(len(codec.vocabulary), units=8, num_layers=1, cell="lstm")
+    scored = lm.score_texts(model, codec, [""])[0]
+    assert scored["tokens"] == 0 and scored["log_prob"] == 0.0 and math.isnan(scored["perplexity"])
+    log_probs, counts = lm.score_ids(model, tf.ragged.constant([[], []], dtype=tf.int32), codec.start_id)
+    assert log_probs.numpy().tolist() == [0.0, 0.0] and counts.numpy().tolist() == [0, 0]
+
+    def old_writer(keras_model, path):  # stands in for the graph of an earlier version
+        lm.write_serving(keras_model, path, codec)
+
+    hub.export_model("lm-tiny-char", model, {"task": lm.TASK, "codec": codec.config()}, old_writer,
+                     root=tmp_path)
+    before = hub.read_card(tmp_path / "lm-tiny-char" / hub.CARD_FILE)
+    keras_bytes = (tmp_path / "lm-tiny-char" / hub.KERAS_FILE).read_bytes()
+    with pytest.raises(ValueError, match="needs a reason"):
+        lm.rewrite_serving("lm-tiny-char", " ", root=tmp_path)
+    with pytest.raises(FileNotFoundError, match="no hub model 'lm-missing'"):
+        hub.rewrite_serving("lm-missing", old_writer, "a fix", root=tmp_path)
+    path = lm.rewrite_serving("lm-tiny-char", "a batch of only empty texts", root=tmp_path)
+    after = hub.read_card(path / hub.CARD_FILE)
+    assert (path / hub.KERAS_FILE).read_bytes() == keras_bytes
+    assert after["files"][hub.KERAS_FILE] == before["files"][hub.KERAS_FILE]
+    assert after["serving_rewritten"][0]["reason"] == "a batch of only empty texts"
+    hub.verify_directory(path)  # the new checksums match the new files
+    serving = tf.saved_model.load(str(path / hub.SERVING_DIR))
+    out = serving.signatures["score"](texts=tf.constant([""]))
+    assert out["tokens"].numpy().tolist() == [0] and out["log_prob"].numpy().tolist() == [0.0]
+    assert np.isnan(out["perplexity"].numpy()[0])
+    both = serving.signatures["score"](texts=tf.constant(["", "the cat"]))
+    direct = lm.score_texts(model, codec, ["", "the cat"])
+    np.testing.assert_allclose(both["log_prob"].numpy(), [d["log_prob"] for d in direct], rtol=1e-4)

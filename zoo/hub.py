@@ -42,6 +42,7 @@ import os
 import re
 import shutil
 import signal
+import time
 import urllib.parse
 import urllib.request
 import warnings
@@ -673,6 +674,46 @@ def export_model(name, model, card, write_serving, extra_files=(), root=None):
         retired = root / f".retired-{name}-{os.getpid()}"
         if final.exists():
             os.replace(final, retired)
+        os.replace(staging, final)
+        shutil.rmtree(retired, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return final
+
+
+def rewrite_serving(model, write_serving, reason, root=None):
+    """Write the serving SavedModel of the hub model `model` (a name in `root`) again from its
+    `model.keras`, for a fix in the serving graph that leaves the trained weights alone.
+
+    `write_serving(keras_model, path)` is the task's writer. `model.keras`, the card's measured
+    figures and every other file are kept byte for byte; the card gains a `serving_rewritten` entry
+    (date, `reason`, software versions) and new checksums. The directory is swapped atomically, as
+    `export_model` does. Returns its path.
+    """
+    if not isinstance(reason, str) or not reason.strip():
+        raise ValueError("rewrite_serving needs a reason (it is recorded in the card)")
+    root = Path(root) if root is not None else models_dir()
+    final = root / model
+    if not (final / CARD_FILE).is_file():
+        raise FileNotFoundError(f"no hub model {model!r} in {root}")
+    verify_directory(final, shown_as=model)
+    staging = root / f".staging-{model}-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(final, staging, ignore=shutil.ignore_patterns(SERVING_DIR))
+    try:
+        keras_model = load(str(final), compile=False)
+        from zoo.layers import native
+
+        with native.portable():
+            write_serving(keras_model, staging / SERVING_DIR)
+        card = read_card(staging / CARD_FILE)
+        card.setdefault("serving_rewritten", []).append(
+            {"date": time.strftime("%Y-%m-%d"), "reason": reason.strip(), "versions": software_versions()})
+        card["files"] = file_checksums(staging)
+        atomic_write_text(staging / CARD_FILE, card_json(card))
+        retired = root / f".retired-{model}-{os.getpid()}"
+        os.replace(final, retired)
         os.replace(staging, final)
         shutil.rmtree(retired, ignore_errors=True)
     except BaseException:

@@ -44,6 +44,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -571,12 +572,17 @@ def score_ids(model, ragged_ids, start_id):
     reader = _reader(model)
     batch = ragged_ids.nrows()
     targets = ragged_ids.to_tensor(PAD)
-    inputs = tf.concat([tf.fill([batch, 1], tf.constant(start_id, targets.dtype)), targets[:, :-1]], axis=1)
-    inputs = tf.where(targets == PAD, tf.zeros_like(inputs), inputs)
-    logits, _ = reader.run(inputs, reader.zero_states(batch))
-    picked = tf.gather(tf.nn.log_softmax(logits), tf.cast(targets, tf.int32), batch_dims=2)
-    valid = tf.cast(targets != PAD, tf.float32)
-    return tf.reduce_sum(picked * valid, axis=1), tf.cast(ragged_ids.row_lengths(), tf.int32)
+
+    def read():
+        inputs = tf.concat([tf.fill([batch, 1], tf.constant(start_id, targets.dtype)), targets[:, :-1]], axis=1)
+        inputs = tf.where(targets == PAD, tf.zeros_like(inputs), inputs)
+        logits, _ = reader.run(inputs, reader.zero_states(batch))
+        picked = tf.gather(tf.nn.log_softmax(logits), tf.cast(targets, tf.int32), batch_dims=2)
+        return tf.reduce_sum(picked * tf.cast(targets != PAD, tf.float32), axis=1)
+
+    # a batch of only empty texts (a character model reads nothing for ""): no step to run
+    log_prob = tf.cond(tf.shape(targets)[1] > 0, read, lambda: tf.zeros([batch], tf.float32))
+    return log_prob, tf.cast(ragged_ids.row_lengths(), tf.int32)
 
 
 def text_token_ids(codec, table, texts):
@@ -832,6 +838,17 @@ def load_language_model(name):
 
     card = hub.info(name)
     return hub.load(name, compile=False), TextCodec.from_config(card["codec"])
+
+
+def rewrite_serving(name, reason, root=None):
+    """Write the SavedModel of the hub language model `name` again from its model.keras with this
+    version's serving graph (`hub.rewrite_serving`); the weights and measured figures stay."""
+    from zoo import hub
+
+    root = Path(root) if root is not None else hub.models_dir()
+    codec = TextCodec.from_config(hub.read_card(root / name / hub.CARD_FILE)["codec"])
+    return hub.rewrite_serving(name, lambda keras_model, path: write_serving(keras_model, path, codec),
+                               reason, root=root)
 
 
 #: The granularity of each data set and the token every text is read after.
