@@ -109,6 +109,10 @@ def parse_args(argv=None):
                         help="also write the markdown report to this file")
     parser.add_argument("--assess", default=None, metavar="REPORT",
                         help="print how a saved report meets the issue's targets, then exit")
+    parser.add_argument("--step-budget", action="store_true",
+                        help="measure where a training step's time goes (its kernels alone, the rest, "
+                             "the model without the recurrent layer) and the kernel efficiency a step at "
+                             "85%% of the float32 peak needs; quiet, no other table")
     parser.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.cells = [c.strip() for c in args.cells.split(",") if c.strip()]
@@ -458,6 +462,118 @@ def measure_row(cell, shape, mode, args):
     if "torch_1" in rates:
         rates["torch"] = max(rates["torch"], rates.pop("torch_1"))
     return rates
+
+
+# -- where a training step's time goes ---------------------------------------------
+
+#: The native kernel's name of each benchmark cell.
+KERNEL_CELLS = {"simple_rnn": "rnn_tanh", "lstm": "lstm", "gru": "gru_reset_after"}
+
+
+def kernel_runner(cell, shape):
+    """One training step's two native kernel calls (forward with what backpropagation keeps, then
+    backward without the input gradient, as the benchmark model's layer runs them), called
+    directly: no Keras, no layer, no graph around them."""
+    import tensorflow as tf
+
+    from zoo.layers import native
+
+    library, threads = native.load(), native.kernel_threads()
+    batch, steps, inputs, units = shape
+    width = GATES[cell] * units
+    rng = np.random.default_rng(0)
+
+    def tensor(*dims, scale=1.0):
+        return tf.constant((rng.normal(size=dims) * scale).astype("float32"))
+
+    x, kernel, recurrent = tensor(steps, batch, inputs), tensor(inputs, width, scale=0.1), \
+        tensor(units, width, scale=0.05)
+    bias, h0, none = tf.zeros([width]), tf.zeros([batch, units]), tf.zeros([0])
+    c0 = tf.zeros([batch, units]) if cell == "lstm" else none
+    recurrent_bias = tf.zeros([units]) if cell == "gru" else none
+    upstream = tensor(batch, units)
+    name = KERNEL_CELLS[cell]
+
+    def step():
+        h_seq, h_last, c_last, saved = library.zoo_recurrence_forward(
+            x, kernel, bias, recurrent, recurrent_bias, h0, c0, none, cell=name, save=True,
+            threads=threads)
+        return library.zoo_recurrence_backward(
+            x, kernel, recurrent, h0, c0, h_seq, saved, none, none, upstream, tf.zeros_like(c_last),
+            cell=name, input_gradient=False, threads=threads)
+
+    return step
+
+
+def fixed_cost_model(steps, inputs):
+    """The benchmark model with its recurrent layer taken out (Flatten, Dense(1), the same loss and
+    optimizer): what `train_on_batch` costs around any layer."""
+    import keras
+
+    x = keras.Input((steps, inputs))
+    model = keras.Model(x, keras.layers.Dense(1, dtype="float32")(keras.layers.Flatten()(x)))
+    model.compile(optimizer=keras.optimizers.SGD(1e-3), loss="mse")
+    return model
+
+
+def step_budget_row(cell, shape, args, peak):
+    """Times, interleaved: the zoo training step (`train_on_batch`), the same step's kernels alone,
+    and the step of the model without the recurrent layer. Returns milliseconds and shares of
+    `peak`, and the kernel efficiency a step at `STEP_BUDGET_SHARE` of the peak would need."""
+    import keras
+
+    batch, steps, inputs, units = shape
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(batch, steps, inputs)).astype("float32")
+    y = rng.normal(size=(batch, 1)).astype("float32")
+    calls = time_interleaved({
+        "step": keras_runner(keras_model(zoo_layer(cell, units), steps, inputs), x, y, "train"),
+        "kernels": kernel_runner(cell, shape),
+        "fixed": keras_runner(fixed_cost_model(steps, inputs), x, y, "train"),
+    }, args.rounds, args.seconds)
+    keras.backend.clear_session()
+    flops = flops_per_sample(cell, shape, "train", input_gradient=False) * batch
+    return step_budget({name: 1e3 / rate for name, rate in calls.items()}, flops, peak)
+
+
+def step_budget(ms, flops, peak):
+    """Shares of `peak` (GFLOP/s) of a step of `flops` from its times `ms` ({"step", "kernels",
+    "fixed"} milliseconds), and the kernels' share a step at `STEP_BUDGET_SHARE` would need (None:
+    the time outside the kernels alone is over that step's time)."""
+    outside = ms["step"] - ms["kernels"]
+    # a step at the share S of the peak lasts flops / (S * peak); the kernels get what is left
+    kernel_time = flops / (STEP_BUDGET_SHARE * peak * 1e9) * 1e3 - outside
+    return {"ms": ms, "outside_ms": outside,
+            "step_share": flops / (ms["step"] * 1e-3) / (peak * 1e9),
+            "kernel_share": flops / (ms["kernels"] * 1e-3) / (peak * 1e9),
+            "needed_kernel_share": (flops / (kernel_time * 1e-3) / (peak * 1e9)) if kernel_time > 0 else None}
+
+
+#: The share of the float32 peak that the SimpleRNN speed issue asks of a training step.
+STEP_BUDGET_SHARE = 0.85
+
+
+def step_budget_table(rows, machine):
+    lines = [f"Where a float32 training step's time goes ({machine['cpu']}, {machine['cores']} cores, "
+             f"float32 peak {machine['peak_f32']:.0f} GFLOP/s); milliseconds per step, median of "
+             "interleaved rounds. *kernels*: the step's native forward and backward calls alone; "
+             "*outside*: the rest of the step (Keras's `train_on_batch`, the layer's graph around the "
+             "kernels, the Dense head, loss and SGD update); *fixed*: the same model without the "
+             "recurrent layer. The last column is the share of the peak the kernels would need for the "
+             f"whole step to run at {STEP_BUDGET_SHARE:.0%} of it with the time outside as measured "
+             "(above 100%: no kernel can).", "",
+             "| cell | B, T, I, H | step ms | kernels ms | outside ms | fixed ms | step share of peak "
+             "| kernels share of peak | kernels share needed |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for row in rows:
+        r = row["budget"]
+        needed = r["needed_kernel_share"]
+        lines.append(
+            f"| {KERAS_NAMES[row['cell']]} | {', '.join(str(v) for v in row['shape'])} | "
+            f"{r['ms']['step']:.2f} | {r['ms']['kernels']:.2f} | {r['outside_ms']:.2f} | {r['ms']['fixed']:.2f} | "
+            f"{r['step_share']:.0%} | {r['kernel_share']:.0%} | "
+            f"{'impossible' if needed is None else format(needed, '.0%')} |")
+    return lines
 
 
 # -- peak memory -----------------------------------------------------------------
@@ -870,6 +986,21 @@ def main(argv=None):
     }
     print(f"# {machine['cpu']}: float32 peak {machine['peak_f32']:.0f} GFLOP/s, "
           f"bfloat16 {machine['peak_bf16']:.0f} GFLOP/s", flush=True)
+    if args.step_budget:
+        rows = []
+        for cell in args.cells:
+            for shape in args.shapes:
+                rows.append({"cell": cell, "shape": shape,
+                             "budget": step_budget_row(cell, shape, args, machine["peak_f32"])})
+                print(f"# step budget {cell} {shape}: {rows[-1]['budget']}", flush=True)
+        text = "\n".join(report([], machine, {}, None, args).splitlines()[:5]
+                          + [""] + step_budget_table(rows, machine))
+        print()
+        print(text)
+        if args.output:
+            with open(args.output, "w") as f:
+                f.write(text + "\n")
+        return 0
     sections = []
     for load in args.loads:
         rows, recipes = [], {}

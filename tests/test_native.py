@@ -520,3 +520,30 @@ def test_benchmark_readme_load_table_comes_from_a_report():
     assert table[2] == f"| {bench.LOADS['none']} | 1.50x, 1.50x, 1.50x | -, -, - | -, -, - |"
     assert table[3] == f"| {bench.LOADS['spin']} | 1.40x, 1.40x, 1.40x | -, -, - | -, -, - |"
     assert table[4] == "| quiet, share of the f32 bound | 0.75, 0.75, 0.75 | -, -, - | -, -, - |"
+
+
+def test_benchmark_step_budget_times_the_layers_own_kernel_calls_and_says_when_no_kernel_can():
+    """`rnn_speed.py --step-budget`: its kernel runner makes the calls the layer's training step makes
+    (same cell names, shapes and outputs), and its table's last column follows from the times."""
+    from recipe_helpers import load_script
+
+    bench = load_script("benchmarks/rnn_speed.py", "rnn_speed")
+    if not native.usable():
+        pytest.skip(native.unavailable_reason() or "native kernels unavailable")
+    shape = (8, 5, 3, 4)
+    for cell in bench.CELLS:
+        dx, *d_weights = bench.kernel_runner(cell, shape)()
+        units, width = shape[3], bench.GATES[cell] * shape[3]
+        assert d_weights[0].shape == (shape[2], width) and d_weights[2].shape == (units, width)
+    peak = 100.0  # GFLOP/s
+    flops = bench.flops_per_sample("simple_rnn", shape, "train", input_gradient=False) * shape[0]
+    machine = {"cpu": "a CPU", "cores": 2, "peak_f32": peak}
+
+    def row(step_ms, kernel_ms):
+        budget = bench.step_budget({"step": step_ms, "kernels": kernel_ms, "fixed": 0.1}, flops, peak)
+        return {"cell": "simple_rnn", "shape": shape, "budget": budget}
+
+    exact = flops / (peak * 1e9) * 1e3  # ms of the step's products at the peak
+    table = bench.step_budget_table([row(exact * 2, exact), row(exact * 10, exact)], machine)
+    assert table[-2].endswith("| 50% | 100% | 567% |")  # outside = exact: kernels need 1/(1/0.85 - 1)
+    assert table[-1].endswith("| impossible |")
