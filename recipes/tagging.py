@@ -51,6 +51,9 @@ DEFAULTS = dict(
     suffix_length=None,      # embed each word's last 1..N characters (0: off); default by data
     suffix_dim=16,           # embedding size of each ending
     shape=True,              # spelling indicators: capitals, digits, hyphens, punctuation
+    lexicon_epochs=0,        # first train the character reader on an external lexicon's word classes
+                             # (zoo.data.lexicons: English Brown clusters, Portuguese lemma classes) for N epochs
+    lexicon_per_class=20000, # at most this many lexicon words of any one class
     crf=False,               # a linear-chain CRF output on tag sets of at most 50 tags (else a softmax per word)
     min_count=None,          # training words (and endings) seen fewer times share the unknown id; default by data
     dropout=0.5,
@@ -91,7 +94,7 @@ CHECKS = dict(
     data=choices("brown", "porttinari"), cell=choices("lstm", "gru", "rnn"),
     char_cell=choices("lstm", "gru", "rnn"), units=positive, layers=positive, char_units=positive,
     word_dim=positive, char_dim=positive, suffix_length=non_negative, suffix_dim=positive, min_count=positive,
-    dropout=fraction, word_dropout=fraction,
+    dropout=fraction, word_dropout=fraction, lexicon_epochs=non_negative, lexicon_per_class=positive,
     epochs=non_negative, patience=non_negative, lr_decay=Check("must be in (0, 1]", lambda value: 0 < value <= 1),
     batch_size=positive, learning_rate=positive, baselines=_names(("most_frequent", "perceptron", "crf")),
     perceptron_iterations=positive, crf_iterations=positive, seed=non_negative,
@@ -133,12 +136,22 @@ def train_tagger(splits, args, run_dir):
         min_count=args.min_count, dropout=args.dropout, word_dropout=args.word_dropout, seed=args.seed,
         characters=args.characters, suffix_length=args.suffix_length, suffix_dim=args.suffix_dim, shape=args.shape,
         crf=args.crf)
+    lexicon = None
+    if args.lexicon_epochs:
+        from zoo.data import lexicons
+
+        lexicon = tagging.pretrain_character_reader(
+            model, lexicons.word_classes(lexicons.DATA_LANGUAGE[args.data]), epochs=args.lexicon_epochs,
+            per_class=args.lexicon_per_class, seed=args.seed)
+        print(f"[zoo] character reader pretrained on {lexicon['words']} lexicon words ({lexicon['classes']} "
+              f"classes, {lexicon['epochs']} epochs, {lexicon['seconds']:.0f} s): accuracy {lexicon['accuracy']:.3f}")
     tagging.compile_model(model, args.learning_rate)
     train_data = tagging.as_dataset(splits["train"], tag_sets, args.batch_size, shuffle=True, seed=args.seed)
     validation_data = tagging.as_dataset(splits["validation"], tag_sets, 128)
     run = training.fit(model, train_data, validation_data, epochs=args.max_epochs, run_dir=run_dir,
                        monitor="val_loss", patience=args.patience, verbose=2, tensorboard=False,
                        lr_decay=args.lr_decay if args.lr_decay < 1 else None)
+    run["lexicon_pretraining"] = lexicon
     tokens = splits["train"].tokens()
     run["tokens_per_second"] = round(tokens * run["epochs_run"] / max(run["seconds"], 1e-9), 1)
     print(f"[zoo] trained {run['epochs_run']} epochs (best {run['best_epoch']}) in {run['seconds']:.0f} s, "

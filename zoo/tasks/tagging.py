@@ -334,6 +334,58 @@ def build_model(train_words, tag_sets, cell="lstm", char_cell="lstm", units=200,
     return model
 
 
+def lexicon_sample(word_classes, per_class=20000, seed=0):
+    """(words, class ids, classes) of `word_classes` ({word: class}) with at most `per_class` words of
+    any one class (a seeded sample of the larger ones), shuffled with `seed`; classes sorted."""
+    rng = np.random.default_rng(seed)
+    by_class = collections.defaultdict(list)
+    for word, name in sorted(word_classes.items()):
+        by_class[name].append(word)
+    classes = sorted(by_class)
+    words, ids = [], []
+    for i, name in enumerate(classes):
+        members = by_class[name]
+        if len(members) > per_class:
+            members = [members[j] for j in sorted(rng.choice(len(members), per_class, replace=False))]
+        words += members
+        ids += [i] * len(members)
+    order = rng.permutation(len(words))
+    return [words[i] for i in order], np.asarray(ids, np.int32)[order], classes
+
+
+def pretrain_character_reader(model, word_classes, epochs=2, batch_size=256, per_class=20000, seed=0,
+                              learning_rate=2e-3, verbose=2):
+    """Train the character reader of the tagger `model` (its `characters`, `char_ids` and
+    `character_encoder` layers, shared, so the tagger keeps what they learn) to predict the class of
+    each word of an external lexicon (`zoo.data.lexicons.word_classes`) through a softmax head that is
+    then dropped. The lexicon's word types far outnumber the tagged corpus's, so the reader sees many
+    more spellings before it learns the tags. Returns what ran: words, classes, epochs, seconds and
+    the head's training accuracy in the last epoch."""
+    import time
+
+    tf = _tf()
+    names = {layer.name for layer in model.layers}
+    if "character_encoder" not in names:
+        raise ValueError("pretrain_character_reader needs a tagger built with characters=True")
+    if not word_classes:
+        raise ValueError("word_classes is empty: no lexicon to pretrain the character reader on")
+    words, labels, classes = lexicon_sample(word_classes, per_class, seed)
+    single = keras.Input(shape=(1,), dtype="string", name="lexicon_word")
+    encoded = model.get_layer("character_encoder")(model.get_layer("char_ids")(model.get_layer("characters")(single)))
+    head = keras.layers.Dense(len(classes), activation="softmax", name="lexicon_class")(
+        keras.layers.Flatten(name="lexicon_flatten")(encoded))
+    reader = keras.Model(single, head, name="character_reader_pretraining")
+    reader.compile(optimizer=keras.optimizers.Adam(learning_rate, clipnorm=5.0),
+                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    data = tf.data.Dataset.from_tensor_slices((np.asarray(words, dtype=object)[:, None], labels))
+    data = data.shuffle(len(words), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+    started = time.time()
+    history = reader.fit(data, epochs=epochs, verbose=verbose)
+    return {"words": len(words), "classes": len(classes), "per_class": per_class, "epochs": epochs,
+            "seconds": round(time.time() - started, 1),
+            "accuracy": round(float(history.history["accuracy"][-1]), 4)}
+
+
 def crf_layers(model) -> dict:
     """The tag sets of `model` that a CRF decodes, with their `ChainCRF` layers."""
     names = list(model.output.keys()) if isinstance(model.output, dict) else list(model.output_names)
