@@ -27,6 +27,7 @@ Writes `saved_models/<name>/` (model.keras, serving SavedModel, card.json).
     python recipes/tagging.py                          # Brown, ships tagging-bilstm-brown
     python recipes/tagging.py --data porttinari        # ships tagging-bilstm-porttinari
     python recipes/tagging.py --data porttinari --validation-only --baselines ""   # compare settings
+    python recipes/tagging.py --data porttinari --document-folds 3   # model vs baselines on training folds
     python recipes/tagging.py --epochs 1 --max-sentences 300 --output-dir /tmp/hub   # smoke run
 """
 
@@ -68,6 +69,8 @@ DEFAULTS = dict(
     perceptron_iterations=5,
     crf_iterations=100,
     validation_only=False,   # method comparison: train, score the validation split (model and baselines), stop
+    document_folds=0,        # K > 0: instead, K folds of the training documents (each holds out every K-th
+                             # document of a seeded order), model and baselines scored on each; nothing exported
     seed=1337,               # seeds the split, the initialization and the batch order
     max_sentences=None,      # use only the first N sentences of each split (smoke runs)
     name=None,               # model name; default tagging-bi<cell>-<data>
@@ -98,7 +101,7 @@ CHECKS = dict(
     epochs=non_negative, patience=non_negative, lr_decay=Check("must be in (0, 1]", lambda value: 0 < value <= 1),
     batch_size=positive, learning_rate=positive, baselines=_names(("most_frequent", "perceptron", "crf")),
     perceptron_iterations=positive, crf_iterations=positive, seed=non_negative,
-    max_sentences=at_least(10), name=model_name,
+    max_sentences=at_least(10), name=model_name, document_folds=non_negative,
 )
 
 
@@ -143,6 +146,7 @@ def train_tagger(splits, args, run_dir):
         lexicon = tagging.pretrain_character_reader(
             model, lexicons.word_classes(lexicons.DATA_LANGUAGE[args.data]), epochs=args.lexicon_epochs,
             per_class=args.lexicon_per_class, seed=args.seed)
+        lexicon["source"] = lexicons.LEXICONS[lexicons.DATA_LANGUAGE[args.data]][1]
         print(f"[zoo] character reader pretrained on {lexicon['words']} lexicon words ({lexicon['classes']} "
               f"classes, {lexicon['epochs']} epochs, {lexicon['seconds']:.0f} s): accuracy {lexicon['accuracy']:.3f}")
     tagging.compile_model(model, args.learning_rate)
@@ -151,12 +155,74 @@ def train_tagger(splits, args, run_dir):
     run = training.fit(model, train_data, validation_data, epochs=args.max_epochs, run_dir=run_dir,
                        monitor="val_loss", patience=args.patience, verbose=2, tensorboard=False,
                        lr_decay=args.lr_decay if args.lr_decay < 1 else None)
-    run["lexicon_pretraining"] = lexicon
     tokens = splits["train"].tokens()
     run["tokens_per_second"] = round(tokens * run["epochs_run"] / max(run["seconds"], 1e-9), 1)
+    run["lexicon_pretraining"] = lexicon
+    if lexicon:
+        run["seconds"] = round(run["seconds"] + lexicon["seconds"], 1)
     print(f"[zoo] trained {run['epochs_run']} epochs (best {run['best_epoch']}) in {run['seconds']:.0f} s, "
           f"{run['tokens_per_second']:.0f} tokens/s")
     return model, run
+
+
+def fold_splits(splits, folds, seed):
+    """`folds` splits of the training documents: fold k holds out every `folds`-th document of a
+    seeded order (as "fold") and trains on the rest; validation stays for early stopping."""
+    import numpy as np
+
+    train = splits["train"]
+    documents = sorted(set(train.documents))
+    if folds > len(documents):
+        raise ValueError(f"cannot cut {folds} folds of {len(documents)} training documents")
+    np.random.default_rng(seed).shuffle(documents)
+    for k in range(folds):
+        held = set(documents[k::folds])
+        yield {"train": train.select([i for i, d in enumerate(train.documents) if d not in held], "train"),
+               "validation": splits["validation"],
+               "fold": train.select([i for i, d in enumerate(train.documents) if d in held], "fold")}
+
+
+def document_folds(splits, args):
+    """The model and the baselines on `--document-folds` folds of the training documents: how far apart
+    they are on text like the training text, split after split, with the test sets unread. Writes
+    `runs/<name>/folds.json`; exports nothing."""
+    import keras
+
+    from zoo.data.cache import atomic_write_text
+
+    label_sets = splits["train"].label_sets
+    folds = []
+    for k, fold in enumerate(fold_splits(splits, args.document_folds, args.seed)):
+        print(f"[zoo] fold {k + 1} of {args.document_folds}: train {len(fold['train'])} sentences, "
+              f"held out {len(fold['fold'])} sentences of {len(set(fold['fold'].documents))} documents")
+        model, run = train_tagger(fold, args, os.path.join(args.run_dir, f"fold-{k + 1}"))
+        rows = comparison(measured(model, fold, ["fold"]), baselines_for(fold, ["fold"], label_sets, args), ["fold"])
+        folds.append({"fold": k + 1, "rows": rows, "best_epoch": run["best_epoch"]})
+        del model
+        keras.backend.clear_session()
+    summary = {}
+    for label_set in label_sets:
+        per_fold = [next(r for r in f["rows"] if r["tag_set"] == label_set) for f in folds]
+        for kind in args.baseline_kinds:
+            if kind in per_fold[0]:
+                margins = [r["model_unseen"] - r[f"{kind}_unseen"] for r in per_fold]
+                overall = [r["model"] - r[kind] for r in per_fold]
+                summary[f"{label_set} vs {kind}"] = {
+                    "unseen_word_margins": [round(m, 4) for m in margins],
+                    "accuracy_margins": [round(m, 4) for m in overall],
+                    "mean_unseen_word_margin": round(sum(margins) / len(margins), 4)}
+                print(f"[zoo] {label_set}: model minus {kind} on held-out training documents, unseen words "
+                      + ", ".join(f"{m:+.4f}" for m in margins) + "; all words " + ", ".join(f"{m:+.4f}" for m in overall))
+    atomic_write_text(os.path.join(args.run_dir, "folds.json"), json.dumps(
+        {"settings": {k: v for k, v in vars(args).items() if k != "heldout"}, "folds": folds, "summary": summary},
+        indent=1, default=str))
+    return {"folds": folds, "summary": summary}
+
+
+def lexicons_license():
+    from zoo.data import lexicons
+
+    return lexicons.LICENSE
 
 
 def measured(model, splits, names):
@@ -255,6 +321,8 @@ def main(argv=None):
     label_sets = splits["train"].label_sets
     print(f"[zoo] {args.data}: " + ", ".join(f"{k} {len(v)} sentences / {v.tokens()} tokens"
                                              for k, v in splits.items()))
+    if args.document_folds:
+        return document_folds(splits, args)
     model, run = train_tagger(splits, args, os.path.join(args.run_dir, "main"))
     if args.validation_only:
         # Choosing between settings: the test and out-of-domain sets stay unread, nothing is exported.
@@ -308,7 +376,7 @@ def main(argv=None):
         "architecture": tagging.describe_architecture(
             model, args.cell, args.char_cell, args.units, args.layers, args.char_units, args.word_dim,
             args.char_dim, args.dropout, args.word_dropout, args.characters, args.suffix_length, args.suffix_dim,
-            args.shape),
+            args.shape, run.get("lexicon_pretraining")),
         "parameters": int(model.count_params()),
         "inputs": "words string [batch, time] (\"\" pads); the serving signature also takes raw texts "
                   "and tokenises them (zoo.tasks.tagging.tokenize)",
@@ -323,7 +391,8 @@ def main(argv=None):
                       tagging.PUBLISHED["UDPipe 2"]} if args.data == "porttinari" else {},
         "verdicts": verdicts(rows + (transfer["rows"] if transfer else []), args.data),
         "training": {
-            "seconds": run["seconds"],
+            "seconds": run["seconds"],  # the character reader's lexicon pretraining included
+            "lexicon_pretraining": run.get("lexicon_pretraining"),
             "seconds_with_transfer_model": round(run["seconds"] + (transfer["training"]["seconds"] if transfer else 0), 1),
             "epochs_run": run["epochs_run"],
             "best_epoch": run["best_epoch"],
@@ -334,7 +403,8 @@ def main(argv=None):
             "wall_seconds": round(time.time() - started, 1),
         },
         "command": recipe_command("recipes/tagging.py", argv),
-        "license": "Model: Apache-2.0 (this project). Data: " + data["license"],
+        "license": "Model: Apache-2.0 (this project). Data: " + data["license"]
+                   + (f"; {lexicons_license()}" if args.lexicon_epochs else ""),
         "created": time.strftime("%Y-%m-%d"),
     }
     results_path = os.path.join(args.run_dir, "results.md")

@@ -239,6 +239,36 @@ def test_validation_only_scores_validation_and_exports_nothing(tmp_path, brown_r
     assert saved["rows"] == result["validation"] and saved["settings"]["validation_only"] is True
 
 
+def test_document_folds_hold_out_whole_training_documents_and_export_nothing(tmp_path, brown_read_once):
+    from recipe_helpers import load_recipe
+
+    recipe = load_recipe("tagging")
+    corpus = _toy_corpus()
+    splits = {"train": corpus, "validation": corpus.head(2)}
+    folds = list(recipe.fold_splits(splits, 3, seed=5))
+    held = [set(f["fold"].documents) for f in folds]
+    assert set().union(*held) == set(corpus.documents) and sum(len(h) for h in held) == len(set(corpus.documents))
+    for fold, documents in zip(folds, held):
+        assert not documents & set(fold["train"].documents)  # whole documents, never in both
+        assert len(fold["train"]) + len(fold["fold"]) == len(corpus)
+    assert [set(f["fold"].documents) for f in recipe.fold_splits(splits, 3, seed=5)] == held  # seeded
+
+    with pytest.raises(ValueError, match="3 folds of 2 training documents"):
+        list(recipe.fold_splits({"train": corpus.head(6), "validation": corpus.head(2)}, 3, seed=5))
+
+    options = ["--data", "porttinari", "--max-sentences", "40", "--epochs", "1", "--units", "4", "--char-units", "2",
+               "--word-dim", "4", "--char-dim", "4", "--baselines", "most_frequent", "--document-folds", "2",
+               "--name", "tagging-folds", "--output-dir", str(tmp_path / "hub"), "--run-dir", str(tmp_path / "run")]
+    result = recipe.main(options)
+    assert [f["fold"] for f in result["folds"]] == [1, 2]
+    assert {row["split"] for f in result["folds"] for row in f["rows"]} == {"fold"}
+    margins = result["summary"]["upos vs most_frequent"]["unseen_word_margins"]
+    row = result["folds"][0]["rows"][0]
+    assert margins[0] == round(row["model_unseen"] - row["most_frequent_unseen"], 4)
+    assert not (tmp_path / "hub").exists()  # nothing exported
+    assert json.loads((tmp_path / "run" / "folds.json").read_text())["summary"] == result["summary"]
+
+
 def test_smoke_card_reports_model_baselines_and_transfer(smoke_hub):
     _, card = smoke_hub
     assert card["task"] == "tagging" and set(card["tag_sets"]) == {"universal", "brown"}

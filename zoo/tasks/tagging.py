@@ -401,7 +401,8 @@ def compile_model(model, learning_rate=2e-3, clipnorm=5.0):
 
 
 def describe_architecture(model, cell, char_cell, units, layers, char_units, word_dim, char_dim, dropout,
-                          word_dropout, characters=True, suffix_length=0, suffix_dim=16, shape=False):
+                          word_dropout, characters=True, suffix_length=0, suffix_dim=16, shape=False,
+                          lexicon=None):
     crfs = crf_layers(model)
     heads = ", ".join(f"{n} ({len(t)} tags{', linear-chain CRF' if n in crfs else ''})"
                       for n, t in model.tag_sets.items())
@@ -412,6 +413,9 @@ def describe_architecture(model, cell, char_cell, units, layers, char_units, wor
         text += (f" ⊕ characters ({chars} ids; first {PREFIX_CHARS} + last {MAX_CHARS - PREFIX_CHARS} of a "
                  f"longer word) → Embedding({char_dim}) → Bidirectional(zoo {char_cell.upper()}({char_units})) "
                  "final states")
+        if lexicon:
+            text += (f" (first trained for {lexicon['epochs']} epochs to name the {lexicon['classes']} classes of "
+                     f"{lexicon['words']:,} words of an external lexicon: {lexicon['source']})")
     if suffix_length:
         endings = model.get_layer("suffix_ids").vocabulary_size()
         text += f" ⊕ endings of 1..{suffix_length} characters ({endings:,} ids) → Embedding({suffix_dim}) each"
