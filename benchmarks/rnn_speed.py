@@ -993,14 +993,8 @@ def main(argv=None):
                 rows.append({"cell": cell, "shape": shape,
                              "budget": step_budget_row(cell, shape, args, machine["peak_f32"])})
                 print(f"# step budget {cell} {shape}: {rows[-1]['budget']}", flush=True)
-        text = "\n".join(report([], machine, {}, None, args).splitlines()[:5]
-                          + [""] + step_budget_table(rows, machine))
-        print()
-        print(text)
-        if args.output:
-            with open(args.output, "w") as f:
-                f.write(text + "\n")
-        return 0
+        return publish("\n".join(report([], machine, {}, None, args).splitlines()[:5]
+                                  + [""] + step_budget_table(rows, machine)), args.output)
     sections = []
     for load in args.loads:
         rows, recipes = [], {}
@@ -1031,11 +1025,15 @@ def main(argv=None):
     if not args.no_loss_check and not args.no_bf16:
         loss = loss_curve_check(args.loss_steps, seeds=(0,) if args.quick else (0, 1, 2))
         print(f"# loss check: {loss}", flush=True)
-    text = report(sections, machine, memory, loss, args)
+    return publish(report(sections, machine, memory, loss, args), args.output)
+
+
+def publish(text, output):
+    """Print a report and, with `output`, write it there too; 0 (the exit status)."""
     print()
     print(text)
-    if args.output:
-        with open(args.output, "w") as f:
+    if output:
+        with open(output, "w") as f:
             f.write(text + "\n")
     return 0
 
