@@ -102,3 +102,21 @@ def test_captioning_table_marks_each_rotation_floor(monkeypatch):
     assert ("fluent", "flag") not in rows  # Fluent draws no flags: no row, no floor
     assert rows[("fluent", "base")].endswith("— |")  # no base floor recorded for it
     assert "floors met in 2 of 3 rotations" in report.headline(card)
+
+
+def test_speech_headline_and_table_show_the_closed_vocabulary_beside_dtw(monkeypatch):
+    scores = {"greedy": {"accuracy": 0.1, "count": 37}, "beam8": {"accuracy": 0.2, "count": 37},
+              "closed_vocabulary": {"accuracy": 0.3, "count": 37, "vocabulary": 37}}
+    card = {"task": "speech", "decoding": {"beam_width": 8},
+            "metrics": {"test": {"beam8": {"cer": 0.2}}, "asterisk_digits_letters": scores},
+            "baselines": {"dtw": {"asterisk_digits_letters": {"accuracy": 0.4}}},
+            "comparison": [{"set": "asterisk_digits_letters", "model_greedy": scores["greedy"],
+                            "model_beam": scores["beam8"], "model_closed_vocabulary": scores["closed_vocabulary"],
+                            "dtw": {"accuracy": 0.4}}],
+            "verdicts": ["floor: ..."], "training": {"seconds": 60, "epochs_run": 1, "best_epoch": 1}}
+    assert report._speech_headline(card) == ("synthetic held-out voices CER 0.200, real digits and letters "
+                                              "accuracy 0.200, 0.300 from a closed vocabulary (1-NN DTW 0.400)")
+    monkeypatch.setattr(report, "_hub_cards", lambda task: [("speech-x", card)])
+    table = report.speech_tables()
+    assert "| asterisk_digits_letters | 37 | accuracy 0.100 | accuracy 0.200 | accuracy 0.300 | — | accuracy 0.400 |" \
+        in table

@@ -171,6 +171,35 @@ def test_beam_search_agrees_with_greedy_on_peaked_logits():
         assert np.all(scores.numpy() <= 1e-6)
 
 
+class PeakedTranscriber:
+    """Stands in for a Transcriber: each clip's log-probabilities are a peaked path chosen by the
+    clip's first sample (the clip's index into `paths`)."""
+
+    def __init__(self, paths):
+        self.paths = paths
+
+    def log_probabilities(self, waveforms, lengths, sample_rate):
+        chosen = [self.paths[int(w[0])] for w in waveforms.numpy()]
+        return peaked(chosen), tf.constant([len(p) for p in chosen], tf.int32)
+
+
+def test_closed_vocabulary_decoding_chooses_the_likeliest_word_of_the_vocabulary():
+    B = task.BLANK
+    # "sevn": no such word, but "seven" is the vocabulary word the path makes likeliest; "bee" reads
+    # as "be" (repeats merge), and "b" alone is too short a path for "eight" (no alignment at all).
+    paths = [ids("sevn") + [B] * 4, ids("b") + [B] * 3 + ids("ee"), ids("b")]
+    vocabulary = ["b", "be", "eight", "seven", "six"]
+    clips = [np.full(100 + i, float(i), np.float32) for i in range(3)]
+    scores = task.word_log_likelihoods(PeakedTranscriber(paths), clips, 16000, vocabulary, batch_size=2)
+    assert scores.shape == (3, 5) and np.isneginf(scores[2, vocabulary.index("eight")])
+    assert task.choose_words(PeakedTranscriber(paths), clips, 16000, vocabulary) == ["seven", "be", "b"]
+    with pytest.raises(ValueError, match="at least one word"):
+        task.word_log_likelihoods(PeakedTranscriber(paths), clips, 16000, [])
+    assert task.isolated_word_vocabulary({"train": {"texts": ["seven", "a", "a cat sat", "b", "a"],
+                                                    "kinds": ["digit", "letter", "sentence", "letter", "letter"]}}) \
+        == ["a", "b", "seven"]
+
+
 # -- resampling and WAV files in the graph -----------------------------------------------------------
 
 
@@ -283,10 +312,38 @@ def test_smoke_card_reports_every_set_beside_the_baselines(smoke_hub):
         assert card["dataset"]["validation_flite"]["voices"] == list(speech_data.FLITE_VOICES)
     assert set(card["metrics"]["test"]) == {"greedy", "beam4"}
     assert card["metrics"]["asterisk_digits_letters"]["beam4"]["count"] == 11 + 16
+    closed = card["metrics"]["asterisk_digits_letters"]["closed_vocabulary"]  # as DTW chooses: a closed set
+    assert closed["count"] == 27 and closed["vocabulary"] == len(task.isolated_word_vocabulary(
+        task.load_data(card["dataset"]["seed"], card["dataset"]["size"], 16, asterisk=False, flite=False)))
+    assert set(card["metrics"]["test_isolated_words"]) == {"greedy", "beam4", "closed_vocabulary"}
+    assert any("choosing among the" in v for v in card["verdicts"])
     assert card["baselines"]["dtw"]["asterisk_digits_letters"]["count"] == 27
     assert "synthetic" in card["note"] and card["dataset"]["max_examples_per_split"] == 16
     assert "synthetic_test_cer_at_most_0.10" in card["floors"]
     assert any(v.startswith("goal: lower WER than PocketSphinx") and "not measured" in v for v in card["verdicts"])
+
+
+def test_rescore_adds_a_new_decoding_to_a_card_without_touching_the_model(smoke_hub, tmp_path):
+    """A card written before the closed-vocabulary decoding existed gains it from --rescore; the
+    figures it held come out the same, the model files are unchanged, and the checksums hold."""
+    root, card = smoke_hub
+    shutil.copytree(root / SMOKE, tmp_path / SMOKE)
+    older = json.loads((tmp_path / SMOKE / hub.CARD_FILE).read_text())
+    for name in ("asterisk_digits_letters", "test_isolated_words"):
+        del older["metrics"][name]["closed_vocabulary"]
+    (tmp_path / SMOKE / hub.CARD_FILE).write_text(hub.card_json(older))
+    keras_bytes = (tmp_path / SMOKE / hub.KERAS_FILE).read_bytes()
+    rescored = load_recipe("speech").main(["--rescore", "--name", SMOKE, "--output-dir", str(tmp_path)])
+    assert rescored["metrics"] == card["metrics"] and rescored["verdicts"] == card["verdicts"]
+    assert rescored["rescored"][-1]["added"] == ["asterisk_digits_letters.closed_vocabulary",
+                                                "test_isolated_words.closed_vocabulary"]
+    assert (tmp_path / SMOKE / hub.KERAS_FILE).read_bytes() == keras_bytes
+    hub.verify_directory(tmp_path / SMOKE)
+    assert "closed vocabulary" in (tmp_path / SMOKE / "results.md").read_text()
+    older["metrics"]["test"]["greedy"]["cer"] += 0.5  # a figure the model does not give
+    (tmp_path / SMOKE / hub.CARD_FILE).write_text(hub.card_json(older))
+    with pytest.raises(RuntimeError, match="changed figures the card already holds .test.greedy"):
+        load_recipe("speech").main(["--rescore", "--name", SMOKE, "--output-dir", str(tmp_path)])
 
 
 def test_demo_transcribes_two_real_prompts_from_their_wav_bytes(use_hub, capsys):

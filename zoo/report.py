@@ -171,6 +171,9 @@ def _speech_headline(card):
         ours = metrics.get(split, {}).get(beam)
         if ours:
             line += f"{label} {ours[measure]:.3f}"
+            closed = metrics[split].get("closed_vocabulary")
+            if closed:
+                line += f", {closed[measure]:.3f} from a closed vocabulary"
             theirs = (baselines.get(baseline) or {}).get(split)
             if theirs:
                 line += f" ({baseline_label} {theirs[measure]:.3f})"
@@ -194,11 +197,12 @@ def speech_tables():
                 return f"accuracy {scores['accuracy']:.3f}"
             return f"CER {scores['cer']:.3f}, WER {scores['wer']:.3f}"
 
-        lines = ["| test set | clips | model, greedy | model, beam | PocketSphinx | 1-NN DTW |",
-                 "|---|---|---|---|---|---|"]
+        lines = ["| test set | clips | model, greedy | model, beam | model, closed vocabulary | PocketSphinx "
+                 "| 1-NN DTW |", "|---|---|---|---|---|---|---|"]
         for row in rows:
             lines.append(f"| {row['set']} | {row['model_beam']['count']} | {cell(row['model_greedy'])} | "
-                         f"{cell(row['model_beam'])} | {cell(row.get('pocketsphinx'))} | {cell(row.get('dtw'))} |")
+                         f"{cell(row['model_beam'])} | {cell(row.get('model_closed_vocabulary'))} | "
+                         f"{cell(row.get('pocketsphinx'))} | {cell(row.get('dtw'))} |")
         verdicts = "\n".join(f"- {v}" for v in card.get("verdicts", []))
         blocks.append(f"`{name}`:\n\n" + "\n".join(lines) + f"\n\n{verdicts}\n\n"
                       + _training_note(card, "epochs"))

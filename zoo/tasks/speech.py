@@ -1175,9 +1175,11 @@ def decoding_label(beam_width):
     return "greedy" if beam_width == 1 else f"beam{beam_width}"
 
 
-def evaluate(model, data, beam_width=DEFAULT_BEAM_WIDTH, batch_size=BATCH_SIZE):
+def evaluate(model, data, beam_width=DEFAULT_BEAM_WIDTH, batch_size=BATCH_SIZE, closed_vocabulary=True):
     """The model's scores on every set of `test_sets`, greedy and with beam search of `beam_width`:
-    ``{set: {"greedy": {...}, "beam<w>": {...}}}``. Each clip is decoded once per method."""
+    ``{set: {"greedy": {...}, "beam<w>": {...}}}``. Each clip is decoded once per method. With
+    `closed_vocabulary`, the isolated-word sets are also scored choosing among the training split's
+    digits and letters (`choose_words`; key "closed_vocabulary"), as the DTW baseline chooses."""
     transcriber = Transcriber(model, beam_width=beam_width)
     widths = (1, beam_width) if beam_width != 1 else (1,)
     sets = test_sets(data)
@@ -1189,7 +1191,76 @@ def evaluate(model, data, beam_width=DEFAULT_BEAM_WIDTH, batch_size=BATCH_SIZE):
         for w in widths:
             hypotheses[w][source] = dict(zip(chosen, texts[w]))
     scored = {w: score_sets(data, hypotheses[w]) for w in widths}
-    return {name: {decoding_label(w): scored[w][name] for w in widths} for name in sets}
+    results = {name: {decoding_label(w): scored[w][name] for w in widths} for name in sets}
+    vocabulary = isolated_word_vocabulary(data) if closed_vocabulary else []
+    if vocabulary:
+        chosen = {}
+        for name, (source, indices) in sets.items():
+            if name in WORD_SETS:
+                words = choose_words(transcriber, [data[source]["waveforms"][i] for i in indices],
+                                     sample_rate_of(data, source), vocabulary, batch_size)
+                chosen.setdefault(source, {}).update(zip(indices, words))
+        for name, scores in score_sets(data, chosen, WORD_SETS).items():
+            results[name][CLOSED_VOCABULARY] = {**scores, "vocabulary": len(vocabulary)}
+    return results
+
+
+# ---------------------------------------------------------------------------
+# Isolated words from a closed vocabulary
+
+
+def isolated_word_vocabulary(data):
+    """The words a closed-vocabulary decoding chooses from: every isolated digit and letter of the
+    synthetic training split (the DTW baseline's template labels), sorted."""
+    train = data["train"]
+    return sorted({text for text, kind in zip(train["texts"], train["kinds"]) if kind in ("digit", "letter")})
+
+
+def _vocabulary_labels(vocabulary):
+    if not vocabulary:
+        raise ValueError("a closed vocabulary needs at least one word")
+    encoded = [encode_text(word) for word in vocabulary]
+    for word, ids in zip(vocabulary, encoded):
+        if not len(ids):
+            raise ValueError(f"vocabulary word {word!r} has no character the model can write")
+    labels = np.zeros((len(vocabulary), max(len(ids) for ids in encoded)), np.int32)
+    for i, ids in enumerate(encoded):
+        labels[i, : len(ids)] = ids
+    return labels, np.array([len(ids) for ids in encoded], np.int32), np.array([required_frames(ids) for ids in encoded])
+
+
+def word_log_likelihoods(source, waveforms, sample_rate, vocabulary, batch_size=BATCH_SIZE):
+    """`[clips, words]`: log p(word | clip) under the CTC model, summed over every alignment
+    (`tf.nn.ctc_loss`), for each clip (1-D float arrays at `sample_rate`) and each word of `vocabulary`.
+    A word too long for a clip's frames gets -inf."""
+    transcriber = source if hasattr(source, "log_probabilities") else Transcriber(source)
+    labels, label_lengths, needed = _vocabulary_labels(vocabulary)
+    words = len(vocabulary)
+    scores = np.full((len(waveforms), words), -np.inf)
+    for batch in _batches_by_length([len(w) for w in waveforms], batch_size):
+        audio, lengths = _padded([np.asarray(waveforms[i], np.float32) for i in batch])
+        log_probs, frames = transcriber.log_probabilities(tf.constant(audio), tf.constant(lengths),
+                                                          tf.constant(int(sample_rate), tf.int32))
+        clips = len(batch)
+        nll = tf.nn.ctc_loss(  # every clip against every word: clips * words pairs
+            tf.constant(np.tile(labels, (clips, 1))), tf.repeat(log_probs, words, axis=0),
+            tf.constant(np.tile(label_lengths, clips)), tf.repeat(frames, words),
+            logits_time_major=False, blank_index=BLANK).numpy().reshape(clips, words)
+        possible = frames.numpy()[:, None] >= needed[None, :]  # else no alignment: tf.nn.ctc_loss gives a finite
+        scores[np.asarray(batch)] = np.where(possible & np.isfinite(nll), -nll, -np.inf)  # but meaningless loss
+    return scores
+
+
+def choose_words(source, waveforms, sample_rate, vocabulary, batch_size=BATCH_SIZE):
+    """Isolated-word recognition with a closed vocabulary: for each clip, the word of `vocabulary`
+    the model gives the highest probability (`word_log_likelihoods`), as the DTW baseline chooses
+    among its templates' words."""
+    scores = word_log_likelihoods(source, waveforms, sample_rate, vocabulary, batch_size)
+    return [vocabulary[int(i)] for i in np.argmax(scores, axis=1)]
+
+
+#: The metrics' key of the closed-vocabulary decoding of isolated words.
+CLOSED_VOCABULARY = "closed_vocabulary"
 
 
 # ---------------------------------------------------------------------------
