@@ -239,7 +239,7 @@ def test_validation_only_scores_validation_and_exports_nothing(tmp_path, brown_r
     assert saved["rows"] == result["validation"] and saved["settings"]["validation_only"] is True
 
 
-def test_document_folds_hold_out_whole_training_documents_and_export_nothing(tmp_path, brown_read_once):
+def test_document_folds_hold_out_whole_training_documents_and_export_nothing(tmp_path):
     from recipe_helpers import load_recipe
 
     recipe = load_recipe("tagging")
@@ -256,13 +256,14 @@ def test_document_folds_hold_out_whole_training_documents_and_export_nothing(tmp
     with pytest.raises(ValueError, match="3 folds of 2 training documents"):
         list(recipe.fold_splits({"train": corpus.head(6), "validation": corpus.head(2)}, 3, seed=5))
 
-    options = ["--data", "porttinari", "--max-sentences", "40", "--epochs", "1", "--units", "4", "--char-units", "2",
-               "--word-dim", "4", "--char-dim", "4", "--baselines", "most_frequent", "--document-folds", "2",
-               "--name", "tagging-folds", "--output-dir", str(tmp_path / "hub"), "--run-dir", str(tmp_path / "run")]
-    result = recipe.main(options)
+    args = recipe.parse_args(["--epochs", "1", "--units", "4", "--char-units", "2", "--word-dim", "4",
+                              "--char-dim", "4", "--baselines", "most_frequent", "--document-folds", "2",
+                              "--name", "tagging-folds", "--output-dir", str(tmp_path / "hub"),
+                              "--run-dir", str(tmp_path / "run")])
+    result = recipe.document_folds(splits, args)
     assert [f["fold"] for f in result["folds"]] == [1, 2]
     assert {row["split"] for f in result["folds"] for row in f["rows"]} == {"fold"}
-    margins = result["summary"]["upos vs most_frequent"]["unseen_word_margins"]
+    margins = result["summary"]["brown vs most_frequent"]["unseen_word_margins"]
     row = result["folds"][0]["rows"][0]
     assert margins[0] == round(row["model_unseen"] - row["most_frequent_unseen"], 4)
     assert not (tmp_path / "hub").exists()  # nothing exported
