@@ -129,6 +129,7 @@ def load_splits(args, heldout=()):
 def train_tagger(splits, args, run_dir):
     """Build and train one tagger on `splits["train"]`, early-stopped on `splits["validation"]`."""
     from zoo import training
+    from zoo.data.cache import atomic_write_text
     from zoo.tasks import tagging
 
     training.seed_everything(args.seed)
@@ -140,7 +141,11 @@ def train_tagger(splits, args, run_dir):
         characters=args.characters, suffix_length=args.suffix_length, suffix_dim=args.suffix_dim, shape=args.shape,
         crf=args.crf)
     lexicon = None
-    if args.lexicon_epochs:
+    lexicon_record = os.path.join(run_dir, "lexicon_pretraining.json")
+    if args.lexicon_epochs and training.has_resume_checkpoint(run_dir) and os.path.exists(lexicon_record):
+        with open(lexicon_record, encoding="utf-8") as handle:  # it ran before the interruption
+            lexicon = json.load(handle)
+    elif args.lexicon_epochs:
         from zoo.data import lexicons
 
         lexicon = tagging.pretrain_character_reader(
@@ -149,6 +154,8 @@ def train_tagger(splits, args, run_dir):
         lexicon["source"] = lexicons.LEXICONS[lexicons.DATA_LANGUAGE[args.data]][1]
         print(f"[zoo] character reader pretrained on {lexicon['words']} lexicon words ({lexicon['classes']} "
               f"classes, {lexicon['epochs']} epochs, {lexicon['seconds']:.0f} s): accuracy {lexicon['accuracy']:.3f}")
+        os.makedirs(run_dir, exist_ok=True)
+        atomic_write_text(lexicon_record, json.dumps(lexicon))
     tagging.compile_model(model, args.learning_rate)
     train_data = tagging.as_dataset(splits["train"], tag_sets, args.batch_size, shuffle=True, seed=args.seed)
     validation_data = tagging.as_dataset(splits["validation"], tag_sets, 128)
