@@ -279,7 +279,7 @@ def rescore(args, argv):
     card.update(metrics=metrics, comparison=rows, floors=floors, verdicts=notes)
     card.setdefault("rescored", []).append({
         "date": time.strftime("%Y-%m-%d"), "command": recipe_command("recipes/speech.py", argv),
-        "added": added, "note": "the model files are unchanged; every figure the card held before came out the same"})
+        "added": added, "note": "model.keras and the SavedModel are unchanged; every figure the card held before came out the same"})
     atomic_write_text(path / "results.md", table + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n")
     card["files"] = hub.file_checksums(path)
     atomic_write_text(path / hub.CARD_FILE, hub.card_json(card))
