@@ -67,7 +67,8 @@ def test_pretraining_teaches_the_taggers_own_character_reader_and_nothing_else()
     assert len(tagging.predict(model, split.words[:2])) == 2  # still the tagger, same inputs and outputs
     with pytest.raises(ValueError, match="word_classes is empty"):
         tagging.pretrain_character_reader(model, {}, epochs=1)
-    words_only, _, _ = train_tiny_tagger(epochs=1, characters=False)
+    words_only = tagging.build_model(split.words, tagging.tag_vocabularies(split), units=4, word_dim=4,
+                                     characters=False)
     with pytest.raises(ValueError, match="characters=True"):
         tagging.pretrain_character_reader(words_only, lexicon, epochs=1)
 
