@@ -148,10 +148,11 @@ def train_tagger(splits, args, run_dir):
     elif args.lexicon_epochs:
         from zoo.data import lexicons
 
+        language = lexicons.DATA_LANGUAGE[args.data]
         lexicon = tagging.pretrain_character_reader(
-            model, lexicons.word_classes(lexicons.DATA_LANGUAGE[args.data]), epochs=args.lexicon_epochs,
+            model, lexicons.word_classes(language), epochs=args.lexicon_epochs,
             per_class=args.lexicon_per_class, seed=args.seed)
-        lexicon["source"] = lexicons.LEXICONS[lexicons.DATA_LANGUAGE[args.data]][1]
+        lexicon.update(source=lexicons.LEXICONS[language][1], license=lexicons.LICENSE)
         print(f"[zoo] character reader pretrained on {lexicon['words']} lexicon words ({lexicon['classes']} "
               f"classes, {lexicon['epochs']} epochs, {lexicon['seconds']:.0f} s): accuracy {lexicon['accuracy']:.3f}")
         os.makedirs(run_dir, exist_ok=True)
@@ -221,15 +222,14 @@ def document_folds(splits, args):
                 print(f"[zoo] {label_set}: model minus {kind} on held-out training documents, unseen words "
                       + ", ".join(f"{m:+.4f}" for m in margins) + "; all words " + ", ".join(f"{m:+.4f}" for m in overall))
     atomic_write_text(os.path.join(args.run_dir, "folds.json"), json.dumps(
-        {"settings": {k: v for k, v in vars(args).items() if k != "heldout"}, "folds": folds, "summary": summary},
+        {"settings": settings_record(args), "folds": folds, "summary": summary},
         indent=1, default=str))
     return {"folds": folds, "summary": summary}
 
 
-def lexicons_license():
-    from zoo.data import lexicons
-
-    return lexicons.LICENSE
+def settings_record(args):
+    """The settings a run records beside its results (runs/<name>/validation.json, folds.json)."""
+    return {k: v for k, v in vars(args).items() if k != "heldout"}
 
 
 def measured(model, splits, names):
@@ -339,7 +339,7 @@ def main(argv=None):
         from zoo.data.cache import atomic_write_text
 
         atomic_write_text(os.path.join(args.run_dir, "validation.json"), json.dumps(
-            {"settings": {k: v for k, v in vars(args).items() if k != "heldout"}, "training": run, "rows": rows},
+            {"settings": settings_record(args), "training": run, "rows": rows},
             indent=1, default=str))
         return {"validation": rows}
     evaluated = ["validation", "test"] + [n for n in splits if n not in ("train", "validation", "test")]
@@ -411,7 +411,7 @@ def main(argv=None):
         },
         "command": recipe_command("recipes/tagging.py", argv),
         "license": "Model: Apache-2.0 (this project). Data: " + data["license"]
-                   + (f"; {lexicons_license()}" if args.lexicon_epochs else ""),
+                   + (f"; {run['lexicon_pretraining']['license']}" if run.get("lexicon_pretraining") else ""),
         "created": time.strftime("%Y-%m-%d"),
     }
     results_path = os.path.join(args.run_dir, "results.md")

@@ -671,15 +671,21 @@ def export_model(name, model, card, write_serving, extra_files=(), root=None):
         card.setdefault("versions", software_versions())
         card["files"] = file_checksums(staging)
         atomic_write_text(staging / CARD_FILE, card_json(card))
-        retired = root / f".retired-{name}-{os.getpid()}"
-        if final.exists():
-            os.replace(final, retired)
-        os.replace(staging, final)
-        shutil.rmtree(retired, ignore_errors=True)
+        _swap_in(staging, final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return final
+
+
+def _swap_in(staging, final):
+    """Put the finished directory `staging` in the place of `final` (which may not exist yet): two
+    renames, so a reader sees the old directory or the new one, never a mix."""
+    retired = final.with_name(f".retired-{final.name}-{os.getpid()}")
+    if final.exists():
+        os.replace(final, retired)
+    os.replace(staging, final)
+    shutil.rmtree(retired, ignore_errors=True)
 
 
 def rewrite_serving(model, write_serving, reason, root=None):
@@ -698,11 +704,12 @@ def rewrite_serving(model, write_serving, reason, root=None):
     if not (final / CARD_FILE).is_file():
         raise FileNotFoundError(f"no hub model {model!r} in {root}")
     verify_directory(final, shown_as=model)
+    remove_abandoned_staging(root)
     staging = root / f".staging-{model}-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     shutil.copytree(final, staging, ignore=shutil.ignore_patterns(SERVING_DIR))
     try:
-        keras_model = load(str(final), compile=False)
+        keras_model = load(str(final), verify=False, compile=False)  # verified just above
         from zoo.layers import native
 
         with native.portable():
@@ -712,10 +719,7 @@ def rewrite_serving(model, write_serving, reason, root=None):
             {"date": time.strftime("%Y-%m-%d"), "reason": reason.strip(), "versions": software_versions()})
         card["files"] = file_checksums(staging)
         atomic_write_text(staging / CARD_FILE, card_json(card))
-        retired = root / f".retired-{model}-{os.getpid()}"
-        os.replace(final, retired)
-        os.replace(staging, final)
-        shutil.rmtree(retired, ignore_errors=True)
+        _swap_in(staging, final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -1175,11 +1175,11 @@ def decoding_label(beam_width):
     return "greedy" if beam_width == 1 else f"beam{beam_width}"
 
 
-def evaluate(model, data, beam_width=DEFAULT_BEAM_WIDTH, batch_size=BATCH_SIZE, closed_vocabulary=True):
+def evaluate(model, data, beam_width=DEFAULT_BEAM_WIDTH, batch_size=BATCH_SIZE):
     """The model's scores on every set of `test_sets`, greedy and with beam search of `beam_width`:
-    ``{set: {"greedy": {...}, "beam<w>": {...}}}``. Each clip is decoded once per method. With
-    `closed_vocabulary`, the isolated-word sets are also scored choosing among the training split's
-    digits and letters (`choose_words`; key "closed_vocabulary"), as the DTW baseline chooses."""
+    ``{set: {"greedy": {...}, "beam<w>": {...}}}``. Each clip is decoded once per method. The
+    isolated-word sets are also scored choosing among the training split's digits and letters
+    (`choose_words`; key "closed_vocabulary"), as the DTW baseline chooses."""
     transcriber = Transcriber(model, beam_width=beam_width)
     widths = (1, beam_width) if beam_width != 1 else (1,)
     sets = test_sets(data)
@@ -1192,7 +1192,7 @@ def evaluate(model, data, beam_width=DEFAULT_BEAM_WIDTH, batch_size=BATCH_SIZE, 
             hypotheses[w][source] = dict(zip(chosen, texts[w]))
     scored = {w: score_sets(data, hypotheses[w]) for w in widths}
     results = {name: {decoding_label(w): scored[w][name] for w in widths} for name in sets}
-    vocabulary = isolated_word_vocabulary(data) if closed_vocabulary else []
+    vocabulary = isolated_word_vocabulary(data)
     if vocabulary:
         chosen = {}
         for name, (source, indices) in sets.items():
