@@ -323,6 +323,7 @@ def test_smoke_card_reports_every_set_beside_the_baselines(smoke_hub):
     assert any(v.startswith("goal: lower WER than PocketSphinx") and "not measured" in v for v in card["verdicts"])
 
 
+@pytest.mark.slow  # a recipe path (scoring or training twice): make test-slow
 def test_rescore_adds_a_new_decoding_to_a_card_without_touching_the_model(smoke_hub, tmp_path):
     """A card written before the closed-vocabulary decoding existed gains it from --rescore; the
     figures it held come out the same, the model files are unchanged, and the checksums hold."""

@@ -239,6 +239,7 @@ def test_validation_only_scores_validation_and_exports_nothing(tmp_path, brown_r
     assert saved["rows"] == result["validation"] and saved["settings"]["validation_only"] is True
 
 
+@pytest.mark.slow  # a recipe path (scoring or training twice): make test-slow
 def test_document_folds_hold_out_whole_training_documents_and_export_nothing(tmp_path):
     from recipe_helpers import load_recipe
 
