@@ -188,6 +188,7 @@ def test_a_worker_killed_mid_epoch_resumes_both_from_the_last_checkpoint(tmp_pat
     assert_weights_close(second.report(1), reference)
 
 
+@pytest.mark.slow  # 11 s; the two-worker test above runs the same kernels under a multi-worker strategy
 def test_native_kernels_under_mirrored_strategy_match_the_default_strategy(tmp_path):
     report_path = tmp_path / "mirrored.json"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND="tensorflow",

@@ -36,9 +36,16 @@ def deterministic_part(result):
     return {key: result[key] for key in keys}
 
 
+@pytest.fixture(scope="module")
+def first_runs(smoke_dir):
+    """name -> the experiment's first smoke run in this test process (the rerun compares with it)."""
+    runs = {}
+    return lambda name: runs[name] if name in runs else runs.setdefault(name, lab.run_experiment(name, "smoke", smoke_dir))
+
+
 @pytest.mark.parametrize("name", list(lab.EXPERIMENTS))
-def test_smoke_experiment_runs_finite_and_deterministic(name, smoke_dir):
-    first = lab.run_experiment(name, "smoke", smoke_dir)
+def test_smoke_experiment_runs_finite_and_writes_its_results(name, smoke_dir, first_runs):
+    first = first_runs(name)
     numbers = list(common.finite_numbers(first["results"]))
     assert numbers, "an experiment must measure something"
     assert all(math.isfinite(v) for v in numbers)
@@ -53,8 +60,24 @@ def test_smoke_experiment_runs_finite_and_deterministic(name, smoke_dir):
     saved = json.loads((smoke_dir / f"{name}.json").read_text())
     assert saved["experiment"] == name and saved["claims"] == first["claims"]
     assert (smoke_dir / first["figure"]).read_bytes().startswith(b"\x89PNG")
+
+
+#: Experiments whose rerun takes 3 s or less at smoke scale: their determinism is checked in `make
+#: test`; the others' (5 to 9 s each: music, long-term, gradients, lengths, cost) in `make test-slow`.
+#: All of them seed through the same helper (zoo.lab.common), which the fast ones exercise.
+QUICK_RERUNS = {"clipping", "truncation"}
+
+
+@pytest.mark.parametrize("name", [name if name in QUICK_RERUNS else pytest.param(name, marks=pytest.mark.slow)
+                                  for name in lab.EXPERIMENTS])
+def test_smoke_experiment_is_deterministic(name, smoke_dir, first_runs):
+    first = first_runs(name)
     again = lab.run_experiment(name, "smoke", smoke_dir)
     assert deterministic_part(again) == deterministic_part(first)
+
+
+def test_quick_reruns_name_experiments():
+    assert QUICK_RERUNS <= set(lab.EXPERIMENTS)
 
 
 def test_state_gradients_agree_with_the_reference():
