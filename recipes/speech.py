@@ -247,6 +247,28 @@ def results_text(table, notes):
     return table + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
 
 
+def changed_figures(held, measured, where=""):
+    """Dotted paths of the figures in `held` (a card's metrics) that `measured` gives otherwise or
+    not at all, sorted."""
+    if not isinstance(held, dict):
+        return [] if held == measured else [where]
+    if not isinstance(measured, dict):
+        return [where]
+    return sorted(path for key, value in held.items()
+                  for path in changed_figures(value, measured.get(key), f"{where}.{key}" if where else key))
+
+
+def added_entries(held, measured, where=""):
+    """Dotted paths of the entries of `measured` that `held` does not have (the topmost of each), sorted."""
+    if not isinstance(measured, dict) or not isinstance(held, dict):
+        return []
+    found = []
+    for key, value in measured.items():
+        path = f"{where}.{key}" if where else key
+        found += [path] if key not in held else added_entries(held[key], value, path)
+    return sorted(found)
+
+
 def rescore(args, argv):
     """`--rescore`: the shipped model's metrics measured again by this version's `evaluate` (a new
     decoding or set is added; the old figures come out the same, the model files untouched), its
@@ -268,8 +290,7 @@ def rescore(args, argv):
                           asterisk=any(name.startswith("asterisk") for name in card["metrics"]),
                           flite="validation_flite" in card["metrics"])
     metrics = task.evaluate(hub.load(str(path), verify=False, compile=False), data, beam_width=beam_width)  # verified above
-    changed = sorted(f"{name}.{key}" for name, scores in card["metrics"].items() for key in scores
-                     if metrics.get(name, {}).get(key) != scores[key])
+    changed = changed_figures(card["metrics"], metrics)
     if changed:
         raise RuntimeError("rescoring changed figures the card already holds (" + ", ".join(changed)
                            + "): retrain with the recipe instead")
@@ -279,8 +300,7 @@ def rescore(args, argv):
     print(table)
     for note in notes:
         print(f"[zoo] {note}")
-    added = sorted(f"{name}.{key}" for name, scores in metrics.items() for key in scores
-                   if key not in card["metrics"].get(name, {}))
+    added = added_entries(card["metrics"], metrics)
     card.update(metrics=metrics, comparison=rows, floors=floors, verdicts=notes)
     card.setdefault("rescored", []).append({
         "date": time.strftime("%Y-%m-%d"), "command": recipe_command("recipes/speech.py", argv),

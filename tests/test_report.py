@@ -120,3 +120,7 @@ def test_speech_headline_and_table_show_the_closed_vocabulary_beside_dtw(monkeyp
     table = report.speech_tables()
     assert "| asterisk_digits_letters | 37 | accuracy 0.100 | accuracy 0.200 | accuracy 0.300 | — | accuracy 0.400 |" \
         in table
+    assert "CER by kind" not in table  # a card without a breakdown shows none
+    card["metrics"]["test"]["beam8"]["by_kind"] = {"digit": {"cer": 0.01, "count": 5}, "sentence": {"cer": 0.3, "count": 9}}
+    assert "CER by kind of text, synthetic test (held-out voices and sentences), beam8: digit 0.010 (5), " \
+           "sentence 0.300 (9)." in report.speech_tables()

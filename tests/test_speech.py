@@ -248,6 +248,33 @@ def test_edit_distance_and_error_rates_on_known_cases():
     assert words == {"accuracy": pytest.approx(2 / 3), "count": 3, "digit_accuracy": 1.0, "letter_accuracy": 0.5}
 
 
+def test_sets_with_several_kinds_of_text_are_also_scored_kind_by_kind():
+    clip = np.zeros(160, np.float32)
+    texts = ["one two", "the cat sat", "a"]
+    data = {"validation": {"texts": texts, "kinds": ["digit_sequence", "sentence", "letter"], "waveforms": [clip] * 3},
+            "test": {"texts": texts[1:2], "kinds": ["sentence"], "waveforms": [clip]}}
+    hypotheses = {"validation": {0: "one two", 1: "the bat sat", 2: "b"}, "test": {0: "the cat"}}
+    scores = task.score_sets(data, hypotheses)
+    by_kind = scores["validation"]["by_kind"]
+    assert list(by_kind) == ["digit_sequence", "letter", "sentence"]
+    assert by_kind["digit_sequence"]["cer"] == 0 and by_kind["letter"]["cer"] == 1
+    assert by_kind["sentence"] == task.error_rates(["the cat sat"], ["the bat sat"])
+    assert scores["validation"]["cer"] == round(2 / 19, 6)  # the whole set as before
+    assert "by_kind" not in scores["test"]  # one kind: nothing to break down
+
+
+def test_rescore_compares_every_figure_the_card_holds_and_names_what_it_adds():
+    recipe = load_recipe("speech")
+    held = {"test": {"beam8": {"cer": 0.2, "wer": 0.5}}, "asterisk": {"greedy": {"cer": 0.6}}}
+    measured = {"test": {"beam8": {"cer": 0.2, "wer": 0.5, "by_kind": {"digit": {"cer": 0.0}}}},
+                "asterisk": {"greedy": {"cer": 0.6}, "closed_vocabulary": {"accuracy": 0.3}}, "new_set": {}}
+    assert recipe.changed_figures(held, measured) == []
+    assert recipe.added_entries(held, measured) == ["asterisk.closed_vocabulary", "new_set", "test.beam8.by_kind"]
+    measured["test"]["beam8"]["wer"] = 0.4
+    del measured["asterisk"]["greedy"]
+    assert recipe.changed_figures(held, measured) == ["asterisk.greedy", "test.beam8.wer"]
+
+
 # -- baselines ---------------------------------------------------------------------------------------
 
 

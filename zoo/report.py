@@ -180,6 +180,23 @@ def _speech_headline(card):
     return line
 
 
+#: The speech sets whose CER by kind of text the README shows: (set, label).
+_SPEECH_KIND_SETS = (("test", "synthetic test (held-out voices and sentences)"), ("asterisk", "real Asterisk prompts"))
+
+
+def _speech_kinds(card):
+    """One line per set of `_SPEECH_KIND_SETS` whose beam-search scores hold `by_kind`: each kind's CER
+    and clip count."""
+    beam = _speech_beam(card)
+    lines = []
+    for split, label in _SPEECH_KIND_SETS:
+        by_kind = card["metrics"].get(split, {}).get(beam, {}).get("by_kind")
+        if by_kind:
+            lines.append(f"CER by kind of text, {label}, {beam}: " + ", ".join(
+                f"{kind} {scores['cer']:.3f} ({scores['count']})" for kind, scores in by_kind.items()) + ".")
+    return "\n\n".join(lines)
+
+
 def speech_tables():
     """Per shipped speech model: each test set (synthetic held-out voices, the real Asterisk
     prompts) with the model's greedy and beam results beside PocketSphinx and 1-NN DTW from the
@@ -204,8 +221,9 @@ def speech_tables():
                          f"{cell(row['model_beam'])} | {cell(row.get('model_closed_vocabulary'))} | "
                          f"{cell(row.get('pocketsphinx'))} | {cell(row.get('dtw'))} |")
         verdicts = "\n".join(f"- {v}" for v in card.get("verdicts", []))
-        blocks.append(f"`{name}`:\n\n" + "\n".join(lines) + f"\n\n{verdicts}\n\n"
-                      + _training_note(card, "epochs"))
+        kinds = _speech_kinds(card)
+        blocks.append(f"`{name}`:\n\n" + "\n".join(lines) + (f"\n\n{kinds}" if kinds else "")
+                      + f"\n\n{verdicts}\n\n" + _training_note(card, "epochs"))
     return "\n\n".join(blocks) if blocks else "(no speech model in saved_models/)"
 
 

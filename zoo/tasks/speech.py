@@ -1162,12 +1162,23 @@ def score_sets(data, hypotheses, names=None):
             continue
         references = [data[source]["texts"][i] for i in indices]
         found = [hypotheses[source][i] for i in indices]
+        kinds = [data[source]["kinds"][i] for i in indices] if "kinds" in data[source] else None
         if name in WORD_SETS:
-            kinds = [data[source]["kinds"][i] for i in indices]
             results[name] = {**word_accuracy(references, found, kinds), "cer": error_rates(references, found)["cer"]}
         else:
             results[name] = error_rates(references, found)
+            if kinds and len(set(kinds)) > 1:
+                results[name]["by_kind"] = error_rates_by_kind(references, found, kinds)
     return results
+
+
+def error_rates_by_kind(references, hypotheses, kinds):
+    """`error_rates` of each kind of text (digit, number, word, sentence, ...) on its own:
+    ``{kind: {...}}``, kinds sorted. Where a set's errors come from: a sentence of words never
+    heard is spelt from its sound, a digit string is not."""
+    return {kind: error_rates([r for r, k in zip(references, kinds) if k == kind],
+                              [h for h, k in zip(hypotheses, kinds) if k == kind])
+            for kind in sorted(set(kinds))}
 
 
 def decoding_label(beam_width):
