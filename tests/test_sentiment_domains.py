@@ -1,5 +1,7 @@
 """Sentiment across domains: the lexicon input, the snippet sets, the baselines, the recipe's settings."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -134,6 +136,62 @@ def test_word_dropout_only_while_training_and_never_on_padding():
     assert 0.4 < np.mean(dropped[:, :4] == 1) < 0.6
     with pytest.raises(ValueError, match="rate must be in"):
         WordDropout(rate=1.0)
+
+
+def test_subword_vectors_line_up_with_the_word_ids_and_average_a_words_hashed_ngrams():
+    import keras
+    import tensorflow as tf
+
+    from zoo.layers import HashedSubwordEmbedding
+
+    layer = HashedSubwordEmbedding(buckets=50, dim=3, sequence_length=4, max_grams=8)
+    texts = tf.constant(["Great, fit!", "", "A b c d e f"])
+    words = keras.layers.TextVectorization(output_sequence_length=4)
+    words.adapt(["great fit a b c d e f"])
+    ids, rows = words(texts).numpy(), layer.gram_ids(texts).numpy()
+    np.testing.assert_array_equal(ids > 0, rows[:, :, 0] > 0)  # a word where TextVectorization has one
+    # "<a>" holds one 3-gram; "<fit>" three 3-grams, two 4-grams and itself; "<great>" 12, cut to 8
+    assert [int((rows[2, 0] > 0).sum()), int((rows[0, 1] > 0).sum()), int((rows[0, 0] > 0).sum())] == [1, 6, 8]
+    expected = np.asarray(tf.strings.to_hash_bucket_fast(["<fi", "fit", "it>", "<fit", "fit>", "<fit>"], 50)) + 1
+    assert sorted(rows[0, 1][rows[0, 1] > 0]) == sorted(expected)
+    vectors = layer(texts).numpy()
+    table = layer.table.numpy()
+    np.testing.assert_allclose(vectors[0, 1], table[rows[0, 1][rows[0, 1] > 0]].mean(0), rtol=1e-6)
+    assert not vectors[1].any() and not vectors[0, 2:].any()  # no word, no vector
+    again = HashedSubwordEmbedding.from_config(layer.get_config())
+    again.build(None)
+    again.set_weights(layer.get_weights())
+    np.testing.assert_allclose(again(tf.constant(["unwearable mouthfeel"])), layer(tf.constant(["unwearable mouthfeel"])))
+    with pytest.raises(ValueError, match="max_n must be >= min_n"):
+        HashedSubwordEmbedding(min_n=4, max_n=3)
+
+
+@pytest.mark.slow  # three small trainings (12 s): make test-slow
+def test_validation_only_reads_no_test_split_and_no_held_out_domain(tmp_path, monkeypatch):
+    from zoo.data import reviews
+
+    recipe = load_recipe("sentiment")
+    read, load_domain = [], reviews.load_domain
+    monkeypatch.setattr(reviews, "load_domain", lambda name, *a, **k: read.append(name) or load_domain(name, *a, **k))
+    evaluated = []
+    real_evaluate = sentiment.evaluate
+    monkeypatch.setattr(sentiment, "evaluate", lambda model, texts, labels: evaluated.append(list(texts))
+                        or real_evaluate(model, texts, labels))
+    result = recipe.main(["--data", "mr,clothing", "--no-wide", "--validation-only", "--subword-dim", "4",
+                          "--max-examples", "60", "--epochs", "1", "--units", "4", "--embedding-dim", "8",
+                          "--max-tokens", "300", "--output-dir", str(tmp_path / "hub"), "--run-dir",
+                          str(tmp_path / "run")])
+    assert set(read) <= {"mr", "clothing"} and not (tmp_path / "hub").exists()  # no held-out domain, nothing exported
+    assert set(result["left_out_validation"]) == {"mr", "clothing"}
+    assert result["left_out_validation"]["mr"]["trained_on"] == ["clothing"]
+    domains, _ = recipe.load_domains(recipe.parse_args(["--data", "mr,clothing", "--held-out", "",
+                                                        "--max-examples", "60"]))
+    validation = {tuple(texts) for split in domains.values() for texts in [split["validation"][0]]}
+    tests = {t for split in domains.values() for t in split["test"][0]}
+    assert all(not set(texts) & tests for texts in evaluated)  # no test text was scored
+    assert evaluated[0] == recipe.pooled(domains, "validation")[0]  # the model trained on both domains
+    assert {tuple(texts) for texts in evaluated[1:]} == validation
+    assert json.loads((tmp_path / "run" / "validation.json").read_text())["settings"]["subword_dim"] == 4
 
 
 @pytest.mark.parametrize("variant", [["--no-wide"], ["--first", "reader"]])

@@ -10,6 +10,7 @@ from zoo.layers.attention import (
 from zoo.layers.gru import GRU, GRUCell
 from zoo.layers.lstm import LSTM, LSTMCell
 from zoo.layers.simple_rnn import SimpleRNN, SimpleRNNCell
+from zoo.layers.subwords import HashedSubwordEmbedding
 from zoo.layers.word_dropout import WordDropout
 
 #: The sequence layers by the short names recipes use (`--cell lstm|gru|rnn`).
@@ -40,4 +41,5 @@ __all__ = [
     "attention_layer",
     "AttentionDecoder",
     "WordDropout",
+    "HashedSubwordEmbedding",
 ]

@@ -76,7 +76,7 @@ def lexicon_features(texts, lexicon, sequence_length):
 
 def build_model(train_texts, cell="lstm", max_tokens=20000, sequence_length=64,
                 embedding_dim=128, units=64, dropout=0.5, wide=True, wide_l2=1e-4,
-                char_ngrams=False, pooling="last", lexicon=None, word_dropout=0.0):
+                char_ngrams=False, pooling="last", lexicon=None, word_dropout=0.0, subword_dim=0):
     """The sentiment model, with vocabularies adapted on `train_texts`.
 
     `lexicon` ({word: valence on -4..+4}, e.g. the VADER lexicon) adds each
@@ -84,6 +84,8 @@ def build_model(train_texts, cell="lstm", max_tokens=20000, sequence_length=64,
     `word_dropout` turns that share of the words into the unknown word while
     training (their valence stays): text from another domain is full of words
     the vocabulary never saw, and the reader learns to read those too.
+    `subword_dim` > 0 adds, per word, the mean of its hashed character n-gram vectors
+    (`zoo.layers.HashedSubwordEmbedding`, that many dimensions), kept when the word is dropped.
     """
     import keras
 
@@ -102,6 +104,12 @@ def build_model(train_texts, cell="lstm", max_tokens=20000, sequence_length=64,
         ids = WordDropout(rate=word_dropout, name="word_dropout")(ids)
     embedded = embedding(ids)
     embedded = keras.layers.SpatialDropout1D(dropout * 0.6, name="embedding_dropout")(embedded)
+    if subword_dim:
+        from zoo.layers import HashedSubwordEmbedding
+
+        pieces = HashedSubwordEmbedding(dim=subword_dim, sequence_length=sequence_length, name="subwords")(texts)
+        pieces = keras.layers.SpatialDropout1D(dropout * 0.6, name="subword_dropout")(pieces)
+        embedded = keras.layers.Concatenate(name="word_and_subwords")([embedded, pieces])
     if lexicon:
         valence = lexicon_features(texts, lexicon, sequence_length)
         embedded = keras.layers.Concatenate(name="word_and_valence")([embedded, valence])
