@@ -194,7 +194,8 @@ def test_validation_only_reads_no_test_split_and_no_held_out_domain(tmp_path, mo
     assert json.loads((tmp_path / "run" / "validation.json").read_text())["settings"]["subword_dim"] == 4
 
 
-@pytest.mark.parametrize("variant", [["--no-wide"], ["--first", "reader"]])
+@pytest.mark.parametrize("variant", [["--no-wide"],  # the shipped model's path
+                                     pytest.param(["--first", "reader"], marks=pytest.mark.slow)])
 def test_recipe_variants_score_every_path(variant, tmp_path):
     """--no-wide (the shipped model's) and --first reader: the paths that are not read out of the
     model are trained apart (the n-gram path; with --no-wide the reader with an n-gram path)."""

@@ -162,6 +162,7 @@ def test_tied_embedding_model_learns_and_shares_one_matrix(tmp_path):
     np.testing.assert_allclose(np.array(loaded.get_layer("target_embedding")(x)), np.array(tied(x)), rtol=1e-6)
 
 
+@pytest.mark.slow  # 15 s of training; the fast smoke run (SMOKE) trains, exports and serves with --subwords
 def test_subword_model_learns_unseen_words_piece_by_piece(tmp_path):
     import keras
 
