@@ -11,9 +11,7 @@ STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	@# --no-compile: no bytecode for every file of every package now (half the install time);
-	@# Python compiles what is imported, once, on first use.
-	$(PY) -m pip install --quiet --no-compile -e ".[$(EXTRAS)]"
+	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
 	@# Compile the native recurrence kernels once now (they would build on first use).
 	$(PY) -m zoo.layers.native > /dev/null || echo "native kernels not built: the graph kernels will be used"
 	touch $@
