@@ -341,16 +341,22 @@ def score(model, paths, test_sets, baseline):
     return scores
 
 
+def models_without_each_domain(args, strategy, training_domains):
+    """For each training domain: `(left_out, others, model, run, run_dir)`, the model trained on the others."""
+    for left_out in training_domains:
+        others = [d for d in training_domains if d != left_out]
+        print(f"[zoo] leave-one-domain-out: train on {'+'.join(others)}, score {left_out}")
+        run_dir = os.path.join(args.run_dir, f"without-{left_out}")
+        model, _, run = train(args, strategy, training_domains, others, run_dir)
+        yield left_out, others, model, run, run_dir
+
+
 def leave_one_domain_out(args, strategy, training_domains):
     """For each training domain: a model trained on the others, scored on its test split."""
     from zoo.tasks import sentiment
 
     results = {}
-    for left_out in training_domains:
-        others = [d for d in training_domains if d != left_out]
-        print(f"[zoo] leave-one-domain-out: train on {'+'.join(others)}, test on {left_out}")
-        run_dir = os.path.join(args.run_dir, f"without-{left_out}")
-        model, _, run = train(args, strategy, training_domains, others, run_dir)
+    for left_out, others, model, run, run_dir in models_without_each_domain(args, strategy, training_domains):
         paths = ablations(argparse.Namespace(**{**vars(args), "ablation": False}), strategy, model,
                           training_domains, others, run_dir)
         baseline = sentiment.TfidfLogistic.fit(pooled(training_domains, "train", others), seed=args.seed)
@@ -370,20 +376,17 @@ def validation_comparison(args, strategy, training_domains):
     from zoo.data.cache import atomic_write_text
     from zoo.tasks import sentiment
 
-    domains = list(training_domains)
-    model, _, run = train(args, strategy, training_domains, domains, args.run_dir)
+    model, _, run = train(args, strategy, training_domains, list(training_domains), args.run_dir)
     result = {"settings": dict(vars(args)), "pooled_validation": sentiment.evaluate(model, *pooled(
         training_domains, "validation")), "epochs_run": run["epochs_run"], "left_out_validation": {}}
     print(f"[zoo] pooled validation: accuracy {result['pooled_validation']['accuracy']:.4f}, "
           f"log loss {result['pooled_validation']['log_loss']:.4f}")
-    for left_out in domains if len(domains) > 1 else ():
-        others = [d for d in domains if d != left_out]
-        model, _, run = train(args, strategy, training_domains, others,
-                              os.path.join(args.run_dir, f"without-{left_out}"))
-        scores = sentiment.evaluate(model, *training_domains[left_out]["validation"])
-        result["left_out_validation"][left_out] = {"trained_on": others, "epochs_run": run["epochs_run"], **scores}
-        print(f"[zoo] {left_out} validation, trained on {'+'.join(others)}: accuracy {scores['accuracy']:.4f}, "
-              f"log loss {scores['log_loss']:.4f}")
+    if len(training_domains) > 1:
+        for left_out, others, model, run, _ in models_without_each_domain(args, strategy, training_domains):
+            scores = sentiment.evaluate(model, *training_domains[left_out]["validation"])
+            result["left_out_validation"][left_out] = {"trained_on": others, "epochs_run": run["epochs_run"], **scores}
+            print(f"[zoo] {left_out} validation, trained on {'+'.join(others)}: accuracy {scores['accuracy']:.4f}, "
+                  f"log loss {scores['log_loss']:.4f}")
     atomic_write_text(os.path.join(args.run_dir, "validation.json"), json.dumps(result, indent=1))
     return result
 
@@ -401,13 +404,12 @@ def main(argv=None):
     training_domains, held_out = load_domains(args)
     for domain, splits in training_domains.items():
         print(f"[zoo] {domain}: " + ", ".join(f"{k} {len(t)}" for k, (t, _) in splits.items()))
+    if args.validation_only:
+        return validation_comparison(args, strategy, training_domains)
     print("[zoo] held-out domains: " + ", ".join(f"{d} {len(t)}" for d, (t, _) in held_out.items()))
     dataset_card = reviews.describe_training(list(training_domains), list(held_out), seed=args.seed)
     if args.max_examples:
         dataset_card["max_examples_per_split"] = args.max_examples
-
-    if args.validation_only:
-        return validation_comparison(args, strategy, training_domains)
 
     # -- train (two stages: n-gram path, then the recurrent reader) -------------
     model, stage1, run = train(args, strategy, training_domains, list(training_domains), args.run_dir)
