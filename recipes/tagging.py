@@ -59,6 +59,11 @@ DEFAULTS = dict(
     min_count=None,          # training words (and endings) seen fewer times share the unknown id; default by data
     dropout=0.5,
     word_dropout=0.15,       # training only: a known word is read as unknown with this probability
+    rare_word_alpha=0.0,     # training only, > 0: a word seen n times is also read as unknown with
+                             # probability alpha / (alpha + n) (rare words most often)
+    lexicon_features=False,  # embed each word's class in the external lexicon (zoo.data.lexicons), so
+                             # words missing from the tagged training text still carry one
+    lexicon_dim=16,          # embedding size of the lexicon class
     epochs=0,                # maximum epochs, 0: 8 for Brown, 30 for Porttinari (early stopping on val_loss)
     patience=2,
     lr_decay=0.5,            # learning rate x this after an epoch without improvement
@@ -97,7 +102,8 @@ CHECKS = dict(
     data=choices("brown", "porttinari"), cell=choices("lstm", "gru", "rnn"),
     char_cell=choices("lstm", "gru", "rnn"), units=positive, layers=positive, char_units=positive,
     word_dim=positive, char_dim=positive, suffix_length=non_negative, suffix_dim=positive, min_count=positive,
-    dropout=fraction, word_dropout=fraction, lexicon_epochs=non_negative, lexicon_per_class=positive,
+    dropout=fraction, word_dropout=fraction, rare_word_alpha=Check("must be >= 0", lambda value: value >= 0),
+    lexicon_dim=positive, lexicon_epochs=non_negative, lexicon_per_class=positive,
     epochs=non_negative, patience=non_negative, lr_decay=Check("must be in (0, 1]", lambda value: 0 < value <= 1),
     batch_size=positive, learning_rate=positive, baselines=_names(("most_frequent", "perceptron", "crf")),
     perceptron_iterations=positive, crf_iterations=positive, seed=non_negative,
@@ -126,6 +132,15 @@ def load_splits(args, heldout=()):
     return tagging.load_splits(args.data, args.seed, heldout, args.max_sentences)
 
 
+def _lexicon_classes(args):
+    """The external lexicon's `{word: class}` when `--lexicon-features` asks for it, else None."""
+    if not args.lexicon_features:
+        return None
+    from zoo.data import lexicons
+
+    return lexicons.word_classes(lexicons.DATA_LANGUAGE[args.data])
+
+
 def train_tagger(splits, args, run_dir):
     """Build and train one tagger on `splits["train"]`, early-stopped on `splits["validation"]`."""
     from zoo import training
@@ -139,7 +154,7 @@ def train_tagger(splits, args, run_dir):
         layers=args.layers, char_units=args.char_units, word_dim=args.word_dim, char_dim=args.char_dim,
         min_count=args.min_count, dropout=args.dropout, word_dropout=args.word_dropout, seed=args.seed,
         characters=args.characters, suffix_length=args.suffix_length, suffix_dim=args.suffix_dim, shape=args.shape,
-        crf=args.crf)
+        crf=args.crf, rare_word_alpha=args.rare_word_alpha, lexicon=_lexicon_classes(args), lexicon_dim=args.lexicon_dim)
     lexicon = None
     lexicon_record = os.path.join(run_dir, "lexicon_pretraining.json")
     if args.lexicon_epochs and training.has_resume_checkpoint(run_dir) and os.path.exists(lexicon_record):

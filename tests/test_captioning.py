@@ -228,6 +228,19 @@ def test_empty_batches_give_empty_results(toy_model):
 # -- the retrieval prior ------------------------------------------------------------------
 
 
+def test_principal_directions_from_few_rows_match_the_full_eigenproblem():
+    rng = np.random.default_rng(0)
+    rows = rng.standard_normal((12, 40))
+    values, vectors = np.linalg.eigh(rows.T @ rows)
+    full = vectors[:, np.argsort(values)[::-1]]
+    few = task.principal_directions(rows, 20)  # from the 12 x 12 gram matrix
+    assert few.shape == (40, 20) and not few[:, 12:].any()  # beyond the rank: zero
+    np.testing.assert_allclose(np.abs(np.sum(few[:, :12] * full[:, :12], axis=0)), 1.0, atol=1e-5)
+    np.testing.assert_allclose(few[:, :12].T @ few[:, :12], np.eye(12), atol=1e-5)
+    basis = task.principal_directions(rows, 40)  # every direction: a full orthonormal basis
+    np.testing.assert_allclose(basis.T @ basis, np.eye(40), atol=1e-5)
+
+
 @pytest.fixture(scope="module")
 def toy_memory(toy_model):
     """The toy model with a memory of its training pictures (two 'styles'), every direction kept."""

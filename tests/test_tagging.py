@@ -187,6 +187,48 @@ def test_word_dropout_acts_only_in_training():
     assert 0.3 < (dropped[:, 2:] == 1).mean() < 0.7
 
 
+def test_rare_word_dropout_drops_rare_words_most_and_only_in_training():
+    import tensorflow as tf
+
+    from zoo.layers import RareWordDropout
+
+    counts = [0, 0, 1, 1000]  # ids 2 (seen once) and 3 (seen 1,000 times)
+    layer = RareWordDropout(1.0, 4, counts=counts, seed=0)
+    ids = tf.constant([[0, 1, 2, 3]] * 4000)
+    np.testing.assert_array_equal(layer(ids, training=False), ids)
+    dropped = np.asarray(layer(ids, training=True))
+    assert (dropped[:, :2] == ids.numpy()[:, :2]).all()  # padding and unknown stay
+    assert abs((dropped[:, 2] == 1).mean() - 0.5) < 0.05  # 1 / (1 + 1)
+    assert (dropped[:, 3] == 1).mean() < 0.01            # 1 / (1 + 1000)
+    with pytest.raises(ValueError, match="alpha"):
+        RareWordDropout(0.0, 4)
+    with pytest.raises(ValueError, match="counts must be 4"):
+        RareWordDropout(1.0, 4, counts=[1, 2])
+
+
+def test_lexicon_classes_reach_words_the_training_text_lacks(tmp_path):
+    import keras
+    import tensorflow as tf
+
+    lexicon = {"The": "c9", "the": "c1", "Dogs": "c2", "dogs": "c3", "zebra": "c2", "Quokka": "c4"}
+    words, class_ids, classes = tagging.lexicon_table(lexicon)
+    assert classes == ["c1", "c2", "c3", "c4"]  # "The" (c9) gives way to "the"
+    # lower-cased once; the lower-case form's class wins over a capitalised one
+    assert dict(zip(words, class_ids)) == {"the": 1, "dogs": 3, "zebra": 2, "quokka": 4}
+    train = [["The", "dog", "runs", "."]]
+    model = tagging.build_model(train, {"universal": ["DET", "NOUN", "VERB", "."]}, units=4, char_units=2,
+                                word_dim=4, min_count=1, lexicon=lexicon, lexicon_dim=3, rare_word_alpha=0.25)
+    lookup = keras.Model(model.input, model.get_layer("lexicon_classes").output)
+    found = np.asarray(lookup(tf.constant([["THE", "Zebra", "quokka", "unheard", ""]])))
+    np.testing.assert_array_equal(found, [[1, 2, 4, 0, 0]])  # "unheard" is not in the lexicon; "" pads
+    path = tmp_path / "tagger.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    text = tf.constant([["Zebra", "runs", "."]])
+    np.testing.assert_allclose(loaded(text)["universal"], model(text)["universal"], atol=1e-6)
+    np.testing.assert_array_equal(loaded.get_layer("rare_word_dropout").counts.numpy(), [0, 0, 1, 1, 1, 1])
+
+
 def test_predict_and_tag_texts_answer_every_input(tiny_model):
     model, split = tiny_model
     out = tagging.predict(model, [["The", "dog"], [], ["Zyx"] * 3])

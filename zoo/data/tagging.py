@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import io
 import re
 import tarfile
@@ -117,6 +118,7 @@ _BROWN_TO_UNIVERSAL = {base: tag for tag, bases in _BROWN_BASE.items() for base 
 _MARKS = re.compile(r"(-(tl|hl|nc))+$")
 
 
+@functools.lru_cache(maxsize=None)  # 1.16 M tokens, under 500 distinct tags
 def brown_to_universal(tag: str) -> str:
     """The universal tag of a Brown tag; the rule, applied in order:
 

@@ -11,7 +11,7 @@ from zoo.layers.gru import GRU, GRUCell
 from zoo.layers.lstm import LSTM, LSTMCell
 from zoo.layers.simple_rnn import SimpleRNN, SimpleRNNCell
 from zoo.layers.subwords import HashedSubwordEmbedding
-from zoo.layers.word_dropout import WordDropout
+from zoo.layers.word_dropout import RareWordDropout, WordDropout
 
 #: The sequence layers by the short names recipes use (`--cell lstm|gru|rnn`).
 SEQUENCE_LAYERS = {"lstm": LSTM, "gru": GRU, "rnn": SimpleRNN}
@@ -41,5 +41,6 @@ __all__ = [
     "attention_layer",
     "AttentionDecoder",
     "WordDropout",
+    "RareWordDropout",
     "HashedSubwordEmbedding",
 ]

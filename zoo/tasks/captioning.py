@@ -423,6 +423,31 @@ class RetrievalMemory(keras.layers.Layer):
         return tf.maximum(tf.transpose(best), -1.0)  # a caption with no drawing left: the lowest cosine
 
 
+def principal_directions(vectors, dims):
+    """The `dims` leading principal directions of the rows of `vectors` (uncentred: x ≈ P Pᵀ x), as
+    the columns of a [features, dims] float32 matrix.
+
+    With fewer rows than features the eigenvectors of the rows' gram matrix give the same
+    directions (uᵢ → Vᵀuᵢ / √λᵢ) at a fraction of the cost; directions beyond the rows' rank are
+    zero (they would carry nothing of the training drawings either way). Asked for every direction
+    (`dims` ≥ features), it returns a full orthonormal basis, so that cosines are those of the pixels.
+    """
+    vectors = np.asarray(vectors, np.float64)
+    rows, features = vectors.shape
+    if rows >= features or dims >= features:
+        values, directions = np.linalg.eigh(vectors.T @ vectors)
+        return directions[:, np.argsort(values)[::-1][:dims]].astype(np.float32)
+    values, coefficients = np.linalg.eigh(vectors @ vectors.T)
+    order = np.argsort(values)[::-1][:dims]
+    values, coefficients = values[order], coefficients[:, order]
+    kept = values > values.max(initial=0.0) * 1e-10
+    directions = np.zeros((features, len(order)))
+    directions[:, kept] = vectors.T @ coefficients[:, kept] / np.sqrt(values[kept])
+    out = np.zeros((features, dims), np.float32)
+    out[:, : len(order)] = directions
+    return out
+
+
 def build_retrieval_memory(model, split, dims=128):
     """The arrays of a `RetrievalMemory` for `split` (the training drawings) in `model`'s vocabulary.
 
@@ -433,11 +458,8 @@ def build_retrieval_memory(model, split, dims=128):
     images = np.asarray(split["images"])
     vectors = np.concatenate([retrieval_pixels(resize_images(images[i : i + 512])).numpy()
                               for i in range(0, len(images), 512)])
-    gram = vectors.T.astype(np.float64) @ vectors  # principal directions, uncentred: x ≈ P Pᵀ x
-    values, directions = np.linalg.eigh(gram)
     dims = min(int(dims), vectors.shape[1])
-    projection = directions[:, np.argsort(values)[::-1][:dims]].astype(np.float32)
-    projection = projection.astype(np.float16)
+    projection = principal_directions(vectors, dims).astype(np.float16)
     projected = vectors @ projection.astype(np.float32)
     projected /= np.maximum(np.linalg.norm(projected, axis=1, keepdims=True), 1e-12)
     captions = sorted(set(split["captions"]))

@@ -272,9 +272,52 @@ def tag_vocabularies(split):
     return {name: sorted({t for tags in split.tags[name] for t in tags}) for name in split.label_sets}
 
 
+def lexicon_table(word_classes):
+    """(words, class ids, classes) of a `{word: class}` lexicon, looked up lower-cased: each
+    lower-cased form once (the class of the form that is already lower case, else of the first form
+    in sorted order); class ids count from 1 (0: padding, or a word not in the lexicon)."""
+    lowered = {}
+    for word in sorted(word_classes):
+        key = word.lower()
+        if key and (key not in lowered or word == key):
+            lowered[key] = word_classes[word]
+    classes = sorted(set(lowered.values()))
+    number = {c: i + 1 for i, c in enumerate(classes)}
+    words = sorted(lowered)
+    return words, [number[lowered[w]] for w in words], classes
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class LexiconClasses(keras.layers.Layer):
+    """Lexicon ids (a `StringLookup` over the lexicon's words: 0 padding, 1 not in it) → class ids
+    (0 for padding and for words not in the lexicon). The table is a non-trainable weight, saved with
+    the model."""
+
+    def __init__(self, vocabulary_size, class_ids=None, **kwargs):
+        super().__init__(**kwargs)
+        self.vocabulary_size = int(vocabulary_size)
+        self.table = self.add_weight(shape=(self.vocabulary_size,), initializer="zeros", dtype="int32",
+                                     trainable=False, name="class_ids")
+        if class_ids is not None:
+            class_ids = np.asarray(class_ids, dtype="int32")
+            if class_ids.shape != (self.vocabulary_size,):
+                raise ValueError(f"class_ids must hold {self.vocabulary_size} ids, received {class_ids.shape}")
+            self.table.assign(class_ids)
+
+    def call(self, ids):
+        return keras.ops.take(self.table, keras.ops.clip(keras.ops.cast(ids, "int32"), 0, self.vocabulary_size - 1))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "vocabulary_size": self.vocabulary_size}
+
+
 def build_model(train_words, tag_sets, cell="lstm", char_cell="lstm", units=200, layers=1, char_units=64,
                 word_dim=100, char_dim=50, min_count=2, dropout=0.5, word_dropout=0.15, seed=None,
-                characters=True, suffix_length=0, suffix_dim=16, shape=False, crf=False):
+                characters=True, suffix_length=0, suffix_dim=16, shape=False, crf=False, rare_word_alpha=0.0,
+                lexicon=None, lexicon_dim=16):
     """The tagger, with word, character and suffix vocabularies from `train_words` (token lists).
 
     `suffix_length` > 0 adds an embedding (`suffix_dim`) of each of the word's last 1..suffix_length
@@ -284,6 +327,13 @@ def build_model(train_words, tag_sets, cell="lstm", char_cell="lstm", units=200,
     `crf` puts a linear-chain CRF (`zoo.tasks.crf.ChainCRF`) on every tag set of at most `CRF_MAX_TAGS`
     tags: that output is then the tags' scores, trained by the CRF's sequence likelihood and decoded by
     Viterbi (`tag_scores`); the other tag sets keep a softmax per word.
+
+    `rare_word_alpha` > 0 adds `zoo.layers.RareWordDropout`: in training, a word seen `n` times is
+    also read as unknown with probability alpha / (alpha + n).
+
+    `lexicon` ({word: class}, e.g. `zoo.data.lexicons.word_classes`) adds an embedding (`lexicon_dim`)
+    of each word's class in that lexicon, looked up lower-cased (`LexiconClasses`): words the tagged
+    training text never holds still get one when the lexicon has them.
 
     `tag_sets` maps each output name to its tags: {"universal": [...], "brown": [...]}.
     """
@@ -296,6 +346,11 @@ def build_model(train_words, tag_sets, cell="lstm", char_cell="lstm", units=200,
     word_ids = keras.layers.StringLookup(vocabulary=vocabulary, mask_token="", num_oov_indices=1,
                                          name="word_ids")(LowerCase(name="lower_case")(words))
     word_ids = WordDropout(word_dropout, seed=seed, name="word_dropout")(word_ids)
+    if rare_word_alpha:
+        counts = collections.Counter(w.lower() for sentence in train_words for w in sentence if w)
+        word_ids = zoo_layers.RareWordDropout(
+            rare_word_alpha, len(vocabulary) + 2, counts=[0, 0] + [counts[w] for w in vocabulary],
+            seed=None if seed is None else seed + 1, name="rare_word_dropout")(word_ids)
     features = [keras.layers.Embedding(len(vocabulary) + 2, word_dim, mask_zero=True,
                                        name="word_embedding")(word_ids)]
     if characters:
@@ -312,6 +367,13 @@ def build_model(train_words, tag_sets, cell="lstm", char_cell="lstm", units=200,
         features.append(keras.layers.Reshape((-1, suffix_length * suffix_dim), name="suffix_features")(embedded))
     if shape:
         features.append(WordShape(name="word_shape")(words))
+    if lexicon:
+        lexicon_words, class_ids, classes = lexicon_table(lexicon)
+        known = keras.layers.StringLookup(vocabulary=lexicon_words, mask_token="", num_oov_indices=1,
+                                          name="lexicon_ids")(LowerCase(name="lexicon_lower_case")(words))
+        word_classes = LexiconClasses(len(lexicon_words) + 2, class_ids=[0, 0] + class_ids,
+                                      name="lexicon_classes")(known)
+        features.append(keras.layers.Embedding(len(classes) + 1, lexicon_dim, name="lexicon_embedding")(word_classes))
     x = keras.layers.Concatenate(name="word_features")(features) if len(features) > 1 else features[0]
     x = keras.layers.Dropout(dropout, name="feature_dropout")(x)
     # The padding mask is passed explicitly: Keras's Concatenate ORs the masks of its inputs, and the
