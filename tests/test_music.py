@@ -411,6 +411,27 @@ def test_shipped_model_verifies_and_meets_the_floors(monkeypatch, capsys):
     assert test["nll_per_event"] < test["bigram_nll_per_event"] < test["unigram_nll_per_event"]
 
 
+def test_verify_allows_sampled_figures_their_sampling_error_and_nothing_else():
+    card = {"generated": {"in_key_rate": 0.98, "notes": 12000}, "test": {"nll_per_event": 2.0}}
+    close = {"generated": {"in_key_rate": 0.975, "notes": 11950}, "test": {"nll_per_event": 2.0}}
+    tolerances = {"generated.in_key_rate": 0.008, "generated.notes": 60.0}
+    assert cli.compare_metrics(card, close, tolerances=tolerances) == []
+    assert cli.compare_metrics(card, close) != []  # without them: exact to float noise
+    far = {"generated": {"in_key_rate": 0.96, "notes": 12000}, "test": {"nll_per_event": 2.01}}
+    problems = cli.compare_metrics(card, far, tolerances=tolerances)
+    assert [p.split(":")[0] for p in problems] == ["generated.in_key_rate", "test.nll_per_event"]
+    assert "allowed ±0.008" in problems[0]
+
+
+def test_sampling_standard_errors_are_those_of_the_means_and_totals():
+    rates = [1.0, 0.9, 0.8, 0.7]
+    per_key = {"C major": [1.0, 0.9], "A minor": [0.8, 0.7]}
+    errors = task.sampling_standard_errors(rates, [1.0, 0.9], [0.8, 0.7], per_key, [(10, 8), (12, 8), (10, 6), (12, 6)])
+    assert errors["in_key_rate"] == pytest.approx(np.std(rates, ddof=1) / 2)
+    assert errors["in_key_rate_major"] == pytest.approx(0.05) and errors["lowest_key_rate"] == pytest.approx(0.05)
+    assert errors["events"] == pytest.approx(np.std([10, 12, 10, 12], ddof=1) / 2 * 4)
+
+
 @shipped
 def test_shipped_model_generates_in_key(monkeypatch, tmp_path):
     monkeypatch.delenv("ZOO_MODELS_DIR", raising=False)
@@ -429,3 +450,14 @@ def test_an_empty_batch_of_keys_gives_empty_melodies():
     tokens = generator.generate_from_ids(tf.zeros([0], tf.int32), tf.constant(8), tf.constant(0.0),
                                          tf.constant(0, tf.int64), tf.constant(1))
     assert tokens.shape[0] == 0
+
+
+@shipped
+@pytest.mark.slow  # 30 s: a second TensorFlow start-up and every sample re-drawn
+def test_shipped_model_verifies_under_another_thread_count():
+    env = {**os.environ, "TF_NUM_INTRAOP_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env.pop("ZOO_MODELS_DIR", None)
+    result = subprocess.run([sys.executable, "-m", "zoo.cli", "verify", task.SHIPPED], capture_output=True,
+                            text=True, timeout=600, env=env, cwd=str(ROOT))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "card metrics reproduced" in result.stdout

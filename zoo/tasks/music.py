@@ -561,7 +561,27 @@ def generate(source, keys, num_events=64, temperature=1.0, seed=0, min_events=No
     return [music.decode_tokens(row) for row in result["tokens"].numpy()]
 
 
-def generated_in_key_rate(generator, seeds=8, num_events=64, min_events=64, temperature=1.0):
+def _standard_error(values):
+    values = np.asarray(values, np.float64)
+    return float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else 0.0
+
+
+def sampling_standard_errors(rates, majors, minors, per_key, counts):
+    """Standard errors of `generated_in_key_rate`'s figures over its melodies: of each mean rate; of
+    the lowest key's rate, the largest standard error of one key's mean; of the event and note
+    totals, √n times their spread per melody."""
+    counts = np.asarray(counts, np.float64).reshape(-1, 2)
+    return {
+        "in_key_rate": _standard_error(rates),
+        "in_key_rate_major": _standard_error(majors),
+        "in_key_rate_minor": _standard_error(minors),
+        "lowest_key_rate": max((_standard_error(v) for v in per_key.values() if v), default=0.0),
+        "events": _standard_error(counts[:, 0]) * len(counts),
+        "notes": _standard_error(counts[:, 1]) * len(counts),
+    }
+
+
+def generated_in_key_rate(generator, seeds=8, num_events=64, min_events=64, temperature=1.0, sampling_errors=None):
     """In-key rate of melodies sampled for all 24 keys × `seeds` seeds (0..seeds-1).
 
     One batched call per seed (the 24 keys in `zoo.music.ALL_KEYS` order).
@@ -569,10 +589,16 @@ def generated_in_key_rate(generator, seeds=8, num_events=64, min_events=64, temp
     (`zoo.music.in_key_rate`, all three minor scales count for minor keys);
     `in_key_rate` is the mean over melodies, like
     `zoo.data.chorales.real_in_key_rate` for real ones.
+
+    `sampling_errors` (a dict), when given, receives the standard error of each figure over the
+    melodies (`sampling_standard_errors`): how far a second draw of the same number of melodies
+    would typically land. The melodies are sampled, so float rounding that differs between machines
+    (TensorFlow's thread count changes the order of its sums) changes them.
     """
     if not hasattr(generator, "generate_from_ids"):
         generator = MelodyGenerator(generator)
     rates, per_key, notes, total_events = [], {k: [] for k in music.ALL_KEYS}, 0, 0
+    counts = []  # (events, notes) per melody
     for seed in range(seeds):
         tokens = generator.generate_from_ids(
             tf.range(music.NUM_KEYS, dtype=tf.int32), tf.constant(num_events, tf.int32),
@@ -582,6 +608,7 @@ def generated_in_key_rate(generator, seeds=8, num_events=64, min_events=64, temp
             events = music.decode_tokens(row)
             total_events += len(events)
             notes += sum(p is not None for p, _ in events)
+            counts.append((len(events), sum(p is not None for p, _ in events)))
             rate = music.in_key_rate(events, key)
             if not math.isnan(rate):
                 rates.append(rate)
@@ -589,6 +616,8 @@ def generated_in_key_rate(generator, seeds=8, num_events=64, min_events=64, temp
     by_key = {k: float(np.mean(v)) for k, v in per_key.items() if v}
     majors = [r for k, v in per_key.items() if k.endswith("major") for r in v]
     minors = [r for k, v in per_key.items() if k.endswith("minor") for r in v]
+    if sampling_errors is not None:
+        sampling_errors.update(sampling_standard_errors(rates, majors, minors, per_key, counts))
     return {
         "in_key_rate": round(float(np.mean(rates)), 6),
         "in_key_rate_major": round(float(np.mean(majors)), 6),
@@ -668,7 +697,7 @@ def _card_splits(card_dataset):
     return splits
 
 
-def measure(model, splits, in_key=None):
+def measure(model, splits, in_key=None, sampling_errors=None):
     """Every deterministic number of the card's `metrics` (what `zoo verify` re-measures).
 
     `splits` holds the raw (not augmented) train/validation/test melodies;
@@ -688,14 +717,31 @@ def measure(model, splits, in_key=None):
         metrics[split] = scores
     metrics["generated"] = generated_in_key_rate(
         model, seeds=in_key["seeds"], num_events=in_key["num_events"],
-        min_events=in_key["min_events"], temperature=in_key["temperature"])
+        min_events=in_key["min_events"], temperature=in_key["temperature"], sampling_errors=sampling_errors)
     return metrics, baselines
 
 
 def remeasure(model, card):
     """Re-measure the card's deterministic metrics from scratch (used by `zoo verify`)."""
-    metrics, _ = measure(model, _card_splits(card["dataset"]), card.get("evaluation", {}).get("in_key"))
-    return metrics
+    return remeasure_with_tolerances(model, card)[0]
+
+
+#: How many standard errors of sampling a re-measured figure of the sampled melodies may lie from the card.
+SAMPLING_TOLERANCE_Z = 4.0
+
+
+def remeasure_with_tolerances(model, card):
+    """`remeasure`'s metrics, and `{metric path: tolerance}` for the figures of sampled melodies.
+
+    The card's likelihoods are reproduced to float precision anywhere; its sampled melodies only
+    where TensorFlow rounds exactly as on the machine that wrote the card (the same thread count).
+    Elsewhere a melody can take another path at one near-tie, so those figures are compared within
+    `SAMPLING_TOLERANCE_Z` standard errors of sampling (measured over the re-sampled melodies).
+    """
+    errors = {}
+    metrics, _ = measure(model, _card_splits(card["dataset"]), card.get("evaluation", {}).get("in_key"),
+                         sampling_errors=errors)
+    return metrics, {f"generated.{key}": SAMPLING_TOLERANCE_Z * error for key, error in errors.items()}
 
 
 # --------------------------------------------------------------------------
