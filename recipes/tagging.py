@@ -67,6 +67,8 @@ DEFAULTS = dict(
     epochs=0,                # maximum epochs, 0: 8 for Brown, 30 for Porttinari (early stopping on val_loss)
     patience=2,
     lr_decay=0.5,            # learning rate x this after an epoch without improvement
+    average_epochs=0,        # K > 0: also try the mean of the weights of the last K epochs run; kept
+                             # when its validation loss is below the best epoch's
     batch_size=32,           # sentences per batch (batches group sentences of similar length)
     learning_rate=2e-3,
     heldout_genres="humor,science_fiction",  # Brown: genres of the transfer test ("" skips it)
@@ -103,7 +105,7 @@ CHECKS = dict(
     char_cell=choices("lstm", "gru", "rnn"), units=positive, layers=positive, char_units=positive,
     word_dim=positive, char_dim=positive, suffix_length=non_negative, suffix_dim=positive, min_count=positive,
     dropout=fraction, word_dropout=fraction, rare_word_alpha=Check("must be >= 0", lambda value: value >= 0),
-    lexicon_dim=positive, lexicon_epochs=non_negative, lexicon_per_class=positive,
+    lexicon_dim=positive, average_epochs=non_negative, lexicon_epochs=non_negative, lexicon_per_class=positive,
     epochs=non_negative, patience=non_negative, lr_decay=Check("must be in (0, 1]", lambda value: 0 < value <= 1),
     batch_size=positive, learning_rate=positive, baselines=_names(("most_frequent", "perceptron", "crf")),
     perceptron_iterations=positive, crf_iterations=positive, seed=non_negative,
@@ -175,9 +177,14 @@ def train_tagger(splits, args, run_dir):
     tagging.compile_model(model, args.learning_rate)
     train_data = tagging.as_dataset(splits["train"], tag_sets, args.batch_size, shuffle=True, seed=args.seed)
     validation_data = tagging.as_dataset(splits["validation"], tag_sets, 128)
+    saved = training.EpochWeights(os.path.join(run_dir, "epochs")) if args.average_epochs else None
+    if saved and not training.has_resume_checkpoint(run_dir):
+        saved.clear()
     run = training.fit(model, train_data, validation_data, epochs=args.max_epochs, run_dir=run_dir,
                        monitor="val_loss", patience=args.patience, verbose=2, tensorboard=False,
-                       lr_decay=args.lr_decay if args.lr_decay < 1 else None)
+                       lr_decay=args.lr_decay if args.lr_decay < 1 else None, extra_callbacks=[saved] if saved else ())
+    if saved:
+        run["weight_average"] = average_if_better(model, saved, run["epochs_run"], args.average_epochs, validation_data)
     tokens = splits["train"].tokens()
     run["tokens_per_second"] = round(tokens * run["epochs_run"] / max(run["seconds"], 1e-9), 1)
     run["lexicon_pretraining"] = lexicon
@@ -186,6 +193,25 @@ def train_tagger(splits, args, run_dir):
     print(f"[zoo] trained {run['epochs_run']} epochs (best {run['best_epoch']}) in {run['seconds']:.0f} s, "
           f"{run['tokens_per_second']:.0f} tokens/s")
     return model, run
+
+
+def average_if_better(model, saved, epochs_run, count, validation_data):
+    """Replace `model`'s weights (the best epoch's) by the mean of the last `count` epochs' when that
+    has the lower validation loss; returns what was compared and kept."""
+    from zoo import training
+
+    best_weights = model.get_weights()
+    best_loss = float(model.evaluate(validation_data, verbose=0, return_dict=True)["loss"])
+    epochs = list(range(max(1, epochs_run - count + 1), epochs_run + 1))
+    training.average_epoch_weights(model, saved, epochs)
+    average_loss = float(model.evaluate(validation_data, verbose=0, return_dict=True)["loss"])
+    kept = average_loss < best_loss
+    if not kept:
+        model.set_weights(best_weights)
+    print(f"[zoo] weights averaged over epochs {epochs[0]}-{epochs[-1]}: validation loss {average_loss:.4f} "
+          f"against {best_loss:.4f} for the best epoch alone; {'kept' if kept else 'not kept'}")
+    return {"epochs": epochs, "validation_loss": round(average_loss, 6), "best_epoch_validation_loss": round(best_loss, 6),
+            "kept": kept}
 
 
 def fold_splits(splits, folds, seed):

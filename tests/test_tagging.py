@@ -270,8 +270,9 @@ def test_score_counts_unseen_words_and_groups():
 def test_validation_only_scores_validation_and_exports_nothing(tmp_path, brown_read_once):
     from recipe_helpers import load_recipe
 
-    options = ["--max-sentences", "20", "--epochs", "1", "--units", "4", "--char-units", "2", "--word-dim", "4",
+    options = ["--max-sentences", "20", "--epochs", "2", "--units", "4", "--char-units", "2", "--word-dim", "4",
                "--char-dim", "4", "--heldout-genres", "", "--baselines", "most_frequent", "--validation-only",
+               "--average-epochs", "2",
                "--name", "tagging-choice", "--output-dir", str(tmp_path / "hub"), "--run-dir", str(tmp_path / "run")]
     result = load_recipe("tagging").main(options)
     assert {row["split"] for row in result["validation"]} == {"validation"}  # no test or other-domain rows
@@ -279,6 +280,9 @@ def test_validation_only_scores_validation_and_exports_nothing(tmp_path, brown_r
     assert not (tmp_path / "hub").exists()  # nothing exported
     saved = json.loads((tmp_path / "run" / "validation.json").read_text())
     assert saved["rows"] == result["validation"] and saved["settings"]["validation_only"] is True
+    average = saved["training"]["weight_average"]  # the mean of both epochs, tried against the best one
+    assert average["epochs"] == [1, 2] and isinstance(average["kept"], bool)
+    assert (average["validation_loss"] < average["best_epoch_validation_loss"]) == average["kept"]
 
 
 @pytest.mark.slow  # a recipe path (scoring or training twice): make test-slow

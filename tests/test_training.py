@@ -57,6 +57,29 @@ def test_fit_writes_history_curve_and_best_weights(tmp_path):
     assert summary["finished"] is True
 
 
+def test_epoch_weights_are_saved_each_epoch_and_averaged(tmp_path):
+    training.seed_everything(0)
+    data = _tiny_problem()
+    model = _tiny_model()
+    saved = training.EpochWeights(tmp_path / "epochs")
+    training.fit(model, data, data, epochs=3, run_dir=tmp_path / "run", patience=5, verbose=0, tensorboard=False,
+                 extra_callbacks=[saved])
+    assert sorted(p.name for p in (tmp_path / "epochs").iterdir()) == [
+        "epoch-001.weights.h5", "epoch-002.weights.h5", "epoch-003.weights.h5"]
+    per_epoch = []
+    for number in (2, 3):
+        model.load_weights(saved.path(number))
+        per_epoch.append(model.get_weights())
+    assert not all(np.allclose(a, b) for a, b in zip(*per_epoch))  # training moved the weights
+    training.average_epoch_weights(model, saved, [2, 3])
+    for averaged, second, third in zip(model.get_weights(), *per_epoch):
+        np.testing.assert_allclose(averaged, (second + third) / 2, rtol=1e-6, atol=1e-7)
+    with pytest.raises(FileNotFoundError, match=r"epoch\(s\) \[7\]"):
+        training.average_epoch_weights(model, saved, [3, 7])
+    saved.clear()
+    assert not (tmp_path / "epochs").exists()
+
+
 def test_rerun_of_a_finished_run_loads_its_weights_without_training(tmp_path, capsys):
     training.seed_everything(0)
     data = _tiny_problem()

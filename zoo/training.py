@@ -696,6 +696,51 @@ def load_run_summary(run_dir):
     return json.loads(path.read_text()) if path.exists() else None
 
 
+class EpochWeights(keras.callbacks.Callback):
+    """Writes the weights of every finished epoch to `directory` as ``epoch-NNN.weights.h5`` (1-based,
+    atomically), for `average_epoch_weights`. Files on disk survive a kill, so a resumed run keeps
+    the epochs it had; `clear` removes those of an earlier run."""
+
+    def __init__(self, directory):
+        super().__init__()
+        self.directory = Path(directory)
+
+    def path(self, epoch_number):
+        return self.directory / f"epoch-{int(epoch_number):03d}.weights.h5"
+
+    def clear(self):
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.directory.mkdir(parents=True, exist_ok=True)
+        temporary = self.directory / f".tmp-{os.getpid()}.weights.h5"
+        self.model.save_weights(temporary)
+        os.replace(temporary, self.path(epoch + 1))
+
+
+def average_epoch_weights(model, saved, epoch_numbers):
+    """Sets `model`'s weights to the mean of those `saved` (an `EpochWeights`) holds for
+    `epoch_numbers` (1-based); weights that are not floating point (lookup tables, counts) are
+    taken from the first of them. Raises FileNotFoundError naming a missing epoch."""
+    epoch_numbers = list(epoch_numbers)
+    if not epoch_numbers:
+        raise ValueError("name at least one epoch to average")
+    missing = [n for n in epoch_numbers if not saved.path(n).exists()]
+    if missing:
+        raise FileNotFoundError(f"no saved weights for epoch(s) {missing} in {saved.directory}")
+    kept = [w.copy() for w in model.get_weights()]
+    totals = None
+    for number in epoch_numbers:
+        model.load_weights(saved.path(number))
+        weights = model.get_weights()
+        totals = weights if totals is None else [t + w if np.issubdtype(w.dtype, np.floating) else t
+                                                 for t, w in zip(totals, weights)]
+    if not totals:
+        model.set_weights(kept)
+        return
+    model.set_weights([t / len(epoch_numbers) if np.issubdtype(t.dtype, np.floating) else t for t in totals])
+
+
 class StopAfterEpochOnSigterm(keras.callbacks.Callback):
     """A scheduler's stop (SIGTERM) ends training cleanly: the current epoch finishes, its
     checkpoint is written, and the process exits with status 143 (128 + SIGTERM). Rerunning
