@@ -441,6 +441,7 @@ def main(argv=None):
         "training": {
             "seconds": run["seconds"],  # the character reader's lexicon pretraining included
             "lexicon_pretraining": run.get("lexicon_pretraining"),
+            "weight_average": run.get("weight_average"),  # --average-epochs: what was compared and kept
             "seconds_with_transfer_model": round(run["seconds"] + (transfer["training"]["seconds"] if transfer else 0), 1),
             "epochs_run": run["epochs_run"],
             "best_epoch": run["best_epoch"],

@@ -469,7 +469,17 @@ def describe_architecture(model, cell, char_cell, units, layers, char_units, wor
     heads = ", ".join(f"{n} ({len(t)} tags{', linear-chain CRF' if n in crfs else ''})"
                       for n, t in model.tag_sets.items())
     words = model.get_layer("word_ids").vocabulary_size()
-    text = (f"words → lower-case → {words:,} word ids → Embedding({word_dim}, word dropout {word_dropout})")
+    text = (f"words → lower-case → {words:,} word ids → Embedding({word_dim}, word dropout {word_dropout}")
+    layer_names = {layer.name for layer in model.layers}
+    if "rare_word_dropout" in layer_names:
+        alpha = model.get_layer("rare_word_dropout").alpha
+        text += f", and a word seen n times dropped with probability {alpha:g}/({alpha:g}+n)"
+    text += ")"
+    if "lexicon_classes" in layer_names:
+        embedding = model.get_layer("lexicon_embedding")
+        text += (f" ⊕ lower-cased word → its class in an external lexicon "
+                 f"({model.get_layer('lexicon_ids').vocabulary_size() - 2:,} words, {embedding.input_dim - 1} classes)"
+                 f" → Embedding({embedding.output_dim})")
     if characters:
         chars = model.get_layer("char_ids").vocabulary_size()
         text += (f" ⊕ characters ({chars} ids; first {PREFIX_CHARS} + last {MAX_CHARS - PREFIX_CHARS} of a "
