@@ -184,7 +184,7 @@ def train_tagger(splits, args, run_dir):
                        monitor="val_loss", patience=args.patience, verbose=2, tensorboard=False,
                        lr_decay=args.lr_decay if args.lr_decay < 1 else None, extra_callbacks=[saved] if saved else ())
     if saved:
-        run["weight_average"] = average_if_better(model, saved, run["epochs_run"], args.average_epochs, validation_data)
+        run["weight_average"] = average_if_better(model, saved, run, args.average_epochs, validation_data)
     tokens = splits["train"].tokens()
     run["tokens_per_second"] = round(tokens * run["epochs_run"] / max(run["seconds"], 1e-9), 1)
     run["lexicon_pretraining"] = lexicon
@@ -195,14 +195,14 @@ def train_tagger(splits, args, run_dir):
     return model, run
 
 
-def average_if_better(model, saved, epochs_run, count, validation_data):
-    """Replace `model`'s weights (the best epoch's) by the mean of the last `count` epochs' when that
-    has the lower validation loss; returns what was compared and kept."""
+def average_if_better(model, saved, run, count, validation_data):
+    """Replace `model`'s weights (the best epoch's, whose validation loss `run` records) by the mean of
+    the last `count` epochs' when that has the lower validation loss; returns what was compared and kept."""
     from zoo import training
 
     best_weights = model.get_weights()
-    best_loss = float(model.evaluate(validation_data, verbose=0, return_dict=True)["loss"])
-    epochs = list(range(max(1, epochs_run - count + 1), epochs_run + 1))
+    best_loss = float(run["best_value"])
+    epochs = list(range(max(1, run["epochs_run"] - count + 1), run["epochs_run"] + 1))
     training.average_epoch_weights(model, saved, epochs)
     average_loss = float(model.evaluate(validation_data, verbose=0, return_dict=True)["loss"])
     kept = average_loss < best_loss

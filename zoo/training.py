@@ -728,16 +728,12 @@ def average_epoch_weights(model, saved, epoch_numbers):
     missing = [n for n in epoch_numbers if not saved.path(n).exists()]
     if missing:
         raise FileNotFoundError(f"no saved weights for epoch(s) {missing} in {saved.directory}")
-    kept = [w.copy() for w in model.get_weights()]
     totals = None
     for number in epoch_numbers:
         model.load_weights(saved.path(number))
         weights = model.get_weights()
         totals = weights if totals is None else [t + w if np.issubdtype(w.dtype, np.floating) else t
                                                  for t, w in zip(totals, weights)]
-    if not totals:
-        model.set_weights(kept)
-        return
     model.set_weights([t / len(epoch_numbers) if np.issubdtype(t.dtype, np.floating) else t for t in totals])
 
 

@@ -440,12 +440,10 @@ def principal_directions(vectors, dims):
     values, coefficients = np.linalg.eigh(vectors @ vectors.T)
     order = np.argsort(values)[::-1][:dims]
     values, coefficients = values[order], coefficients[:, order]
-    kept = values > values.max(initial=0.0) * 1e-10
-    directions = np.zeros((features, len(order)))
+    kept = np.flatnonzero(values > values.max(initial=0.0) * 1e-10)
+    directions = np.zeros((features, dims), np.float32)
     directions[:, kept] = vectors.T @ coefficients[:, kept] / np.sqrt(values[kept])
-    out = np.zeros((features, dims), np.float32)
-    out[:, : len(order)] = directions
-    return out
+    return directions
 
 
 def build_retrieval_memory(model, split, dims=128):

@@ -597,7 +597,7 @@ def generated_in_key_rate(generator, seeds=8, num_events=64, min_events=64, temp
     """
     if not hasattr(generator, "generate_from_ids"):
         generator = MelodyGenerator(generator)
-    rates, per_key, notes, total_events = [], {k: [] for k in music.ALL_KEYS}, 0, 0
+    rates, per_key = [], {k: [] for k in music.ALL_KEYS}
     counts = []  # (events, notes) per melody
     for seed in range(seeds):
         tokens = generator.generate_from_ids(
@@ -606,8 +606,6 @@ def generated_in_key_rate(generator, seeds=8, num_events=64, min_events=64, temp
             tf.constant(min_events, tf.int32)).numpy()
         for key, row in zip(music.ALL_KEYS, tokens):
             events = music.decode_tokens(row)
-            total_events += len(events)
-            notes += sum(p is not None for p, _ in events)
             counts.append((len(events), sum(p is not None for p, _ in events)))
             rate = music.in_key_rate(events, key)
             if not math.isnan(rate):
@@ -625,8 +623,8 @@ def generated_in_key_rate(generator, seeds=8, num_events=64, min_events=64, temp
         "lowest_key_rate": round(min(by_key.values()), 6),
         "lowest_key": min(by_key, key=by_key.get),
         "melodies": len(rates),
-        "events": total_events,
-        "notes": notes,
+        "events": sum(events for events, _ in counts),
+        "notes": sum(notes for _, notes in counts),
     }
 
 

@@ -251,9 +251,15 @@ def _frequent_first(counts, min_count):
     return [item for item, n in sorted(counts.items(), key=lambda pair: (-pair[1], pair[0])) if n >= min_count]
 
 
-def word_vocabulary(sentences, min_count=2):
-    """Lower-cased training words seen at least `min_count` times, most frequent first."""
-    return _frequent_first(collections.Counter(w.lower() for words in sentences for w in words if w), min_count)
+def word_counts(sentences):
+    """How often each lower-cased word occurs in `sentences` (token lists)."""
+    return collections.Counter(w.lower() for words in sentences for w in words if w)
+
+
+def word_vocabulary(sentences, min_count=2, counts=None):
+    """Lower-cased training words seen at least `min_count` times, most frequent first (`counts`:
+    `word_counts(sentences)` when already at hand)."""
+    return _frequent_first(counts if counts is not None else word_counts(sentences), min_count)
 
 
 def character_vocabulary(sentences, min_count=2):
@@ -342,12 +348,12 @@ def build_model(train_words, tag_sets, cell="lstm", char_cell="lstm", units=200,
     if not tag_sets:
         raise ValueError("tag_sets must name at least one tag set")
     words = keras.Input(shape=(None,), dtype="string", name="words")
-    vocabulary = word_vocabulary(train_words, min_count)
+    counts = word_counts(train_words)
+    vocabulary = word_vocabulary(train_words, min_count, counts)
     word_ids = keras.layers.StringLookup(vocabulary=vocabulary, mask_token="", num_oov_indices=1,
                                          name="word_ids")(LowerCase(name="lower_case")(words))
     word_ids = WordDropout(word_dropout, seed=seed, name="word_dropout")(word_ids)
     if rare_word_alpha:
-        counts = collections.Counter(w.lower() for sentence in train_words for w in sentence if w)
         word_ids = zoo_layers.RareWordDropout(
             rare_word_alpha, len(vocabulary) + 2, counts=[0, 0] + [counts[w] for w in vocabulary],
             seed=None if seed is None else seed + 1, name="rare_word_dropout")(word_ids)
